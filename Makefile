@@ -1,0 +1,75 @@
+# cfsroot — build, test, benchmark, install.
+#   make            build dist/cfsroot (esbuild bundle -> Node single executable)
+#   make demo       build, generate an example signed sysroot, run `verify` and `plan` on it
+#   make check      install test dependencies, typecheck, run the test suite
+#   make bench      benchmarks (see bench/)
+#   make install    DESTDIR=... PREFIX=/usr: binary + dracut module
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+NODE ?= node
+PREFIX ?= /usr/local
+DESTDIR ?=
+DRACUT_MODULES_DIR ?= $(PREFIX)/lib/dracut/modules.d
+
+# Debian packages the tests need (erofs images, reference fsverity digests,
+# GVariant vectors via python3-gi, busybox for the test initramfs root).
+APT_PACKAGES := erofs-utils fsverity attr busybox-static python3-gi gir1.2-glib-2.0 util-linux mount e2fsprogs
+
+SRC := $(shell find src -name '*.ts')
+SEA_FUSE := NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2
+
+.PHONY: all deps apt-deps npm-deps check test typecheck demo bench fuzz install clean
+.DELETE_ON_ERROR:
+
+all: dist/cfsroot
+
+npm-deps: node_modules/.installed
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+apt-deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+deps: npm-deps apt-deps
+
+dist/cfsroot.cjs: $(SRC) node_modules/.installed
+	@mkdir -p dist
+	npx esbuild src/main.ts --bundle --platform=node --target=node20 --format=cjs \
+	  --minify --legal-comments=none --log-level=warning --outfile=$@
+	@echo "bundle: $$(stat -c %s $@) bytes"
+
+dist/sea-config.json: dist/cfsroot.cjs
+	@printf '{"main":"dist/cfsroot.cjs","output":"dist/cfsroot.blob","disableExperimentalSEAWarning":true,"useCodeCache":true}\n' > $@
+
+dist/cfsroot: dist/cfsroot.cjs dist/sea-config.json
+	$(NODE) --experimental-sea-config dist/sea-config.json >/dev/null
+	cp "$$(command -v $(NODE))" $@.tmp
+	npx postject $@.tmp NODE_SEA_BLOB dist/cfsroot.blob --sentinel-fuse $(SEA_FUSE) >/dev/null
+	chmod 0755 $@.tmp
+	mv $@.tmp $@
+	@echo "binary: $$(stat -c %s $@) bytes"
+
+typecheck: npm-deps
+	npx tsc --noEmit
+
+test: deps dist/cfsroot
+	npx ava
+
+check: deps typecheck dist/cfsroot
+	npx ava
+
+demo: deps dist/cfsroot
+	bash tools/demo.sh
+
+clean:
+	rm -rf dist build
+
+-include mk/*.mk
