@@ -16,6 +16,7 @@ DRACUT_MODULES_DIR ?= $(PREFIX)/lib/dracut/modules.d
 # GVariant vectors via python3-gi, busybox for the test initramfs root).
 APT_PACKAGES := erofs-utils fsverity attr busybox-static python3-gi gir1.2-glib-2.0 util-linux mount e2fsprogs
 
+VERSION := $(shell $(NODE) -p "require('./package.json').version")
 SRC := $(shell find src -name '*.ts')
 SEA_FUSE := NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2
 
@@ -43,7 +44,8 @@ deps: npm-deps apt-deps
 dist/cfsroot.cjs: $(SRC) node_modules/.installed
 	@mkdir -p dist
 	npx esbuild src/main.ts --bundle --platform=node --target=node20 --format=cjs \
-	  --minify --legal-comments=none --log-level=warning --outfile=$@
+	  --minify --legal-comments=none --log-level=warning \
+	  --define:__CFSROOT_VERSION__=\"$(VERSION)\" --outfile=$@
 	@echo "bundle: $$(stat -c %s $@) bytes"
 
 dist/sea-config.json: dist/cfsroot.cjs

@@ -107,6 +107,8 @@ export interface BootDecision {
   deployment: Deployment;
   /** null: no composefs (off, or maybe without an image): the legacy bind of the deployment. */
   composefs: ComposefsDecision | null;
-  /** Deployment has .usr-ovl-work (hotfix overlay on /usr). */
+  /** Mount the hotfix overlay on /usr (deployment has .usr-ovl-work and the root is not signed composefs). */
   usrOverlay: boolean;
+  /** Things a person should know that do not stop the boot (printed by verify, plan and the boot). */
+  warnings: string[];
 }

@@ -1,0 +1,252 @@
+/**
+ * Command-line interface. Other programs call cfsroot exactly this way:
+ *
+ *   cfsroot SYSROOT [KERNEL_CMDLINE]     the boot (ostree-prepare-root compatible)
+ *   cfsroot verify [options]             every check the boot makes; no mounts, no writes
+ *   cfsroot plan [options]               the mount steps the boot would run; no side effects
+ *   cfsroot digest [--hash ALG] FILE...  fs-verity digests, as `fsverity digest` prints them
+ *
+ * Exit codes: 0 success; 1 refused or failed (one line on stderr says what,
+ * where and why); 2 usage error.
+ */
+
+import * as fs from 'node:fs';
+import { CfsError, describeSystemError, fail } from './errors.js';
+import { VERSION } from './version.js';
+import type { BootDecision, VerityAlg } from './model.js';
+
+export const EXIT_OK = 0;
+export const EXIT_REFUSED = 1;
+export const EXIT_USAGE = 2;
+
+const HELP = `cfsroot ${VERSION}: turn a mounted physical root into a verified composefs root
+
+Usage:
+  cfsroot SYSROOT [KERNEL_CMDLINE]
+      The boot: decide, verify, and mount the new root over SYSROOT (as ostree-prepare-root).
+      KERNEL_CMDLINE defaults to the contents of /proc/cmdline.
+  cfsroot verify [--sysroot DIR] [--cmdline STR] [--initramfs-root DIR] [--json]
+      Run every check the boot makes (config, kargs, deployment, signature, image header
+      and digest) without mounting or writing anything. Exit 0 only if the boot would go ahead.
+  cfsroot plan [--sysroot DIR] [--cmdline STR] [--initramfs-root DIR] [--json]
+      Print the ordered mount steps the boot would perform. No side effects.
+  cfsroot digest [--hash sha256|sha512] FILE...
+      Print the fs-verity digest of each FILE as "sha256:<hex> FILE" (like fsverity digest).
+
+Options:
+  --sysroot DIR          physical root (default /sysroot)
+  --cmdline STR          kernel command line (default: contents of /proc/cmdline)
+  --initramfs-root DIR   where prepare-root.conf and the key file are read (default /)
+  --json                 machine-readable output
+  -h, --help             this text
+  -V, --version          print the version
+
+Exit status: 0 success, 1 refused or failed (reason on stderr), 2 usage error.
+`;
+
+export interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+}
+
+const defaultIo: Io = {
+  out: (s) => process.stdout.write(s),
+  err: (s) => process.stderr.write(s),
+};
+
+interface CommonOptions {
+  sysroot: string;
+  cmdline: string | null;
+  initramfsRoot: string;
+  json: boolean;
+}
+
+/** Parse `--name VALUE` / `--name=VALUE` options; positional args are refused unless allowed. */
+function parseCommon(args: string[], command: string): CommonOptions {
+  const o: CommonOptions = { sysroot: '/sysroot', cmdline: null, initramfsRoot: '/', json: false };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const eq = arg.indexOf('=');
+    const name = arg.startsWith('--') && eq > 0 ? arg.slice(0, eq) : arg;
+    const inline = arg.startsWith('--') && eq > 0 ? arg.slice(eq + 1) : undefined;
+    const value = (): string => {
+      if (inline !== undefined) return inline;
+      const v = args[++i];
+      if (v === undefined) fail('EUSAGE', `${command}: option ${name} needs a value`);
+      return v;
+    };
+    switch (name) {
+      case '--sysroot': o.sysroot = value(); break;
+      case '--cmdline': o.cmdline = value(); break;
+      case '--initramfs-root': o.initramfsRoot = value(); break;
+      case '--json': o.json = true; break;
+      default:
+        fail('EUSAGE', `${command}: unknown argument "${arg}" (see cfsroot --help)`);
+    }
+  }
+  return o;
+}
+
+function readProcCmdline(): string {
+  try {
+    return fs.readFileSync('/proc/cmdline', 'utf8');
+  } catch (e) {
+    fail('EIO', `reading /proc/cmdline: ${describeSystemError(e)}; pass the command line explicitly`);
+  }
+}
+
+export async function run(argv: string[], io: Io = defaultIo): Promise<number> {
+  try {
+    return await dispatch(argv, io);
+  } catch (e) {
+    return reportError(e, io, argv.includes('--json') && (argv[0] === 'verify' || argv[0] === 'plan'));
+  }
+}
+
+function reportError(e: unknown, io: Io, json: boolean): number {
+  const err = e instanceof CfsError ? e : new CfsError('EINTERNAL', `internal error: ${describeSystemError(e)}`);
+  if (json) io.out(JSON.stringify({ ok: false, error: { code: err.code, message: err.message } }) + '\n');
+  io.err(`cfsroot: ${err.message}\n`);
+  return err.code === 'EUSAGE' ? EXIT_USAGE : EXIT_REFUSED;
+}
+
+async function dispatch(argv: string[], io: Io): Promise<number> {
+  const [first, ...rest] = argv;
+  switch (first) {
+    case undefined:
+      io.err(HELP);
+      return EXIT_USAGE;
+    case '-h':
+    case '--help':
+    case 'help':
+      io.out(HELP);
+      return EXIT_OK;
+    case '-V':
+    case '--version':
+      io.out(`cfsroot ${VERSION}\n`);
+      return EXIT_OK;
+    case 'digest':
+      return commandDigest(rest, io);
+    case 'verify':
+      return commandVerify(parseCommon(rest, 'verify'), io);
+    case 'plan':
+      return commandPlan(parseCommon(rest, 'plan'), io);
+    default:
+      if (first.startsWith('-')) fail('EUSAGE', `unknown option "${first}" (see cfsroot --help)`);
+      if (rest.length > 1) fail('EUSAGE', `too many arguments: expected SYSROOT [KERNEL_CMDLINE], got ${argv.length}`);
+      return commandBoot(first, rest[0] ?? null, io);
+  }
+}
+
+async function commandDigest(args: string[], io: Io): Promise<number> {
+  let alg: VerityAlg = 'sha256';
+  const files: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--hash' || a.startsWith('--hash=')) {
+      const v = a === '--hash' ? args[++i] : a.slice('--hash='.length);
+      if (v !== 'sha256' && v !== 'sha512') fail('EUSAGE', `digest: --hash must be sha256 or sha512, got "${v ?? ''}"`);
+      alg = v;
+    } else if (a === '--') {
+      files.push(...args.slice(i + 1));
+      break;
+    } else if (a.startsWith('-') && a !== '-') {
+      fail('EUSAGE', `digest: unknown option "${a}"`);
+    } else {
+      files.push(a);
+    }
+  }
+  if (files.length === 0) fail('EUSAGE', 'digest: no FILE given');
+  const { fsverityDigestFile, formatDigest } = await import('./fsverity.js');
+  for (const f of files) {
+    const d = await fsverityDigestFile(f, alg);
+    io.out(`${formatDigest(alg, d)} ${f}\n`);
+  }
+  return EXIT_OK;
+}
+
+async function decideFor(o: CommonOptions, measure: boolean): Promise<BootDecision> {
+  const { decideBoot } = await import('./decide.js');
+  return decideBoot({
+    sysroot: o.sysroot,
+    cmdline: o.cmdline ?? readProcCmdline(),
+    initramfsRoot: o.initramfsRoot,
+    measure,
+  });
+}
+
+async function commandVerify(o: CommonOptions, io: Io): Promise<number> {
+  const d = await decideFor(o, true);
+  if (o.json) {
+    io.out(toJson({ ok: true, decision: d }) + '\n');
+  } else {
+    io.out(describeDecision(d));
+  }
+  for (const w of d.warnings) io.err(`cfsroot: warning: ${w}\n`);
+  return EXIT_OK;
+}
+
+async function commandPlan(o: CommonOptions, io: Io): Promise<number> {
+  const d = await decideFor(o, false);
+  const { planMounts, formatPlan, detectPlanEnv } = await import('./plan.js');
+  const steps = planMounts(d, detectPlanEnv(d));
+  if (o.json) io.out(toJson({ ok: true, steps }) + '\n');
+  else io.out(formatPlan(steps));
+  for (const w of d.warnings) io.err(`cfsroot: warning: ${w}\n`);
+  return EXIT_OK;
+}
+
+async function commandBoot(sysroot: string, cmdline: string | null, io: Io): Promise<number> {
+  const { boot } = await import('./boot.js');
+  return boot({ sysroot, cmdline: cmdline ?? readProcCmdline(), initramfsRoot: '/' }, io);
+}
+
+/** JSON with bigints as strings and byte arrays as hex. */
+export function toJson(v: unknown): string {
+  return JSON.stringify(v, (_k, val: unknown) => {
+    if (typeof val === 'bigint') return val.toString();
+    if (val instanceof Uint8Array) return Buffer.from(val).toString('hex');
+    return val;
+  });
+}
+
+/** The human summary `verify` prints: one fact per line, then the verdict. */
+export function describeDecision(d: BootDecision): string {
+  const c = d.config;
+  const lines: string[] = [];
+  const mode = c.composefsSigned ? 'signed' : c.composefsDigest ? 'digest' : c.composefsVerity ? 'verity' : c.composefs;
+  lines.push(`config:      composefs=${mode} (${c.sources['composefs'] ?? 'default'})`);
+  lines.push(
+    `             sysroot.readonly=${c.sysrootReadonly} root.transient=${c.rootTransient} ` +
+      `root.transient-ro=${c.rootTransientRo} etc.transient=${c.etcTransient}`,
+  );
+  lines.push(`deployment:  ${d.deployment.dir}`);
+  lines.push(`             stateroot ${d.deployment.stateroot}, commit ${d.deployment.commit}, serial ${d.deployment.serial}`);
+  const cfs = d.composefs;
+  if (!cfs) {
+    lines.push('composefs:   no (the deployment is bind-mounted as the root; nothing is verified)');
+  } else {
+    if (cfs.signed) {
+      lines.push(
+        `signature:   commit ${cfs.signed.commit}${cfs.signed.viaParent ? ' (parent, bootc fallback)' : ''} ` +
+          `signed by key ${cfs.signed.keyIndex + 1} of ${cfs.signed.keyPath}`,
+      );
+    }
+    lines.push(`image:       ${cfs.image} (composefs header v${cfs.header.version}, ${cfs.header.hasAcl ? 'with' : 'no'} ACLs)`);
+    if (cfs.measuredDigest) {
+      lines.push(
+        `digest:      sha256:${cfs.measuredDigest}` +
+          (cfs.expectedDigest ? ` matches the ${cfs.expectedDigestSource}` : ' (not pinned by a signature or karg)'),
+      );
+    }
+    lines.push(`verity:      ${cfs.verity ? 'required on every backing object (verity=require)' : 'not required'}`);
+  }
+  let verdict: string;
+  if (!cfs) verdict = 'OK: the boot would go ahead with an unverified (legacy) root';
+  else if (cfs.signed) verdict = 'OK: the boot would mount a signed, fs-verity-checked composefs root';
+  else if (cfs.expectedDigest) verdict = 'OK: the boot would mount a composefs root pinned by its digest';
+  else if (cfs.verity) verdict = 'OK: the boot would mount a composefs root with verity required on backing objects';
+  else verdict = 'OK: the boot would mount a composefs root (image not pinned)';
+  lines.push(verdict);
+  return lines.join('\n') + '\n';
+}

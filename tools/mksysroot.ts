@@ -1,0 +1,401 @@
+/**
+ * mksysroot: generate an OSTree-layout sysroot with a composefs deployment,
+ * for the demo, the tests, the QEMU disk and the benchmarks.
+ *
+ * Layout produced under OUT (what ostree-prepare-root expects, SPEC §1–§3):
+ *   ostree/repo/config
+ *   ostree/repo/objects/xx/<62 hex>.file        backing files (content objects)
+ *   ostree/repo/objects/xx/<62 hex>.commit      signed commit carrying the image digest
+ *   ostree/repo/objects/xx/<62 hex>.commitmeta  a{sv} with ostree.sign.ed25519
+ *   ostree/deploy/<os>/deploy/<commit>.0/       checkout: usr/ (hardlinks to objects), etc/, .ostree.cfs
+ *   ostree/deploy/<os>/var/                     stateroot /var
+ *   ostree/boot.1 -> boot.1.1, ostree/boot.1.1/<os>/<bootcsum>/0 -> ../../../deploy/<os>/deploy/<commit>.0
+ *
+ * Simplifications, deliberate and harmless for what cfsroot reads: content
+ * objects are named by the SHA-256 of their bytes (ostree hashes a header
+ * with the content), and the commit's root dirtree/dirmeta checksums point
+ * at no written objects (cfsroot never reads them).
+ *
+ * The composefs image is made with mkfs.erofs (erofs-utils) from a staging
+ * tree of sparse files carrying trusted.overlay.redirect and
+ * trusted.overlay.metacopy (with each object's fs-verity digest), then the
+ * 32-byte composefs header is written into the first 1024 bytes, which
+ * EROFS leaves free. Needs root (trusted.* xattrs) and mkfs.erofs + setfattr.
+ */
+
+import { createHash, createPrivateKey, generateKeyPairSync, KeyObject, sign } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { fsverityDigest } from '../src/fsverity.js';
+import { encodeVardict, type Variant } from '../src/gvariant.js';
+import { encodeCommit, type Commit } from '../src/commit.js';
+
+export interface SysrootOptions {
+  /** Directory to create (must not exist or be empty). */
+  out: string;
+  /** Stateroot name. */
+  os?: string;
+  /** Content of the commit (a root tree with usr/ and usr/etc or etc/). Default: a built-in example. */
+  tree?: string;
+  /** Extra synthetic files under usr/share/cfsroot-bulk (for benchmarks). */
+  bulkFiles?: number;
+  /** Bytes per synthetic file (default 600). */
+  bulkFileSize?: number;
+  /** Build and reference the composefs image (default true). */
+  image?: boolean;
+  /** Put ostree.composefs.digest.v0 in the commit (default true when image). Or a custom byte value. */
+  commitDigest?: boolean | Uint8Array;
+  /** Sign the commit (default true). */
+  sign?: boolean;
+  /** Signing key (PKCS8 PEM or KeyObject); generated if absent. */
+  privateKey?: KeyObject | string;
+  /** Write the public key (base64, one line) here. */
+  keyOut?: string;
+  /** Write the private key (PKCS8 PEM) here. */
+  privateKeyOut?: string;
+  /** Create <deploy>/.usr-ovl-work and .usr-ovl-upper (the hotfix overlay). */
+  usrOverlay?: boolean;
+  /** Value of [sysroot] readonly in ostree/repo/config (omitted when undefined). */
+  repoSysrootReadonly?: boolean;
+  /** Extra commit metadata entries. */
+  extraMetadata?: Array<[string, Variant]>;
+  /** Deployment serial (default 0). */
+  serial?: number;
+  /** Set the image header's ACL flag (default false). */
+  imageHasAcl?: boolean;
+}
+
+export interface SysrootInfo {
+  sysroot: string;
+  os: string;
+  commit: string;
+  serial: number;
+  deployDir: string;
+  /** Value for the ostree= karg. */
+  ostreeKarg: string;
+  /** Full kernel command line fragment: `ostree=...`. */
+  cmdline: string;
+  image: string | null;
+  imageDigest: string | null;
+  keyFile: string | null;
+  privateKeyPem: string | null;
+  publicKeyBase64: string | null;
+  objects: number;
+  files: number;
+  imageSize: number;
+}
+
+const COMPOSEFS_MAGIC = 0xd078629a;
+const BOOTCSUM = 'b'.repeat(64);
+
+export function makeSysroot(opts: SysrootOptions): SysrootInfo {
+  const out = path.resolve(opts.out);
+  const os = opts.os ?? 'cfsdemo';
+  const serial = opts.serial ?? 0;
+  const withImage = opts.image ?? true;
+  const withSign = opts.sign ?? true;
+  fs.mkdirSync(out, { recursive: true });
+  if (fs.readdirSync(out).length > 0) throw new Error(`mksysroot: ${out} is not empty`);
+
+  const work = fs.mkdtempSync(path.join(out, '.mksysroot-'));
+  try {
+    const tree = opts.tree ? path.resolve(opts.tree) : writeExampleTree(path.join(work, 'tree'), os);
+    if (opts.bulkFiles) writeBulkFiles(tree, opts.bulkFiles, opts.bulkFileSize ?? 600);
+
+    const repo = path.join(out, 'ostree/repo');
+    const objectsDir = path.join(repo, 'objects');
+    fs.mkdirSync(objectsDir, { recursive: true });
+    fs.mkdirSync(path.join(repo, 'refs/heads'), { recursive: true });
+    fs.mkdirSync(path.join(repo, 'tmp'), { recursive: true });
+    let repoConfig = '[core]\nrepo_version=1\nmode=bare\n';
+    if (opts.repoSysrootReadonly !== undefined) repoConfig += `\n[sysroot]\nreadonly=${opts.repoSysrootReadonly}\n`;
+    fs.writeFileSync(path.join(repo, 'config'), repoConfig);
+
+    const stateroot = path.join(out, 'ostree/deploy', os);
+    fs.mkdirSync(path.join(stateroot, 'deploy'), { recursive: true });
+    fs.mkdirSync(path.join(stateroot, 'var/lib'), { recursive: true });
+    fs.mkdirSync(path.join(stateroot, 'var/log'), { recursive: true });
+    fs.writeFileSync(path.join(stateroot, 'var/lib/cfsroot-state'), 'persistent state from the stateroot var\n');
+
+    // Checkout + objects + staging tree for the image, in one walk.
+    const deployTmp = path.join(work, 'deploy');
+    const staging = path.join(work, 'staging');
+    const xattrDump: string[] = [];
+    const stats = { objects: 0, files: 0 };
+    const seen = new Set<string>();
+    fs.mkdirSync(deployTmp, { mode: 0o755 });
+    fs.mkdirSync(staging, { mode: 0o755 });
+    walkTree(tree, '', (rel, st, abs) => {
+      const dDst = path.join(deployTmp, rel);
+      const sDst = path.join(staging, rel);
+      if (st.isDirectory()) {
+        fs.mkdirSync(dDst, { recursive: true, mode: st.mode & 0o7777 });
+        fs.mkdirSync(sDst, { recursive: true, mode: st.mode & 0o7777 });
+        fs.chmodSync(dDst, st.mode & 0o7777);
+        fs.chmodSync(sDst, st.mode & 0o7777);
+      } else if (st.isSymbolicLink()) {
+        const target = fs.readlinkSync(abs);
+        fs.symlinkSync(target, dDst);
+        fs.symlinkSync(target, sDst);
+      } else if (st.isFile()) {
+        const data = fs.readFileSync(abs);
+        const sum = createHash('sha256').update(data).digest('hex');
+        const obj = path.join(objectsDir, sum.slice(0, 2), `${sum.slice(2)}.file`);
+        if (!seen.has(sum)) {
+          seen.add(sum);
+          fs.mkdirSync(path.dirname(obj), { recursive: true });
+          fs.writeFileSync(obj, data, { mode: st.mode & 0o7777 });
+          stats.objects++;
+        }
+        fs.linkSync(obj, dDst);
+        stats.files++;
+        // Image entry: sparse file of the same size, data comes from the object.
+        fs.writeFileSync(sDst, '', { mode: st.mode & 0o7777 });
+        fs.truncateSync(sDst, data.length);
+        fs.chmodSync(sDst, st.mode & 0o7777);
+        if (data.length > 0) {
+          const verity = fsverityDigest(data, 'sha256');
+          const metacopy = Buffer.concat([Buffer.from([0, 36, 0, 1]), verity]);
+          xattrDump.push(
+            `# file: ${escapeDumpPath(path.join(staging, rel))}`,
+            `trusted.overlay.redirect=0s${Buffer.from(`/${sum.slice(0, 2)}/${sum.slice(2)}.file`).toString('base64')}`,
+            `trusted.overlay.metacopy=0s${metacopy.toString('base64')}`,
+            '',
+          );
+        }
+      }
+    });
+    // Mount points the overlay root needs even when the tree lacks them.
+    for (const d of ['etc', 'var', 'sysroot', 'proc', 'sys', 'dev', 'run', 'tmp', 'boot']) {
+      fs.mkdirSync(path.join(staging, d), { recursive: true });
+      fs.mkdirSync(path.join(deployTmp, d), { recursive: true });
+    }
+    // ostree keeps the default /etc in usr/etc; the deployment's etc starts as a copy.
+    const usrEtc = path.join(deployTmp, 'usr/etc');
+    if (fs.existsSync(usrEtc)) fs.cpSync(usrEtc, path.join(deployTmp, 'etc'), { recursive: true, dereference: false });
+    if (opts.usrOverlay) {
+      fs.mkdirSync(path.join(deployTmp, '.usr-ovl-work'));
+      fs.mkdirSync(path.join(deployTmp, '.usr-ovl-upper'));
+    }
+
+    let imageDigest: Buffer | null = null;
+    let imageBytes: Buffer | null = null;
+    if (withImage) {
+      if (xattrDump.length > 0) {
+        const dumpFile = path.join(work, 'xattrs.dump');
+        fs.writeFileSync(dumpFile, xattrDump.join('\n') + '\n');
+        execFileSync('setfattr', [`--restore=${dumpFile}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+      }
+      const img = path.join(work, 'image.cfs');
+      // --chunksize keeps the sparse staging files as holes (no data in the image);
+      // -T0 and a fixed UUID make the image, and so its digest, reproducible.
+      execFileSync(
+        'mkfs.erofs',
+        ['--quiet', '--chunksize=4096', '-T0', '-U', '00000000-0000-0000-0000-000000000000', '--all-root', img, staging],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      imageBytes = fs.readFileSync(img);
+      writeComposefsHeader(imageBytes, opts.imageHasAcl ?? false);
+      imageDigest = fsverityDigest(imageBytes, 'sha256');
+    }
+
+    // The commit.
+    const metadata = new Map<string, Variant>();
+    const digestOpt = opts.commitDigest ?? withImage;
+    if (digestOpt instanceof Uint8Array) metadata.set('ostree.composefs.digest.v0', { type: 'ay', value: digestOpt });
+    else if (digestOpt && imageDigest) metadata.set('ostree.composefs.digest.v0', { type: 'ay', value: imageDigest });
+    metadata.set('version', { type: 's', value: '1.0' });
+    for (const [k, v] of opts.extraMetadata ?? []) metadata.set(k, v);
+    const commit: Commit = {
+      metadata,
+      parent: new Uint8Array(0),
+      related: [],
+      subject: `cfsroot example ${os}`,
+      body: '',
+      timestamp: 1_700_000_000n,
+      rootTree: createHash('sha256').update('dirtree').digest(),
+      rootMeta: createHash('sha256').update('dirmeta').digest(),
+    };
+    const commitBytes = encodeCommit(commit);
+    const checksum = createHash('sha256').update(commitBytes).digest('hex');
+    const commitObj = path.join(objectsDir, checksum.slice(0, 2), `${checksum.slice(2)}.commit`);
+    fs.mkdirSync(path.dirname(commitObj), { recursive: true });
+    fs.writeFileSync(commitObj, commitBytes);
+    fs.writeFileSync(path.join(repo, 'refs/heads', os), `${checksum}\n`);
+
+    let privateKeyPem: string | null = null;
+    let publicKeyBase64: string | null = null;
+    if (withSign) {
+      const priv = loadOrGenerateKey(opts.privateKey);
+      privateKeyPem = priv.export({ type: 'pkcs8', format: 'pem' }).toString();
+      publicKeyBase64 = rawPublicKey(priv).toString('base64');
+      const sig = sign(null, commitBytes, priv);
+      // .commitmeta is a bare a{sv} (no GVariant header).
+      const meta = encodeVardict([['ostree.sign.ed25519', { type: 'aay', value: [new Uint8Array(sig)] }]]);
+      fs.writeFileSync(commitObj.replace(/\.commit$/, '.commitmeta'), meta);
+      if (opts.keyOut) {
+        fs.mkdirSync(path.dirname(path.resolve(opts.keyOut)), { recursive: true });
+        fs.writeFileSync(opts.keyOut, `${publicKeyBase64}\n`);
+      }
+      if (opts.privateKeyOut) fs.writeFileSync(opts.privateKeyOut, privateKeyPem, { mode: 0o600 });
+    }
+
+    // Move the checkout into place under its commit name.
+    const deployName = `${checksum}.${serial}`;
+    const deployDir = path.join(stateroot, 'deploy', deployName);
+    fs.renameSync(deployTmp, deployDir);
+    fs.writeFileSync(`${deployDir}.origin`, `[origin]\nrefspec=${os}\n`);
+    let image: string | null = null;
+    if (imageBytes) {
+      image = path.join(deployDir, '.ostree.cfs');
+      fs.writeFileSync(image, imageBytes, { mode: 0o644 });
+    }
+
+    // Boot links, as ostree lays them out: boot.1 -> boot.1.1, then a relative link per deployment.
+    const bootDir = path.join(out, 'ostree/boot.1.1', os, BOOTCSUM);
+    fs.mkdirSync(bootDir, { recursive: true });
+    fs.symlinkSync(`../../../deploy/${os}/deploy/${deployName}`, path.join(bootDir, '0'));
+    fs.symlinkSync('boot.1.1', path.join(out, 'ostree/boot.1'));
+    const ostreeKarg = `/ostree/boot.1/${os}/${BOOTCSUM}/0`;
+
+    return {
+      sysroot: out,
+      os,
+      commit: checksum,
+      serial,
+      deployDir,
+      ostreeKarg,
+      cmdline: `ostree=${ostreeKarg}`,
+      image,
+      imageDigest: imageDigest ? imageDigest.toString('hex') : null,
+      keyFile: withSign && opts.keyOut ? path.resolve(opts.keyOut) : null,
+      privateKeyPem,
+      publicKeyBase64,
+      objects: stats.objects,
+      files: stats.files,
+      imageSize: imageBytes ? imageBytes.length : 0,
+    };
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+export function writeComposefsHeader(image: Buffer, hasAcl: boolean): void {
+  if (image.length < 1024 + 4 || image.readUInt32LE(1024) !== 0xe0f5e1e2) {
+    throw new Error('mksysroot: mkfs.erofs output has no EROFS superblock at 1024');
+  }
+  image.fill(0, 0, 32);
+  image.writeUInt32LE(COMPOSEFS_MAGIC, 0);
+  image.writeUInt32LE(1, 4); // header version
+  image.writeUInt32LE(hasAcl ? 1 : 0, 8); // flags
+  image.writeUInt32LE(2, 12); // composefs version
+}
+
+export function generateSigningKey(): KeyObject {
+  return generateKeyPairSync('ed25519').privateKey;
+}
+
+export function rawPublicKey(priv: KeyObject): Buffer {
+  const jwk = priv.export({ format: 'jwk' }) as { x?: string };
+  if (!jwk.x) throw new Error('not an Ed25519 key');
+  return Buffer.from(jwk.x, 'base64url');
+}
+
+function loadOrGenerateKey(k: KeyObject | string | undefined): KeyObject {
+  if (k === undefined) return generateSigningKey();
+  return typeof k === 'string' ? createPrivateKey(k) : k;
+}
+
+/** Re-sign an existing commit object (tests use this for wrong-key and swapped-signature cases). */
+export function signCommitFile(sysroot: string, commit: string, keys: KeyObject[]): void {
+  const obj = path.join(sysroot, 'ostree/repo/objects', commit.slice(0, 2), `${commit.slice(2)}.commit`);
+  const bytes = fs.readFileSync(obj);
+  const sigs = keys.map((k) => new Uint8Array(sign(null, bytes, k)));
+  fs.writeFileSync(obj.replace(/\.commit$/, '.commitmeta'), encodeVardict([['ostree.sign.ed25519', { type: 'aay', value: sigs }]]));
+}
+
+function escapeDumpPath(p: string): string {
+  // getfattr dump format escapes non-printable bytes and backslashes as octal.
+  return p.replace(/[\\\x00-\x20\x7f]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
+}
+
+function walkTree(root: string, rel: string, visit: (rel: string, st: fs.Stats, abs: string) => void): void {
+  const abs = path.join(root, rel);
+  const st = fs.lstatSync(abs);
+  if (rel !== '') visit(rel, st, abs);
+  if (st.isDirectory()) {
+    for (const name of fs.readdirSync(abs).sort()) walkTree(root, path.join(rel, name), visit);
+  }
+}
+
+/** A small but real-looking root: os-release, a script, config in usr/etc. */
+export function writeExampleTree(dir: string, os: string): string {
+  const files: Record<string, string> = {
+    'usr/lib/os-release': `NAME="cfsroot example"\nID=${os}\nVERSION_ID=1\nPRETTY_NAME="cfsroot example (${os})"\n`,
+    'usr/etc/os-release': '../lib/os-release',
+    'usr/etc/hostname': `${os}\n`,
+    'usr/etc/motd': 'Welcome to a verified composefs root.\n',
+    'usr/bin/hello': '#!/bin/sh\necho "hello from a composefs root"\n',
+    'usr/share/cfsroot/data.txt': 'this content comes from an OSTree object\n'.repeat(100),
+    'usr/share/cfsroot/empty': '',
+  };
+  for (const [rel, content] of Object.entries(files)) {
+    const p = path.join(dir, rel);
+    fs.mkdirSync(path.dirname(p), { recursive: true });
+    if (rel === 'usr/etc/os-release') fs.symlinkSync(content, p);
+    else fs.writeFileSync(p, content, { mode: rel.startsWith('usr/bin/') ? 0o755 : 0o644 });
+  }
+  fs.symlinkSync('usr/bin', path.join(dir, 'bin'));
+  fs.symlinkSync('usr/lib', path.join(dir, 'lib'));
+  return dir;
+}
+
+function writeBulkFiles(tree: string, count: number, size: number): void {
+  const base = path.join(tree, 'usr/share/cfsroot-bulk');
+  for (let i = 0; i < count; i++) {
+    const dir = path.join(base, `d${Math.floor(i / 100)}`);
+    if (i % 100 === 0) fs.mkdirSync(dir, { recursive: true });
+    const buf = Buffer.alloc(size, `bulk file ${i} `);
+    fs.writeFileSync(path.join(dir, `f${i}`), buf);
+  }
+}
+
+// ---------------------------------------------------------------- CLI
+function usage(): never {
+  process.stderr.write(
+    'usage: mksysroot --out DIR [--tree ROOTFS] [--os NAME] [--key-out FILE] [--private-key-out FILE]\n' +
+      '                 [--private-key FILE] [--no-sign] [--no-image] [--no-digest] [--bulk N] [--usr-overlay]\n',
+  );
+  process.exit(2);
+}
+
+function main(argv: string[]): void {
+  const opts: SysrootOptions = { out: '' };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = (): string => argv[++i] ?? usage();
+    switch (a) {
+      case '--out': opts.out = val(); break;
+      case '--tree': opts.tree = val(); break;
+      case '--os': opts.os = val(); break;
+      case '--key-out': opts.keyOut = val(); break;
+      case '--private-key-out': opts.privateKeyOut = val(); break;
+      case '--private-key': opts.privateKey = fs.readFileSync(val(), 'utf8'); break;
+      case '--no-sign': opts.sign = false; break;
+      case '--sign': opts.sign = true; break;
+      case '--no-image': opts.image = false; break;
+      case '--no-digest': opts.commitDigest = false; break;
+      case '--bulk': opts.bulkFiles = Number(val()); break;
+      case '--usr-overlay': opts.usrOverlay = true; break;
+      default: usage();
+    }
+  }
+  if (!opts.out) usage();
+  const info = makeSysroot(opts);
+  process.stdout.write(JSON.stringify({ ...info, privateKeyPem: undefined }, null, 2) + '\n');
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname)) {
+  main(process.argv.slice(2));
+}
