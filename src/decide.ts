@@ -56,7 +56,10 @@ export async function decideBoot(opts: DecideOptions): Promise<BootDecision> {
           'EIMAGE',
           `composefs is required (${config.sources['composefs'] ?? 'configuration'}) but the deployment has no image: ` +
             `${image} does not exist. An older deployment made without composefs? Redeploy with composefs ` +
-            'enabled in the repo config ([ex-integrity] composefs=true), or set [composefs] enabled=maybe to allow legacy boots.',
+            'enabled in the repo config ([ex-integrity] composefs=true)' +
+            (config.composefsSigned || config.composefsDigest
+              ? '; a signed or digest-pinned boot cannot fall back to an unverified root.'
+              : ', or set [composefs] enabled=maybe to allow legacy boots.'),
         );
       }
       const header = step(`checking the composefs image ${image}`, () => readComposefsHeader(image));

@@ -7,12 +7,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=build/demo
 rm -rf "$out"
-mkdir -p "$out/initramfs/etc/ostree"
+mkdir -p "$out/initramfs/etc/ostree" "$out/initramfs/usr/lib/ostree"
 
 echo "== generating an example sysroot in $out/sysroot"
 npx tsx tools/mksysroot.ts --out "$out/sysroot" --os demo \
-  --key-out "$out/initramfs/etc/ostree/initramfs-root-binding.key" > "$out/sysroot.json"
-cp conf/signed.conf "$out/initramfs/etc/ostree/prepare-root.conf"
+  --key-out "$out/initramfs/usr/lib/ostree/initramfs-root-binding.key" > "$out/sysroot.json"
+# conf/signed.conf names keypath /usr/lib/ostree/initramfs-root-binding.key
+cp conf/signed.conf "$out/initramfs/usr/lib/ostree/prepare-root.conf"
 karg=$(node -p "require('./$out/sysroot.json').cmdline")
 cmdline="root=UUID=0000 rw $karg"
 
