@@ -16,7 +16,7 @@ import * as path from 'node:path';
 import { CfsError, fail, withContext } from './errors.js';
 import type { BootDecision, ComposefsDecision, SignedCommit } from './model.js';
 import { parseKernelCmdline } from './cmdline.js';
-import { loadPrepareRootConf, resolveBootConfig } from './config.js';
+import { loadPrepareRootConf, resolveBootConfig, unknownConfigKeys } from './config.js';
 import { resolveDeployment } from './deployment.js';
 import { readComposefsHeader } from './image.js';
 import { fsverityDigestFile } from './fsverity.js';
@@ -41,6 +41,7 @@ export async function decideBoot(opts: DecideOptions): Promise<BootDecision> {
 
   const kargs = step('reading the kernel command line', () => parseKernelCmdline(opts.cmdline));
   const conf = step('reading prepare-root.conf', () => loadPrepareRootConf(initramfsRoot));
+  for (const k of unknownConfigKeys(conf)) warnings.push(`${conf.path}: unknown key ${k} (ignored)`);
   const config = step('resolving the boot configuration', () => resolveBootConfig(kargs, conf, sysroot));
   const deployment = step('resolving the deployment', () => resolveDeployment(sysroot, config.ostreeTarget));
 
