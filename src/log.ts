@@ -1,0 +1,84 @@
+/**
+ * Logging for the boot path (SPEC §4 "Failure": messages go to stderr
+ * prefixed with the tool name). In the initramfs stderr may go nowhere a
+ * person looks, so every line is also written to /dev/kmsg (the kernel log,
+ * which the journal and the console both pick up) with a syslog priority
+ * prefix `<N>`. kmsg is best effort: a missing or read-only /dev/kmsg, or a
+ * write the kernel rejects (rate limit), is ignored; logging never throws.
+ */
+
+import * as fs from 'node:fs';
+
+export interface Logger {
+  info(msg: string): void;
+  warn(msg: string): void;
+  error(msg: string): void;
+}
+
+// syslog priorities as /dev/kmsg reads them (linux/Documentation/ABI/testing/dev-kmsg).
+const PRIORITY = { error: 3, warn: 4, info: 6 } as const;
+type Level = keyof typeof PRIORITY;
+
+export interface LogSinkOptions {
+  /** Where person-readable lines go (default process.stderr). */
+  stderr?: (line: string) => void;
+  /** Path of the kernel log device; null disables it (default /dev/kmsg). */
+  kmsgPath?: string | null;
+  /** Prefix of every line (default "cfsroot"). */
+  tag?: string;
+}
+
+/** A logger writing to stderr and, when writable, the kernel log. */
+export function createLogger(opts: LogSinkOptions = {}): Logger {
+  const tag = opts.tag ?? 'cfsroot';
+  const toStderr = opts.stderr ?? ((line: string) => void process.stderr.write(line));
+  let kmsgPath = opts.kmsgPath === undefined ? '/dev/kmsg' : opts.kmsgPath;
+  let kmsgFd: number | null = null;
+
+  const toKmsg = (level: Level, msg: string): void => {
+    if (kmsgPath === null) return;
+    try {
+      // Opened on first use (not at import) so `plan`/`verify` runs that log
+      // nothing never touch the device.
+      kmsgFd ??= fs.openSync(kmsgPath, 'w');
+      // One write per record: kmsg treats each write(2) as one log line.
+      fs.writeSync(kmsgFd, `<${PRIORITY[level]}>${tag}: ${msg}\n`);
+    } catch {
+      // Not writable (no /dev/kmsg in a container, EPERM, EAGAIN from the
+      // rate limiter): give up on kmsg for the rest of the run.
+      if (kmsgFd !== null) {
+        try {
+          fs.closeSync(kmsgFd);
+        } catch {
+          /* already closed */
+        }
+      }
+      kmsgFd = null;
+      kmsgPath = null;
+    }
+  };
+
+  const emit = (level: Level, msg: string): void => {
+    // kmsg records are single lines; a multi-line message becomes several.
+    for (const line of msg.split('\n')) {
+      try {
+        toStderr(`${tag}: ${line}\n`);
+      } catch {
+        /* stderr closed: nothing better to do */
+      }
+      toKmsg(level, line);
+    }
+  };
+
+  return {
+    info: (m) => emit('info', m),
+    warn: (m) => emit('warn', m),
+    error: (m) => emit('error', m),
+  };
+}
+
+/** A logger that drops everything (tests, `plan`). */
+export const silentLogger: Logger = { info() {}, warn() {}, error() {} };
+
+/** The process-wide logger the CLI uses. */
+export const log: Logger = createLogger();

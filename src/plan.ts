@@ -1,0 +1,370 @@
+/**
+ * The mount plan as data (SPEC §4, with the deliberate differences of §3 and
+ * §4.7): `planMounts` turns a BootDecision plus a few facts about the running
+ * system (PlanEnv) into the ordered list of steps the boot will execute.
+ * Nothing here touches the kernel; src/sys/execute.ts runs the steps. Keeping
+ * the plan pure lets `cfsroot plan` print exactly what the boot would do,
+ * lets tests check the sequence without root, and gives the executor the
+ * information it needs to undo a partial run.
+ *
+ * Kernel-version fallbacks live in `kernelFeatures` below, each with the
+ * release that made it necessary; the rest of the plan asks that one place.
+ */
+
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { fail } from './errors.js';
+import type { BootDecision, VerityAlg } from './model.js';
+import { encodeOstreeBooted } from './booted.js';
+
+/** One action on the mount namespace or on /run. Plain data: JSON-serialisable as is. */
+export type MountStep =
+  | { kind: 'mkdir'; path: string; mode: number }
+  | { kind: 'rmdir'; path: string }
+  | { kind: 'make-rprivate'; target: string }
+  | { kind: 'make-slave'; target: string }
+  | { kind: 'make-shared'; target: string }
+  | {
+      kind: 'copy-image-and-verify';
+      src: string;
+      dest: string;
+      alg: VerityAlg;
+      /** Lowercase hex; null = not pinned (composefs=yes/maybe without signature or digest=). */
+      expectedDigest: string | null;
+      expectedDigestSource: string | null;
+    }
+  | {
+      kind: 'mount-erofs';
+      source: string;
+      target: string;
+      /** Filesystem options (`ro` is always applied, not listed). */
+      options: string[];
+      /** Needs a read-only loop device (kernel < 6.12 cannot mount EROFS from a file). */
+      loop: boolean;
+    }
+  | { kind: 'mount-overlay'; source: string; target: string; options: string[]; readonly: boolean }
+  | { kind: 'bind'; source: string; target: string; recursive: boolean }
+  /** Bind-remount: changes only this mount's read-only flag, not the filesystem's. */
+  | { kind: 'remount'; target: string; readonly: boolean }
+  | { kind: 'move'; source: string; target: string }
+  /**
+   * Lazy unmount. `restoreFrom`: a mount of the same tree that stays
+   * reachable; undoing the step moves it back to `target` (SYSROOT, step 6).
+   */
+  | { kind: 'umount-lazy'; target: string; restoreFrom: string | null }
+  | { kind: 'symlink'; path: string; linkTarget: string }
+  | { kind: 'write-file'; path: string; mode: number; contentBase64: string; what: string };
+
+export type MountStepKind = MountStep['kind'];
+
+export interface KernelVersion {
+  major: number;
+  minor: number;
+}
+
+/** What the plan depends on from the running system. */
+export interface PlanEnv {
+  /** Running kernel: `uname -r` text or a parsed version. */
+  kernel: string | KernelVersion;
+  /** major:minor of the device holding SYSROOT (for /run/systemd/volatile-root), or null to skip the link. */
+  rootDevice: { major: number; minor: number } | null;
+  /** Default /run. */
+  runDir?: string;
+  /** Where the new root is assembled; default /sysroot.tmp (SPEC §4.1). */
+  stagingDir?: string;
+  /** Suffix of /run/ostree/transient-etc.XXXXXX (6 characters of [A-Za-z0-9]). */
+  randomSuffix: string;
+}
+
+export interface KernelFeatures {
+  release: string;
+  /** `lowerdir=a::b`: the objects dir is a data-only layer, invisible in the merged tree (Linux 6.5). */
+  dataOnlyLowers: boolean;
+  /** overlay `verity=require` (Linux 6.6). */
+  overlayVerity: boolean;
+  /** EROFS mounted straight from a regular file, no loop device (Linux 6.12). */
+  fileBackedErofs: boolean;
+}
+
+export function parseKernelVersion(release: string): KernelVersion {
+  const m = /^(\d+)\.(\d+)/.exec(release);
+  if (!m) fail('EUSAGE', `kernel release "${release}" does not start with MAJOR.MINOR`);
+  return { major: Number(m[1]), minor: Number(m[2]) };
+}
+
+export function kernelFeatures(kernel: string | KernelVersion): KernelFeatures {
+  const v = typeof kernel === 'string' ? parseKernelVersion(kernel) : kernel;
+  const atLeast = (major: number, minor: number) => v.major > major || (v.major === major && v.minor >= minor);
+  return {
+    release: typeof kernel === 'string' ? kernel : `${v.major}.${v.minor}`,
+    dataOnlyLowers: atLeast(6, 5),
+    overlayVerity: atLeast(6, 6),
+    fileBackedErofs: atLeast(6, 12),
+  };
+}
+
+/**
+ * Escape a path for an overlayfs option value. The kernel splits the option
+ * string on `,` and lowerdir on `:`, and takes `\` as the escape for both.
+ */
+export function escapeOverlayPath(p: string): string {
+  return p.replace(/[\\,:]/g, (c) => `\\${c}`);
+}
+
+/**
+ * The facts about this machine the plan needs, read from the system (not
+ * pure: uname, stat of SYSROOT, random bytes).
+ */
+export function detectPlanEnv(d: Pick<BootDecision, 'sysroot'>, runDir = '/run'): PlanEnv {
+  const st = fs.statSync(d.sysroot, { bigint: true });
+  return {
+    kernel: os.release(),
+    rootDevice: { major: devMajor(st.dev), minor: devMinor(st.dev) },
+    runDir,
+    randomSuffix: randomSuffix(),
+  };
+}
+
+// glibc's encoding of dev_t (sys/sysmacros.h): major in bits 8-19 and 32-43, minor in 0-7 and 20-31.
+export function devMajor(dev: bigint): number {
+  return Number(((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn));
+}
+export function devMinor(dev: bigint): number {
+  return Number((dev & 0xffn) | ((dev >> 12n) & ~0xffn));
+}
+
+/** Six characters like mkdtemp's XXXXXX. */
+export function randomSuffix(): string {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+  return Array.from(randomBytes(6), (b) => alphabet[b % alphabet.length]).join('');
+}
+
+/** Paths the plan uses, derived once from PlanEnv. */
+export function planPaths(env: PlanEnv) {
+  const run = env.runDir ?? '/run';
+  const priv = `${run}/ostree/.private`;
+  return {
+    run,
+    ostreeRun: `${run}/ostree`,
+    priv,
+    imageCopy: `${priv}/cfsroot.cfs`,
+    lower: `${priv}/cfsroot-lower`,
+    transientRoot: `${priv}/root`,
+    staging: env.stagingDir ?? '/sysroot.tmp',
+    booted: `${run}/ostree-booted`,
+    varMarker: `${run}/ostree/initramfs-mount-var`,
+    volatileRoot: `${run}/systemd/volatile-root`,
+    transientEtc: `${run}/ostree/transient-etc.${env.randomSuffix}`,
+  };
+}
+
+/** The steps of SPEC §4, in order. Throws CfsError when this kernel cannot do what the decision asks. */
+export function planMounts(d: BootDecision, env: PlanEnv): MountStep[] {
+  if (!/^[A-Za-z0-9]{6}$/.test(env.randomSuffix)) {
+    fail('EUSAGE', `transient-etc suffix "${env.randomSuffix}": expected 6 characters [A-Za-z0-9]`);
+  }
+  const P = planPaths(env);
+  const k = kernelFeatures(env.kernel);
+  const c = d.config;
+  const S = d.sysroot;
+  const T = P.staging;
+  const cfs = d.composefs;
+  const steps: MountStep[] = [];
+  const add = (s: MountStep) => steps.push(s);
+
+  // §4.1. .private is 0000: only root may look at the image copy and the lower mount.
+  add({ kind: 'mkdir', path: P.ostreeRun, mode: 0o755 });
+  add({ kind: 'mkdir', path: P.priv, mode: 0o000 });
+  // Nothing we mount may propagate back into the initramfs' peers, and
+  // MS_MOVE (step 8) refuses to move a mount whose parent is shared.
+  add({ kind: 'make-rprivate', target: '/' });
+  add({ kind: 'mkdir', path: T, mode: 0o755 });
+
+  if (cfs) {
+    // §4.2 with §3's difference: digest the copy, mount the copy.
+    if (cfs.verity && !k.overlayVerity) {
+      fail('EMOUNT', `composefs verity is required but overlayfs verity=require needs Linux >= 6.6 (running ${k.release})`);
+    }
+    add({
+      kind: 'copy-image-and-verify',
+      src: cfs.image,
+      dest: P.imageCopy,
+      alg: 'sha256',
+      expectedDigest: cfs.expectedDigest,
+      expectedDigestSource: cfs.expectedDigestSource,
+    });
+    add({ kind: 'mkdir', path: P.lower, mode: 0o755 });
+    add({
+      kind: 'mount-erofs',
+      source: P.imageCopy,
+      target: P.lower,
+      options: cfs.header.hasAcl ? [] : ['noacl'],
+      loop: !k.fileBackedErofs,
+    });
+    const objects = path.join(S, 'ostree/repo/objects');
+    // Before 6.5 the objects dir can only be an ordinary lower layer: its
+    // xx/ directories then show through in the merged root (ostree does the same).
+    const sep = k.dataOnlyLowers ? '::' : ':';
+    const options = ['metacopy=on', 'redirect_dir=on', `lowerdir=${escapeOverlayPath(P.lower)}${sep}${escapeOverlayPath(objects)}`];
+    if (c.rootTransient) {
+      // 0755, not mkdtemp's 0700: the upper dir's mode becomes the mode of / (SPEC §8).
+      add({ kind: 'mkdir', path: P.transientRoot, mode: 0o755 });
+      add({ kind: 'mkdir', path: `${P.transientRoot}/upper`, mode: 0o755 });
+      add({ kind: 'mkdir', path: `${P.transientRoot}/work`, mode: 0o755 });
+      options.push(`upperdir=${escapeOverlayPath(`${P.transientRoot}/upper`)}`);
+      options.push(`workdir=${escapeOverlayPath(`${P.transientRoot}/work`)}`);
+    }
+    if (cfs.verity) options.push('verity=require');
+    add({
+      kind: 'mount-overlay',
+      source: 'composefs',
+      target: T,
+      options,
+      // transient-ro: writable layers exist but the mount starts read-only,
+      // so only a process that remounts it in its own namespace can write.
+      readonly: !c.rootTransient || c.rootTransientRo,
+    });
+    // The overlay holds the EROFS superblock; the mount point itself is not needed.
+    add({ kind: 'umount-lazy', target: P.lower, restoreFrom: null });
+    if (env.rootDevice) {
+      add({ kind: 'mkdir', path: path.dirname(P.volatileRoot), mode: 0o755 });
+      add({
+        kind: 'symlink',
+        path: P.volatileRoot,
+        linkTarget: `/dev/block/${env.rootDevice.major}:${env.rootDevice.minor}`,
+      });
+    }
+  } else {
+    if (c.rootTransient) {
+      fail('ECONFIG', 'root.transient requires composefs, but this boot resolved to the legacy bind (no composefs image)');
+    }
+    // §4.3: legacy boot, the deployment checkout is the root.
+    add({ kind: 'bind', source: d.deployment.dir, target: T, recursive: false });
+  }
+
+  // §4.4 /etc
+  let transientEtc: string | null = null;
+  if (c.sysrootReadonly || cfs || c.rootTransient) {
+    if (c.etcTransient) {
+      transientEtc = P.transientEtc;
+      add({ kind: 'mkdir', path: transientEtc, mode: 0o755 });
+      add({ kind: 'mkdir', path: `${transientEtc}/upper`, mode: 0o755 });
+      add({ kind: 'mkdir', path: `${transientEtc}/work`, mode: 0o755 });
+      add({
+        kind: 'mount-overlay',
+        source: 'overlay',
+        target: `${T}/etc`,
+        options: [
+          `lowerdir=${escapeOverlayPath(`${T}/usr/etc`)}`,
+          `upperdir=${escapeOverlayPath(`${transientEtc}/upper`)}`,
+          `workdir=${escapeOverlayPath(`${transientEtc}/work`)}`,
+        ],
+        readonly: false,
+      });
+    } else {
+      add({ kind: 'bind', source: `${d.deployment.dir}/etc`, target: `${T}/etc`, recursive: false });
+      add({ kind: 'remount', target: `${T}/etc`, readonly: false });
+    }
+  }
+
+  // §4.5 /usr. A hotfix overlay under a signed root would make the
+  // signature meaningless, so it is skipped even if the decision asks for it.
+  if (d.usrOverlay && !cfs?.signed) {
+    add({
+      kind: 'mount-overlay',
+      source: 'overlay',
+      target: `${T}/usr`,
+      options: [
+        `lowerdir=${escapeOverlayPath(`${T}/usr`)}`,
+        `upperdir=${escapeOverlayPath(`${d.deployment.dir}/.usr-ovl-upper`)}`,
+        `workdir=${escapeOverlayPath(`${d.deployment.dir}/.usr-ovl-work`)}`,
+      ],
+      readonly: false,
+    });
+  } else if (!cfs) {
+    add({ kind: 'bind', source: `${T}/usr`, target: `${T}/usr`, recursive: false });
+    add({ kind: 'remount', target: `${T}/usr`, readonly: true });
+  }
+
+  // §4.6 the physical root becomes /sysroot inside the new root.
+  add({ kind: 'bind', source: S, target: `${T}/sysroot`, recursive: true });
+  add({ kind: 'umount-lazy', target: S, restoreFrom: `${T}/sysroot` });
+
+  // §4.7 /var, reached through the new /sysroot bind (SYSROOT is detached now).
+  const varSrc = `${T}/sysroot/ostree/deploy/${d.deployment.stateroot}/var`;
+  if (c.sysrootReadonly) {
+    // Its own mount, so the later read-only remount of /sysroot leaves it writable.
+    add({ kind: 'bind', source: varSrc, target: varSrc, recursive: false });
+    add({ kind: 'remount', target: varSrc, readonly: false });
+  }
+  if (!c.systemdVolatile) {
+    add({ kind: 'bind', source: varSrc, target: `${T}/var`, recursive: false });
+    // slave: mounts made under the stateroot var later do not leak into /var
+    // twice; shared: the booted system's own mounts under /var propagate.
+    add({ kind: 'make-slave', target: `${T}/var` });
+    add({ kind: 'make-shared', target: `${T}/var` });
+    // Tells ostree's systemd generator that /var is already mounted.
+    add({ kind: 'write-file', path: P.varMarker, mode: 0o644, contentBase64: '', what: 'the /var marker' });
+  }
+
+  // §4.8
+  const booted = encodeOstreeBooted(d, { transientEtc });
+  add({
+    kind: 'write-file',
+    path: P.booted,
+    mode: 0o644,
+    contentBase64: Buffer.from(booted).toString('base64'),
+    what: '/run/ostree-booted',
+  });
+  add({ kind: 'move', source: T, target: S });
+  add({ kind: 'rmdir', path: T });
+  if (c.sysrootReadonly) add({ kind: 'remount', target: `${S}/sysroot`, readonly: true });
+  return steps;
+}
+
+const octal = (mode: number) => mode.toString(8).padStart(4, '0');
+
+/** One human-readable line for a step; stable text (`cfsroot plan` prints it, tests compare it). */
+export function describeStep(s: MountStep): string {
+  switch (s.kind) {
+    case 'mkdir':
+      return `mkdir -m ${octal(s.mode)} ${s.path}`;
+    case 'rmdir':
+      return `rmdir ${s.path}`;
+    case 'make-rprivate':
+      return `mount --make-rprivate ${s.target}`;
+    case 'make-slave':
+      return `mount --make-slave ${s.target}`;
+    case 'make-shared':
+      return `mount --make-shared ${s.target}`;
+    case 'copy-image-and-verify':
+      return (
+        `copy ${s.src} -> ${s.dest}, then fs-verity ${s.alg} of the copy ` +
+        (s.expectedDigest ? `must be ${s.expectedDigest} (${s.expectedDigestSource ?? 'pinned'})` : 'is logged (not pinned)')
+      );
+    case 'mount-erofs':
+      return `mount -t erofs -o ${['ro', ...s.options, ...(s.loop ? ['loop'] : [])].join(',')} ${s.source} ${s.target}`;
+    case 'mount-overlay':
+      return `mount -t overlay -o ${[s.readonly ? 'ro' : 'rw', ...s.options].join(',')} ${s.source} ${s.target}`;
+    case 'bind':
+      return `mount ${s.recursive ? '--rbind' : '--bind'} ${s.source} ${s.target}`;
+    case 'remount':
+      return `mount -o remount,bind,${s.readonly ? 'ro' : 'rw'} ${s.target}`;
+    case 'move':
+      return `mount --move ${s.source} ${s.target}`;
+    case 'umount-lazy':
+      return `umount --lazy ${s.target}`;
+    case 'symlink':
+      return `ln -s ${s.linkTarget} ${s.path}`;
+    case 'write-file':
+      return `write ${s.what} to ${s.path} (${Buffer.from(s.contentBase64, 'base64').length} bytes, mode ${octal(s.mode)})`;
+  }
+}
+
+/** The plan as text, one numbered line per step. */
+export function formatPlan(steps: readonly MountStep[]): string {
+  const width = String(steps.length).length;
+  return steps.map((s, i) => `${String(i + 1).padStart(width)}. ${describeStep(s)}`).join('\n') + '\n';
+}

@@ -1,0 +1,214 @@
+/**
+ * Runs a mount plan (src/plan.ts, SPEC §4) through a `Sys`, and undoes it
+ * on failure. cfsroot's difference from ostree-prepare-root (SPEC §4
+ * "Failure"): a refused or failed boot leaves no new mounts, loop devices,
+ * directories or files behind, and SYSROOT mounted where it was, so the
+ * emergency shell sees the system as the initramfs had it.
+ *
+ * Undo model: each completed step pushes the action that inverts it *given
+ * the state right after that step*; on failure the stack is unwound in
+ * reverse, so every undo runs in exactly the state its step left. Two steps
+ * edit the stack instead of pushing: a lazy unmount of the EROFS lower
+ * drops that mount's undo (the overlay still holds it; unmounting the
+ * overlay frees it and its loop device), and the lazy unmount of SYSROOT
+ * turns the undo of its bind into "move the bind back to SYSROOT".
+ * Not undone: propagation changes (the initramfs' previous propagation is
+ * not recorded; making / private is harmless for the emergency shell).
+ */
+
+import { CfsError, describeSystemError } from '../errors.js';
+import { fsverityDigestFile } from '../fsverity.js';
+import type { VerityAlg } from '../model.js';
+import { describeStep, type MountStep } from '../plan.js';
+import type { Logger } from '../log.js';
+import type { Sys } from './types.js';
+
+export interface StepRecord {
+  index: number;
+  kind: MountStep['kind'];
+  description: string;
+  /** Wall-clock milliseconds the step took. */
+  ms: number;
+}
+
+export interface ExecResult {
+  steps: StepRecord[];
+  /** fs-verity digest of the image copy that was mounted (hex), or null without composefs. */
+  imageDigest: string | null;
+}
+
+export interface ExecOptions {
+  /** fs-verity digest of a file (default: src/fsverity.ts). Injected by tests. */
+  digestFile?: (path: string, alg: VerityAlg) => Promise<Uint8Array>;
+  /** Log every step as it runs (default false: only the digest and failures). */
+  verbose?: boolean;
+}
+
+interface Undo {
+  description: string;
+  run: () => void;
+  /** Mount point this undo unmounts, so a later step can find and cancel it. */
+  mountAt?: string;
+}
+
+export async function executePlan(
+  steps: readonly MountStep[],
+  sys: Sys,
+  log: Logger,
+  opts: ExecOptions = {},
+): Promise<ExecResult> {
+  const digestFile = opts.digestFile ?? fsverityDigestFile;
+  const undo: Undo[] = [];
+  const records: StepRecord[] = [];
+  let imageDigest: string | null = null;
+
+  const pushUnmount = (target: string) =>
+    undo.push({ description: `umount ${target}`, mountAt: target, run: () => unmountForUndo(sys, log, target) });
+  const takeUnmount = (target: string): Undo | undefined => {
+    for (let i = undo.length - 1; i >= 0; i--) {
+      if (undo[i]!.mountAt === target) return undo.splice(i, 1)[0];
+    }
+    return undefined;
+  };
+
+  for (const [index, step] of steps.entries()) {
+    const description = describeStep(step);
+    const t0 = process.hrtime.bigint();
+    try {
+      if (opts.verbose) log.info(`step ${index + 1}/${steps.length}: ${description}`);
+      switch (step.kind) {
+        case 'mkdir':
+          if (sys.mkdir(step.path, step.mode)) undo.push({ description: `rmdir ${step.path}`, run: () => sys.rmdir(step.path) });
+          break;
+        case 'rmdir':
+          sys.rmdir(step.path);
+          undo.push({ description: `mkdir ${step.path}`, run: () => void sys.mkdir(step.path, 0o755) });
+          break;
+        case 'make-rprivate':
+          sys.propagation(step.target, 'rprivate');
+          break;
+        case 'make-slave':
+          sys.propagation(step.target, 'slave');
+          break;
+        case 'make-shared':
+          sys.propagation(step.target, 'shared');
+          break;
+        case 'copy-image-and-verify': {
+          sys.copyFile(step.src, step.dest);
+          undo.push({ description: `rm ${step.dest}`, run: () => sys.unlink(step.dest) });
+          // The copy is what gets mounted, so the copy is what is digested.
+          const got = Buffer.from(await digestFile(step.dest, step.alg)).toString('hex');
+          if (step.expectedDigest !== null && got !== step.expectedDigest.toLowerCase()) {
+            throw new CfsError(
+              'EDIGEST',
+              `composefs image ${step.src} has fs-verity ${step.alg} digest ${got}, but the ` +
+                `${step.expectedDigestSource ?? 'boot configuration'} requires ${step.expectedDigest}: ` +
+                'the image was changed or belongs to another commit',
+            );
+          }
+          imageDigest = got;
+          log.info(
+            `composefs image ${step.src}: fs-verity ${step.alg}:${got}` +
+              (step.expectedDigest !== null ? ` matches the ${step.expectedDigestSource ?? 'expected digest'}` : ' (not pinned)'),
+          );
+          break;
+        }
+        case 'mount-erofs':
+          sys.mount({ fstype: 'erofs', source: step.source, target: step.target, options: step.options, readonly: true, loop: step.loop });
+          pushUnmount(step.target);
+          break;
+        case 'mount-overlay':
+          sys.mount({ fstype: 'overlay', source: step.source, target: step.target, options: step.options, readonly: step.readonly });
+          pushUnmount(step.target);
+          break;
+        case 'bind':
+          sys.bind(step.source, step.target, step.recursive);
+          pushUnmount(step.target);
+          break;
+        case 'remount': {
+          const before = sys.mountReadonly(step.target);
+          sys.remount(step.target, step.readonly);
+          if (before !== null && before !== step.readonly) {
+            undo.push({ description: `remount ${step.target} ${before ? 'ro' : 'rw'}`, run: () => sys.remount(step.target, before) });
+          }
+          break;
+        }
+        case 'move':
+          sys.move(step.source, step.target);
+          undo.push({ description: `move ${step.target} back to ${step.source}`, run: () => sys.move(step.target, step.source) });
+          break;
+        case 'umount-lazy': {
+          if (step.restoreFrom === null) {
+            sys.umount(step.target, true);
+            // Whatever still uses the detached mount (the overlay) releases it when it goes.
+            takeUnmount(step.target);
+          } else {
+            const restoreFrom = step.restoreFrom;
+            sys.umount(step.target, true);
+            // The bind at restoreFrom is now the only handle on SYSROOT: undo
+            // moves it back instead of unmounting it.
+            takeUnmount(restoreFrom);
+            undo.push({ description: `move ${restoreFrom} back to ${step.target}`, run: () => sys.move(restoreFrom, step.target) });
+          }
+          break;
+        }
+        case 'symlink':
+          sys.symlink(step.linkTarget, step.path);
+          undo.push({ description: `rm ${step.path}`, run: () => sys.unlink(step.path) });
+          break;
+        case 'write-file': {
+          const previous = sys.readFileOrNull(step.path);
+          sys.writeFile(step.path, Buffer.from(step.contentBase64, 'base64'), step.mode);
+          undo.push(
+            previous === null
+              ? { description: `rm ${step.path}`, run: () => sys.unlink(step.path) }
+              : { description: `restore ${step.path}`, run: () => sys.writeFile(step.path, previous, step.mode) },
+          );
+          break;
+        }
+        default: {
+          const never: never = step;
+          throw new CfsError('EINTERNAL', `unknown plan step ${JSON.stringify(never)}`);
+        }
+      }
+    } catch (e) {
+      const reason = e instanceof CfsError ? e.message : describeSystemError(e);
+      const code = e instanceof CfsError && e.code === 'EDIGEST' ? 'EDIGEST' : 'EMOUNT';
+      log.error(`step ${index + 1}/${steps.length} failed: ${description}: ${reason}`);
+      const leftovers = rollback(undo, log);
+      throw new CfsError(
+        code,
+        `${description}: ${reason}` +
+          (leftovers.length ? `; rollback incomplete (${leftovers.join('; ')})` : '; all earlier steps were undone'),
+      );
+    }
+    records.push({ index, kind: step.kind, description, ms: Number(process.hrtime.bigint() - t0) / 1e6 });
+  }
+  return { steps: records, imageDigest };
+}
+
+/** Unwind the undo stack; keep going past failures and return what could not be undone. */
+function rollback(undo: Undo[], log: Logger): string[] {
+  const failed: string[] = [];
+  while (undo.length > 0) {
+    const u = undo.pop()!;
+    try {
+      u.run();
+    } catch (e) {
+      const msg = `${u.description}: ${describeSystemError(e)}`;
+      log.error(`rollback: ${msg}`);
+      failed.push(msg);
+    }
+  }
+  return failed;
+}
+
+/** A plain unmount; if something still holds the mount, detach it so the rest of the rollback can proceed. */
+function unmountForUndo(sys: Sys, log: Logger, target: string): void {
+  try {
+    sys.umount(target, false);
+  } catch (e) {
+    log.warn(`rollback: umount ${target} failed (${describeSystemError(e)}); detaching it lazily`);
+    sys.umount(target, true);
+  }
+}

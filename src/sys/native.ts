@@ -1,0 +1,199 @@
+/**
+ * The `Sys` backend that calls mount(2), umount2(2) and mount_setattr(2)
+ * directly, through the small Node-API addon in native/cfsroot_sys.c
+ * (SPEC §4: the same steps as the mount(8) backend, src/sys/spawn.ts).
+ *
+ * Why: each mount(8) child costs a fork+exec+libmount start (1–3 ms here,
+ * more on a loaded boot CPU), and a signed composefs boot makes about a
+ * dozen of them; one mount(2) is a few microseconds (bench/RESULTS.md).
+ *
+ * How it gets loaded, keeping cfsroot one file that runs in a dracut
+ * initramfs: the build embeds the compiled addon in the single executable
+ * as the asset `cfsroot_sys.node` (sea-config `assets`); at start it is
+ * written to /run (the initramfs tmpfs), loaded with process.dlopen and
+ * unlinked at once (the mapping stays). Outside the single executable
+ * (tests, `tsx`) the addon path comes from the option or $CFSROOT_NATIVE_ADDON.
+ *
+ * `bootSys()` is what the boot uses: this backend when the addon loads,
+ * else mount(8), with a warning when an addon was expected but failed (a
+ * noexec /run, say). $CFSROOT_SYS=spawn|native forces one (tests, bench).
+ *
+ * What stays with mount(8) even here: mounts that need a loop device
+ * (kernels before 6.12 cannot mount EROFS from a file; setting up a loop
+ * device by hand is more code than one child process is worth), and an
+ * EROFS mount a 6.12+ kernel built without EROFS_FS_BACKED_BY_FILE refuses
+ * with ENOTBLK (mount(8) then attaches a loop device itself).
+ */
+
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as sea from 'node:sea';
+import { describeSystemError } from '../errors.js';
+import { spawnSys } from './spawn.js';
+import type { MountCall, Propagation, Sys } from './types.js';
+
+/** What native/cfsroot_sys.c exports. */
+export interface NativeAddon {
+  mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void;
+  umount(target: string, flags: number): void;
+  setReadonly(target: string, readonly: boolean): void;
+}
+
+/** Name of the addon asset inside the single executable (see the Makefile's sea-config). */
+export const ADDON_ASSET = 'cfsroot_sys.node';
+
+// <sys/mount.h> flag values: Linux ABI, the same on every architecture.
+const MS_RDONLY = 0x1;
+const MS_BIND = 0x1000;
+const MS_MOVE = 0x2000;
+const MS_REC = 0x4000;
+const MS_PRIVATE = 0x40000;
+const MS_SLAVE = 0x80000;
+const MS_SHARED = 0x100000;
+const MNT_DETACH = 0x2;
+
+const PROPAGATION_FLAGS: Record<Propagation, number> = {
+  rprivate: MS_REC | MS_PRIVATE,
+  private: MS_PRIVATE,
+  slave: MS_SLAVE,
+  shared: MS_SHARED,
+};
+
+export interface NativeSysOptions {
+  /** Load the addon from this file (default: the single executable's asset, else $CFSROOT_NATIVE_ADDON). */
+  addonPath?: string;
+  /** An already loaded addon (tests inject a fake here). */
+  addon?: NativeAddon;
+  /** Directories tried, in order, to write the embedded addon to before dlopen (default /run, then the temp dir). */
+  extractDirs?: readonly string[];
+  /** Used for loop-device mounts and for the non-mount operations (default spawnSys()). */
+  fallback?: Sys;
+}
+
+/** Where an addon could come from; null when none is configured (not an error: mount(8) is used). */
+function addonSource(opts: NativeSysOptions): { file: string } | { asset: ArrayBuffer } | null {
+  const file = opts.addonPath ?? process.env['CFSROOT_NATIVE_ADDON'];
+  if (file) return { file };
+  if (sea.isSea()) {
+    try {
+      return { asset: sea.getAsset(ADDON_ASSET) };
+    } catch {
+      return null; // built without the asset
+    }
+  }
+  return null;
+}
+
+function dlopen(file: string): NativeAddon {
+  const mod = { exports: {} as Partial<NativeAddon> };
+  process.dlopen(mod, file);
+  const a = mod.exports;
+  if (typeof a.mount !== 'function' || typeof a.umount !== 'function' || typeof a.setReadonly !== 'function') {
+    throw new Error(`${file} is not the cfsroot_sys addon (missing mount/umount/setReadonly)`);
+  }
+  return a as NativeAddon;
+}
+
+/**
+ * Load the addon, or return null if none is configured. Throws if one is
+ * configured but cannot be loaded (the caller decides whether to fall back).
+ */
+export function loadNativeAddon(opts: NativeSysOptions = {}): NativeAddon | null {
+  const src = addonSource(opts);
+  if (src === null) return null;
+  if ('file' in src) return dlopen(src.file);
+  // dlopen needs a file. The initramfs /run is a tmpfs that nothing else
+  // writes yet; O_EXCL + a per-process name never touches someone else's file.
+  const reasons: string[] = [];
+  for (const dir of opts.extractDirs ?? ['/run', os.tmpdir()]) {
+    const file = path.join(dir, `.cfsroot-sys.${process.pid}.node`);
+    try {
+      fs.writeFileSync(file, new Uint8Array(src.asset), { mode: 0o500, flag: 'wx' });
+    } catch (e) {
+      reasons.push(`${dir}: ${describeSystemError(e)}`);
+      continue;
+    }
+    try {
+      return dlopen(file);
+    } catch (e) {
+      // e.g. a noexec mount: mmap(PROT_EXEC) is refused there.
+      reasons.push(`${file}: ${describeSystemError(e)}`);
+    } finally {
+      try {
+        fs.unlinkSync(file);
+      } catch {
+        /* already gone; nothing to clean up */
+      }
+    }
+  }
+  throw new Error(`cannot load the embedded mount addon (${reasons.join('; ')})`);
+}
+
+/** A `Sys` on top of a loaded addon. */
+export function nativeSysFrom(addon: NativeAddon, fallback: Sys = spawnSys()): Sys {
+  return {
+    ...fallback,
+    mount(m: MountCall) {
+      if (m.loop) {
+        fallback.mount(m);
+        return;
+      }
+      try {
+        addon.mount(m.source, m.target, m.fstype, m.readonly ? MS_RDONLY : 0, m.options.length ? m.options.join(',') : null);
+      } catch (e) {
+        // A 6.12+ kernel without EROFS_FS_BACKED_BY_FILE wants a block device: let mount(8) attach a loop device.
+        if (m.fstype === 'erofs' && (e as { code?: unknown }).code === 'ENOTBLK') fallback.mount({ ...m, loop: true });
+        else throw e;
+      }
+    },
+    bind(source, target, recursive) {
+      addon.mount(source, target, null, MS_BIND | (recursive ? MS_REC : 0), null);
+    },
+    remount(target, readonly) {
+      addon.setReadonly(target, readonly);
+    },
+    move(source, target) {
+      addon.mount(source, target, null, MS_MOVE, null);
+    },
+    umount(target, lazy) {
+      // Loop devices come from mount(8), which sets autoclear: the last unmount frees them.
+      addon.umount(target, lazy ? MNT_DETACH : 0);
+    },
+    propagation(target, kind) {
+      addon.mount(null, target, null, PROPAGATION_FLAGS[kind], null);
+    },
+  };
+}
+
+/** The native backend; throws if no addon is configured or it cannot be loaded. */
+export function nativeSys(opts: NativeSysOptions = {}): Sys {
+  const addon = opts.addon ?? loadNativeAddon(opts);
+  if (addon === null) throw new Error('no mount addon: not a single executable and $CFSROOT_NATIVE_ADDON is not set');
+  return nativeSysFrom(addon, opts.fallback ?? spawnSys());
+}
+
+export interface BootSysOptions extends NativeSysOptions {
+  /** Told when an expected addon could not be loaded and mount(8) is used instead. */
+  warn?: (message: string) => void;
+}
+
+/** The backend the boot uses: native when available, else mount(8) (see the top of this file). */
+export function bootSys(opts: BootSysOptions = {}): Sys {
+  const fallback = opts.fallback ?? spawnSys();
+  const choice = process.env['CFSROOT_SYS'];
+  if (choice === 'spawn') return fallback;
+  let addon: NativeAddon | null;
+  try {
+    addon = opts.addon ?? loadNativeAddon(opts);
+  } catch (e) {
+    if (choice === 'native') throw e;
+    opts.warn?.(`warning: ${describeSystemError(e)}; using mount(8) instead`);
+    return fallback;
+  }
+  if (addon === null) {
+    if (choice === 'native') throw new Error('CFSROOT_SYS=native but no mount addon is available');
+    return fallback;
+  }
+  return nativeSysFrom(addon, fallback);
+}

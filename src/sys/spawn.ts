@@ -1,0 +1,111 @@
+/**
+ * The `Sys` backend used at boot: mount operations run mount(8)/umount(8)
+ * as child processes, file operations use node:fs.
+ *
+ * Chosen by measurement (2-CPU test VM, load ~10 from parallel builds, so
+ * wall times are noisy): util-linux mount(8) costs 2.9 ms CPU (2.0 user +
+ * 0.9 sys) per call and 10 ms wall (hyperfine, mean of 200); spawnSync from
+ * the Node process adds its own fork cost (~9 ms wall for /bin/true under
+ * the same load). A full signed boot plan (25 steps, 14 mount(8) calls) ran
+ * its execute phase in ~150 ms of which the mount calls are ~130 ms; the
+ * image copy + digest of a small image took 20 ms. Per-step spawns keep
+ * each step's exit status and message, which per-step rollback needs (a
+ * batched shell script would not). busybox mount is 4x cheaper in CPU
+ * (0.7 ms) and can be selected with `mount`/`umount` options once its
+ * argument forms are proven by the integration tests. No native addon is
+ * needed, so this runs inside the Node single executable; a mount(2)
+ * backend can replace it behind the same `Sys` interface.
+ */
+
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import type { MountCall, Propagation, Sys } from './types.js';
+import { readMountinfo } from './mountinfo.js';
+
+export interface SpawnSysOptions {
+  /** mount(8) to run (default "mount", found on PATH). */
+  mount?: string;
+  umount?: string;
+  /** Called with each command line run (for tracing / measurement). */
+  trace?: (argv: readonly string[], ms: number) => void;
+}
+
+export function spawnSys(opts: SpawnSysOptions = {}): Sys {
+  const mountBin = opts.mount ?? 'mount';
+  const umountBin = opts.umount ?? 'umount';
+
+  const run = (bin: string, args: string[]): void => {
+    const t0 = process.hrtime.bigint();
+    const r = spawnSync(bin, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
+    opts.trace?.([bin, ...args], Number(process.hrtime.bigint() - t0) / 1e6);
+    if (r.error) throw new Error(`cannot run ${bin}: ${r.error.message}`);
+    if (r.status !== 0) {
+      const why = (r.stderr || r.stdout || '').trim().split('\n').filter(Boolean).join(' / ');
+      throw new Error(`${bin} ${args.join(' ')} failed (${r.signal ?? `exit ${r.status}`})${why ? `: ${why}` : ''}`);
+    }
+  };
+
+  return {
+    // -n everywhere: never write /etc/mtab (busybox would; util-linux ignores it).
+    mount(m: MountCall) {
+      const o = [m.readonly ? 'ro' : 'rw', ...m.options, ...(m.loop ? ['loop'] : [])];
+      run(mountBin, ['-n', '-t', m.fstype, '-o', o.join(','), m.source, m.target]);
+    },
+    bind(source, target, recursive) {
+      run(mountBin, ['-n', recursive ? '--rbind' : '--bind', source, target]);
+    },
+    remount(target, readonly) {
+      run(mountBin, ['-n', '-o', `remount,bind,${readonly ? 'ro' : 'rw'}`, target]);
+    },
+    move(source, target) {
+      run(mountBin, ['-n', '--move', source, target]);
+    },
+    umount(target, lazy) {
+      // -d frees a loop device we attached even if autoclear was not set.
+      run(umountBin, ['-n', ...(lazy ? ['-l'] : ['-d']), target]);
+    },
+    propagation(target, kind: Propagation) {
+      run(mountBin, ['-n', `--make-${kind}`, target]);
+    },
+    mountReadonly(target) {
+      let found: boolean | null = null;
+      // Last entry wins: it is the one on top at that path.
+      for (const m of readMountinfo()) if (m.target === target) found = m.readonly;
+      return found;
+    },
+
+    mkdir(path, mode) {
+      try {
+        fs.mkdirSync(path, { mode });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+        throw e;
+      }
+      // mkdir(2) applies the umask; the plan's modes (0000, 0755) are meant exactly.
+      fs.chmodSync(path, mode);
+      return true;
+    },
+    rmdir: (p) => fs.rmdirSync(p),
+    symlink: (linkTarget, p) => fs.symlinkSync(linkTarget, p),
+    readFileOrNull(p) {
+      try {
+        return fs.readFileSync(p);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+        throw e;
+      }
+    },
+    writeFile(p, data, mode) {
+      fs.writeFileSync(p, data, { mode });
+      fs.chmodSync(p, mode);
+    },
+    // COPYFILE_EXCL: never follow or overwrite something already at dest.
+    copyFile: (src, dest) => fs.copyFileSync(src, dest, fs.constants.COPYFILE_EXCL),
+    unlink: (p) => fs.unlinkSync(p),
+  };
+}
+
+/** mount(8) needs a PATH for its helpers; an initramfs service may start without one. */
+function childEnv(): NodeJS.ProcessEnv {
+  return { ...process.env, PATH: process.env['PATH'] || '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' };
+}

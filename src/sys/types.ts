@@ -1,0 +1,46 @@
+/**
+ * The narrow interface between the plan executor and the kernel (SPEC §4).
+ * Everything that changes the mount namespace or /run goes through a `Sys`,
+ * so the executor can be tested against a fake that records calls and
+ * injects failures, and a faster backend (a native addon calling mount(2)
+ * directly) can replace the mount(8) one without touching the executor.
+ *
+ * Every method throws on failure; the message is the reason only (the
+ * executor adds which step failed).
+ */
+
+export type Propagation = 'rprivate' | 'private' | 'slave' | 'shared';
+
+export interface MountCall {
+  fstype: 'erofs' | 'overlay';
+  source: string;
+  target: string;
+  /** Filesystem options, already escaped; the backend adds ro/rw. */
+  options: readonly string[];
+  readonly: boolean;
+  /** Attach `source` (a regular file) to a read-only loop device first. */
+  loop?: boolean;
+}
+
+export interface Sys {
+  mount(m: MountCall): void;
+  bind(source: string, target: string, recursive: boolean): void;
+  /** Bind-remount: flips this mount's read-only flag only. */
+  remount(target: string, readonly: boolean): void;
+  move(source: string, target: string): void;
+  /** lazy: MNT_DETACH. A non-lazy unmount of a loop-backed mount also frees the loop device. */
+  umount(target: string, lazy: boolean): void;
+  propagation(target: string, kind: Propagation): void;
+  /** Read-only flag of the mount at `target` (null: not a mount point). */
+  mountReadonly(target: string): boolean | null;
+
+  /** Create one directory with exactly `mode`; false if it already existed (then it is left alone). */
+  mkdir(path: string, mode: number): boolean;
+  rmdir(path: string): void;
+  symlink(linkTarget: string, path: string): void;
+  /** Previous content, or null if the file did not exist. */
+  readFileOrNull(path: string): Uint8Array | null;
+  writeFile(path: string, data: Uint8Array, mode: number): void;
+  copyFile(src: string, dest: string): void;
+  unlink(path: string): void;
+}

@@ -1,0 +1,179 @@
+/**
+ * A minimal initramfs-like root for the integration tests (issue 3): busybox
+ * (static) for the shell, util-linux mount/umount/losetup with the shared
+ * libraries ldd reports, and cfsroot at /usr/bin/cfsroot: the single
+ * executable dist/cfsroot when it has been built, else a Node bundle of
+ * test/integration/boot-entry.ts run by a copy of `node` (same libraries as
+ * the SEA binary, same code path: decide -> plan -> execute).
+ *
+ * `bootInNamespace` runs cfsroot the way the boot does, as root in a private
+ * mount namespace (unshare -m --propagation private): tmpfs on /run, the
+ * test sysroot bound at /sysroot, chroot, then `/usr/bin/cfsroot /sysroot
+ * "<cmdline>"`. It captures /proc/self/mountinfo, `losetup` and /run before
+ * and after, plus the output of a probe script that reads through the new
+ * root. Everything the namespace mounted disappears when it exits.
+ */
+
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseMountinfo, type MountInfo } from '../../src/sys/mountinfo.js';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const BUSYBOX_APPLETS = ['sh', 'cat', 'ls', 'mkdir', 'echo', 'grep', 'find', 'readlink', 'stat', 'head', 'sed', 'sort', 'test', 'true', 'false', 'od', 'wc', 'dd', 'touch', 'rm', 'cp', 'env', 'tr'];
+
+export interface InitramfsRoot {
+  dir: string;
+  /** How cfsroot got in: 'sea' (dist/cfsroot) or 'bundle' (node + boot-entry bundle). */
+  flavour: 'sea' | 'bundle';
+  remove(): void;
+}
+
+export function buildInitramfsRoot(): InitramfsRoot {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cfsroot-initramfs-'));
+  for (const d of ['bin', 'usr/bin', 'usr/sbin', 'usr/lib/cfsroot', 'etc/ostree', 'proc', 'sys', 'dev', 'run', 'sysroot', 'tmp', 'out']) {
+    fs.mkdirSync(path.join(dir, d), { recursive: true });
+  }
+  install('/usr/bin/busybox', path.join(dir, 'bin/busybox'));
+  for (const a of BUSYBOX_APPLETS) fs.symlinkSync('busybox', path.join(dir, 'bin', a));
+  for (const bin of ['/usr/bin/mount', '/usr/bin/umount', '/usr/sbin/losetup']) installWithLibs(bin, dir);
+
+  const sea = path.join(REPO, 'dist/cfsroot');
+  let flavour: InitramfsRoot['flavour'];
+  if (fs.existsSync(sea) && process.env['CFSROOT_IT_BUNDLE'] !== '1') {
+    installWithLibs(sea, dir, '/usr/bin/cfsroot');
+    flavour = 'sea';
+  } else {
+    const bundle = path.join(dir, 'usr/lib/cfsroot/boot.cjs');
+    execFileSync(path.join(REPO, 'node_modules/.bin/esbuild'), [
+      path.join(REPO, 'test/integration/boot-entry.ts'),
+      '--bundle', '--platform=node', '--target=node20', '--format=cjs', '--log-level=warning', `--outfile=${bundle}`,
+    ]);
+    installWithLibs(process.execPath, dir, '/usr/bin/node');
+    fs.writeFileSync(path.join(dir, 'usr/bin/cfsroot'), '#!/bin/sh\nexec /usr/bin/node /usr/lib/cfsroot/boot.cjs "$@"\n', { mode: 0o755 });
+    flavour = 'bundle';
+  }
+  return { dir, flavour, remove: () => fs.rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Hard link (same filesystem, instant) or copy a file into the root. */
+function install(src: string, dest: string): void {
+  fs.mkdirSync(path.dirname(dest), { recursive: true });
+  try {
+    fs.linkSync(src, dest);
+  } catch {
+    fs.copyFileSync(src, dest);
+    fs.chmodSync(dest, fs.statSync(src).mode & 0o7777);
+  }
+}
+
+function installWithLibs(bin: string, root: string, as = bin): void {
+  install(fs.realpathSync(bin), path.join(root, as));
+  const out = execFileSync('ldd', [bin], { encoding: 'utf8' });
+  for (const line of out.split('\n')) {
+    // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or "/lib64/ld-linux-x86-64.so.2 (0x...)"
+    const m = /(?:=>\s*)?(\/\S+)\s+\(0x/.exec(line);
+    if (!m) continue;
+    const lib = m[1]!;
+    const dest = path.join(root, lib);
+    if (!fs.existsSync(dest)) install(fs.realpathSync(lib), dest);
+  }
+}
+
+export interface BootRun {
+  rc: number;
+  stdout: string;
+  stderr: string;
+  before: MountInfo[];
+  after: MountInfo[];
+  /** `losetup -a` lines whose backing file is an image copy or lies in this test's sysroot. */
+  loopsBefore: string[];
+  loopsAfter: string[];
+  runBefore: string[];
+  runAfter: string[];
+  /** Output of the probe script, run in the chroot after cfsroot. */
+  probe: string;
+}
+
+export interface BootOptions {
+  root: InitramfsRoot;
+  sysroot: string;
+  cmdline: string;
+  /** prepare-root.conf text for /etc/ostree (null: none). */
+  prepareRootConf?: string | null;
+  /** Public key file content for /etc/ostree/initramfs-root-binding.key (null: none). */
+  bindingKey?: string | null;
+  /** Shell run in the chroot after cfsroot (stdout captured as `probe`). */
+  probe?: string;
+  /** Shell run in the chroot after the probe (e.g. change the image on disk), then `probe2`. */
+  between?: string;
+  probe2?: string;
+}
+
+export function bootInNamespace(o: BootOptions): BootRun & { probe2: string; between: string } {
+  const R = o.root.dir;
+  const ostreeEtc = path.join(R, 'etc/ostree');
+  for (const f of fs.readdirSync(ostreeEtc)) fs.rmSync(path.join(ostreeEtc, f));
+  if (o.prepareRootConf) fs.writeFileSync(path.join(ostreeEtc, 'prepare-root.conf'), o.prepareRootConf);
+  if (o.bindingKey) fs.writeFileSync(path.join(ostreeEtc, 'initramfs-root-binding.key'), o.bindingKey);
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cfsroot-out-'));
+  fs.writeFileSync(path.join(out, 'probe.sh'), o.probe ?? 'true\n');
+  fs.writeFileSync(path.join(out, 'between.sh'), o.between ?? 'true\n');
+  fs.writeFileSync(path.join(out, 'probe2.sh'), o.probe2 ?? 'true\n');
+  fs.writeFileSync(path.join(out, 'cmdline'), o.cmdline);
+
+  // Inside the chroot: snapshot, boot, snapshot, probe. `losetup` lists
+  // every loop device of the machine, so only lines naming our files count.
+  const inner = [
+    'cd /',
+    'cat /proc/self/mountinfo > /out/before',
+    'losetup -a > /out/loops-before 2>&1',
+    'find /run > /out/run-before',
+    '/usr/bin/cfsroot /sysroot "$(cat /out/cmdline)" > /out/stdout 2> /out/stderr; echo $? > /out/rc',
+    'cd /',
+    'cat /proc/self/mountinfo > /out/after',
+    'losetup -a > /out/loops-after 2>&1',
+    'find /run > /out/run-after',
+    'sh /out/probe.sh > /out/probe 2>&1',
+    'sh /out/between.sh > /out/between 2>&1',
+    'sh /out/probe2.sh > /out/probe2 2>&1',
+  ].join('\n');
+  const outer = [
+    'set -e',
+    `R='${R}'`,
+    // An initramfs' / is a mount (rootfs); a plain directory under chroot is not.
+    'mount --bind "$R" "$R"',
+    'mount -t tmpfs -o mode=0755 tmpfs "$R/run"',
+    `mount --bind '${o.sysroot}' "$R/sysroot"`,
+    'mount -t proc proc "$R/proc"',
+    'mount --rbind /dev "$R/dev"',
+    'mount --rbind /sys "$R/sys"',
+    `mount --bind '${out}' "$R/out"`,
+    'exec chroot "$R" /bin/sh -c "$INNER"',
+  ].join('\n');
+  const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', outer], {
+    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', INNER: inner },
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) throw new Error(`namespace harness failed (${r.status}): ${r.stderr}`);
+  const read = (f: string) => fs.readFileSync(path.join(out, f), 'utf8');
+  const ours = (text: string) => text.split('\n').filter((l) => l.includes('cfsroot.cfs') || l.includes(o.sysroot));
+  const run: BootRun & { probe2: string; between: string } = {
+    rc: Number(read('rc').trim()),
+    stdout: read('stdout'),
+    stderr: read('stderr'),
+    before: parseMountinfo(read('before')),
+    after: parseMountinfo(read('after')),
+    loopsBefore: ours(read('loops-before')),
+    loopsAfter: ours(read('loops-after')),
+    runBefore: read('run-before').trim().split('\n').sort(),
+    runAfter: read('run-after').trim().split('\n').sort(),
+    probe: read('probe'),
+    probe2: read('probe2'),
+    between: read('between'),
+  };
+  fs.rmSync(out, { recursive: true, force: true });
+  return run;
+}

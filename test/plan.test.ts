@@ -1,0 +1,270 @@
+/**
+ * planMounts (SPEC §4) on hand-made decisions, and executePlan's rollback
+ * against an in-memory Sys: for every plan variant and every step that can
+ * fail, a failure leaves mounts, dirs, files and links exactly as found.
+ */
+import test from 'ava';
+import { isCfsError } from '../src/errors.js';
+import { decodeVardict } from '../src/gvariant.js';
+import {
+  describeStep,
+  escapeOverlayPath,
+  formatPlan,
+  kernelFeatures,
+  planMounts,
+  type MountStep,
+  type PlanEnv,
+} from '../src/plan.js';
+import { executePlan } from '../src/sys/execute.js';
+import { silentLogger } from '../src/log.js';
+import { DIGEST, makeDecision, type DecisionOptions } from './integration/fixtures.js';
+import { FakeSys } from './integration/fake-sys.js';
+
+const ENV: PlanEnv = { kernel: '6.18.4-test', rootDevice: { major: 254, minor: 3 }, randomSuffix: 'Ab12Cd' };
+const kinds = (s: MountStep[]) => s.map((x) => x.kind);
+const find = <K extends MountStep['kind']>(s: MountStep[], kind: K, pred: (x: Extract<MountStep, { kind: K }>) => boolean = () => true) =>
+  s.filter((x): x is Extract<MountStep, { kind: K }> => x.kind === kind).filter(pred);
+const D = '/sysroot/ostree/deploy/debian/deploy/' + 'c0'.repeat(32) + '.0';
+
+test('signed composefs: the SPEC §4 sequence, step by step', (t) => {
+  const steps = planMounts(makeDecision({ mode: 'signed' }), ENV);
+  t.deepEqual(formatPlan(steps).trimEnd().split('\n').map((l) => l.replace(/^\s*\d+\. /, '')), [
+    'mkdir -m 0755 /run/ostree',
+    'mkdir -m 0000 /run/ostree/.private',
+    'mount --make-rprivate /',
+    'mkdir -m 0755 /sysroot.tmp',
+    `copy ${D}/.ostree.cfs -> /run/ostree/.private/cfsroot.cfs, then fs-verity sha256 of the copy must be ${DIGEST} (signed commit ${'c0'.repeat(32)})`,
+    'mkdir -m 0755 /run/ostree/.private/cfsroot-lower',
+    'mount -t erofs -o ro,noacl /run/ostree/.private/cfsroot.cfs /run/ostree/.private/cfsroot-lower',
+    'mount -t overlay -o ro,metacopy=on,redirect_dir=on,lowerdir=/run/ostree/.private/cfsroot-lower::/sysroot/ostree/repo/objects,verity=require composefs /sysroot.tmp',
+    'umount --lazy /run/ostree/.private/cfsroot-lower',
+    'mkdir -m 0755 /run/systemd',
+    'ln -s /dev/block/254:3 /run/systemd/volatile-root',
+    `mount --bind ${D}/etc /sysroot.tmp/etc`,
+    'mount -o remount,bind,rw /sysroot.tmp/etc',
+    'mount --rbind /sysroot /sysroot.tmp/sysroot',
+    'umount --lazy /sysroot',
+    'mount --bind /sysroot.tmp/sysroot/ostree/deploy/debian/var /sysroot.tmp/sysroot/ostree/deploy/debian/var',
+    'mount -o remount,bind,rw /sysroot.tmp/sysroot/ostree/deploy/debian/var',
+    'mount --bind /sysroot.tmp/sysroot/ostree/deploy/debian/var /sysroot.tmp/var',
+    'mount --make-slave /sysroot.tmp/var',
+    'mount --make-shared /sysroot.tmp/var',
+    'write the /var marker to /run/ostree/initramfs-mount-var (0 bytes, mode 0644)',
+    `write /run/ostree-booted to /run/ostree-booted (${Buffer.from(find(steps, 'write-file')[1]!.contentBase64, 'base64').length} bytes, mode 0644)`,
+    'mount --move /sysroot.tmp /sysroot',
+    'rmdir /sysroot.tmp',
+    'mount -o remount,bind,ro /sysroot/sysroot',
+  ]);
+  // The digest is checked before anything is mounted from the copy.
+  const k = kinds(steps);
+  t.true(k.indexOf('copy-image-and-verify') < k.indexOf('mount-erofs'));
+  const copy = find(steps, 'copy-image-and-verify')[0]!;
+  t.is(find(steps, 'mount-erofs')[0]!.source, copy.dest);
+});
+
+test('ostree-booted in the plan decodes to the decision', (t) => {
+  const d = makeDecision({ mode: 'signed', dev: 0x10302n, ino: 99n });
+  const w = find(planMounts(d, ENV), 'write-file', (s) => s.path === '/run/ostree-booted')[0]!;
+  const m = decodeVardict(Buffer.from(w.contentBase64, 'base64'));
+  t.deepEqual([...m.keys()], ['backing-root-device-inode', 'root.transient', 'root.transient-ro', 'composefs.signed', 'composefs', 'composefs.verity', 'sysroot-ro']);
+  t.deepEqual(m.get('backing-root-device-inode')!.value, [0x10302n, 99n]);
+  t.is(m.get('composefs.signed')!.value, '/etc/ostree/initramfs-root-binding.key');
+});
+
+test('kernel fallbacks: data-only lowers 6.5, verity 6.6, file-backed EROFS 6.12', (t) => {
+  t.deepEqual(kernelFeatures('6.4.0'), { release: '6.4.0', dataOnlyLowers: false, overlayVerity: false, fileBackedErofs: false });
+  t.deepEqual(kernelFeatures('6.5.0'), { release: '6.5.0', dataOnlyLowers: true, overlayVerity: false, fileBackedErofs: false });
+  t.deepEqual(kernelFeatures('6.11.9'), { release: '6.11.9', dataOnlyLowers: true, overlayVerity: true, fileBackedErofs: false });
+  t.true(kernelFeatures('6.12.0-rc1').fileBackedErofs);
+  t.true(kernelFeatures({ major: 7, minor: 0 }).fileBackedErofs);
+  const err = t.throws(() => kernelFeatures('garbage'));
+  t.true(isCfsError(err));
+
+  const old = planMounts(makeDecision({ mode: 'yes' }), { ...ENV, kernel: '6.1.0' });
+  t.true(find(old, 'mount-erofs')[0]!.loop);
+  const ov = find(old, 'mount-overlay')[0]!;
+  t.true(ov.options.includes('lowerdir=/run/ostree/.private/cfsroot-lower:/sysroot/ostree/repo/objects'));
+  t.false(ov.options.includes('verity=require'));
+  t.false(find(planMounts(makeDecision({ mode: 'yes' }), ENV), 'mount-erofs')[0]!.loop);
+
+  for (const mode of ['signed', 'verity', 'digest'] as const) {
+    const e = t.throws(() => planMounts(makeDecision({ mode }), { ...ENV, kernel: '6.5.13' }));
+    t.true(isCfsError(e) && e.code === 'EMOUNT' && /6\.6/.test(e.message), mode);
+    t.notThrows(() => planMounts(makeDecision({ mode }), { ...ENV, kernel: '6.6.0' }));
+  }
+});
+
+test('EROFS gets noacl unless the header says the image has ACLs', (t) => {
+  t.deepEqual(find(planMounts(makeDecision({ hasAcl: false }), ENV), 'mount-erofs')[0]!.options, ['noacl']);
+  t.deepEqual(find(planMounts(makeDecision({ hasAcl: true }), ENV), 'mount-erofs')[0]!.options, []);
+});
+
+test('legacy boot, writable sysroot: deployment bind, read-only /usr, no /etc bind, /var bound', (t) => {
+  const s = planMounts(makeDecision({ mode: 'off', sysrootReadonly: false }), ENV);
+  t.deepEqual(find(s, 'bind').map((b) => `${b.source} -> ${b.target}`), [
+    `${D} -> /sysroot.tmp`,
+    '/sysroot.tmp/usr -> /sysroot.tmp/usr',
+    '/sysroot -> /sysroot.tmp/sysroot',
+    '/sysroot.tmp/sysroot/ostree/deploy/debian/var -> /sysroot.tmp/var',
+  ]);
+  t.deepEqual(find(s, 'remount').map((r) => `${r.target} ${r.readonly}`), ['/sysroot.tmp/usr true']);
+  t.is(find(s, 'copy-image-and-verify').length + find(s, 'mount-overlay').length + find(s, 'symlink').length, 0);
+});
+
+test('legacy boot, read-only sysroot: /etc bound rw, stateroot var self-bound rw, /sysroot remounted ro last', (t) => {
+  const s = planMounts(makeDecision({ mode: 'off', sysrootReadonly: true }), ENV);
+  t.is(find(s, 'bind', (b) => b.target === '/sysroot.tmp/etc').length, 1);
+  t.is(find(s, 'remount', (r) => r.target === '/sysroot.tmp/etc' && !r.readonly).length, 1);
+  const v = '/sysroot.tmp/sysroot/ostree/deploy/debian/var';
+  t.is(find(s, 'bind', (b) => b.source === v && b.target === v).length, 1);
+  t.deepEqual(s[s.length - 1], { kind: 'remount', target: '/sysroot/sysroot', readonly: true });
+});
+
+test('root.transient and root.transient-ro: upper/work in .private, 0755, rw vs ro', (t) => {
+  for (const [opts, ro] of [[{ rootTransient: true }, false], [{ rootTransientRo: true }, true]] as const) {
+    const s = planMounts(makeDecision({ mode: 'yes', ...opts }), ENV);
+    const ov = find(s, 'mount-overlay', (o) => o.target === '/sysroot.tmp')[0]!;
+    t.is(ov.readonly, ro);
+    t.true(ov.options.includes('upperdir=/run/ostree/.private/root/upper'));
+    t.true(ov.options.includes('workdir=/run/ostree/.private/root/work'));
+    t.deepEqual(find(s, 'mkdir', (m) => m.path.startsWith('/run/ostree/.private/root')).map((m) => m.mode), [0o755, 0o755, 0o755]);
+  }
+  const legacy = t.throws(() => planMounts(makeDecision({ mode: 'off', rootTransient: true }), ENV));
+  t.true(isCfsError(legacy) && legacy.code === 'ECONFIG');
+});
+
+test('etc.transient: overlay over usr/etc in /run/ostree/transient-etc.<suffix>, recorded in ostree-booted', (t) => {
+  const d = makeDecision({ mode: 'yes', etcTransient: true });
+  const s = planMounts(d, ENV);
+  const etc = find(s, 'mount-overlay', (o) => o.target === '/sysroot.tmp/etc')[0]!;
+  t.deepEqual(etc.options, [
+    'lowerdir=/sysroot.tmp/usr/etc',
+    'upperdir=/run/ostree/transient-etc.Ab12Cd/upper',
+    'workdir=/run/ostree/transient-etc.Ab12Cd/work',
+  ]);
+  t.is(find(s, 'bind', (b) => b.target === '/sysroot.tmp/etc').length, 0);
+  const booted = decodeVardict(Buffer.from(find(s, 'write-file', (w) => w.path === '/run/ostree-booted')[0]!.contentBase64, 'base64'));
+  t.is(booted.get('transient-etc')?.value, '/run/ostree/transient-etc.Ab12Cd');
+  t.throws(() => planMounts(d, { ...ENV, randomSuffix: '../x' }));
+});
+
+test('hotfix /usr overlay: used without signing, never under a signed root', (t) => {
+  const unsigned = planMounts(makeDecision({ mode: 'yes', usrOverlay: true }), ENV);
+  const usr = find(unsigned, 'mount-overlay', (o) => o.target === '/sysroot.tmp/usr')[0]!;
+  t.deepEqual(usr.options, ['lowerdir=/sysroot.tmp/usr', `upperdir=${D}/.usr-ovl-upper`, `workdir=${D}/.usr-ovl-work`]);
+  t.false(usr.readonly);
+  const signed = planMounts(makeDecision({ mode: 'signed', usrOverlay: true }), ENV);
+  t.is(find(signed, 'mount-overlay', (o) => o.target === '/sysroot.tmp/usr').length, 0);
+  const legacy = planMounts(makeDecision({ mode: 'off', usrOverlay: true }), ENV);
+  t.is(find(legacy, 'mount-overlay', (o) => o.target === '/sysroot.tmp/usr').length, 1);
+  t.is(find(legacy, 'bind', (b) => b.target === '/sysroot.tmp/usr').length, 0);
+});
+
+test('systemd.volatile: /var is left to systemd, no marker', (t) => {
+  const s = planMounts(makeDecision({ mode: 'yes', systemdVolatile: true }), ENV);
+  t.is(find(s, 'bind', (b) => b.target === '/sysroot.tmp/var').length, 0);
+  t.is(find(s, 'write-file', (w) => w.path.endsWith('initramfs-mount-var')).length, 0);
+  t.is(find(planMounts(makeDecision({ mode: 'yes' }), ENV), 'write-file', (w) => w.path.endsWith('initramfs-mount-var')).length, 1);
+});
+
+test('no root device: no volatile-root link; custom run and staging dirs are honoured', (t) => {
+  const s = planMounts(makeDecision({ mode: 'yes' }), { ...ENV, rootDevice: null, runDir: '/x/run', stagingDir: '/x/new' });
+  t.is(find(s, 'symlink').length, 0);
+  for (const step of s) {
+    const paths = Object.entries(step).filter(([k]) => ['path', 'target', 'dest'].includes(k)).map(([, v]) => String(v));
+    for (const p of paths) t.true(p === '/' || p.startsWith('/x/') || p.startsWith('/sysroot'), p);
+  }
+});
+
+test('overlay option escaping: commas, colons and backslashes in paths', (t) => {
+  t.is(escapeOverlayPath('/a,b:c\\d'), '/a\\,b\\:c\\\\d');
+  const s = planMounts(makeDecision({ mode: 'yes', sysroot: '/sys,root:1' }), ENV);
+  const ov = find(s, 'mount-overlay')[0]!;
+  t.true(ov.options.includes('lowerdir=/run/ostree/.private/cfsroot-lower::/sys\\,root\\:1/ostree/repo/objects'));
+});
+
+test('plan is JSON-serialisable and formatPlan is stable, one line per step', (t) => {
+  for (const o of variants()) {
+    const s = planMounts(makeDecision(o), ENV);
+    t.deepEqual(JSON.parse(JSON.stringify(s)), s);
+    const text = formatPlan(s);
+    t.is(text, formatPlan(planMounts(makeDecision(o), ENV)));
+    const lines = text.trimEnd().split('\n');
+    t.is(lines.length, s.length);
+    lines.forEach((l, i) => t.true(l.endsWith(describeStep(s[i]!)) && l.trimStart().startsWith(`${i + 1}. `)));
+  }
+});
+
+function variants(): DecisionOptions[] {
+  return [
+    { mode: 'signed' },
+    { mode: 'digest', etcTransient: true },
+    { mode: 'yes', rootTransient: true, usrOverlay: true },
+    { mode: 'verity', rootTransientRo: true, systemdVolatile: true },
+    { mode: 'yes', sysrootReadonly: false },
+    { mode: 'off', sysrootReadonly: false },
+    { mode: 'off', sysrootReadonly: true, usrOverlay: true },
+  ];
+}
+
+function fakeFor(o: DecisionOptions) {
+  const d = makeDecision(o);
+  return new FakeSys({
+    mounts: ['/', '/run', '/sysroot'],
+    dirs: ['/', '/run', '/sysroot', d.deployment.dir],
+    files: { [`${d.deployment.dir}/.ostree.cfs`]: 'IMAGE', '/run/ostree-booted': 'stale from a soft reboot' },
+  });
+}
+const rightDigest = async () => Buffer.from(DIGEST, 'hex');
+
+test('executePlan: success moves the new root onto SYSROOT with the physical root inside', async (t) => {
+  const sys = fakeFor({ mode: 'signed' });
+  const r = await executePlan(planMounts(makeDecision({ mode: 'signed' }), ENV), sys, silentLogger, { digestFile: rightDigest });
+  t.is(r.imageDigest, DIGEST);
+  const snap = sys.snapshot();
+  t.true(snap.mounts.includes('/sysroot overlay:composefs ro'));
+  t.true(snap.mounts.includes('/sysroot/sysroot initial:/sysroot ro'));
+  t.false(snap.mounts.some((m) => m.startsWith('/sysroot.tmp') || m.includes('cfsroot-lower')));
+  t.false(snap.dirs.includes('/sysroot.tmp'));
+});
+
+test('executePlan: a failure at any step undoes everything before it', async (t) => {
+  for (const o of variants()) {
+    const steps = planMounts(makeDecision(o), ENV);
+    // Count the mutating calls of a successful run, then fail each one in turn.
+    const probe = fakeFor(o);
+    await executePlan(steps, probe, silentLogger, { digestFile: rightDigest });
+    const total = probe.calls.length;
+    t.true(total >= steps.length - 1);
+    for (let n = 0; n < total; n++) {
+      const sys = fakeFor(o);
+      const before = sys.snapshot();
+      sys.failAt = n;
+      const err = await t.throwsAsync(executePlan(steps, sys, silentLogger, { digestFile: rightDigest }));
+      t.true(isCfsError(err) && err.code === 'EMOUNT', `${JSON.stringify(o)} call ${n}`);
+      t.regex(err!.message, /all earlier steps were undone$/);
+      t.regex(err!.message, new RegExp(`injected failure in ${escapeRe(probe.calls[n]!)}`));
+      t.deepEqual(sys.snapshot(), before, `${JSON.stringify(o)} failing call ${n} (${probe.calls[n]})`);
+    }
+  }
+});
+
+test('executePlan: digest mismatch of the copy is EDIGEST, checked before any mount, and rolled back', async (t) => {
+  const sys = fakeFor({ mode: 'digest' });
+  const before = sys.snapshot();
+  const digested: string[] = [];
+  const wrong = async (p: string) => {
+    digested.push(p);
+    return Buffer.alloc(32, 0xee);
+  };
+  const err = await t.throwsAsync(executePlan(planMounts(makeDecision({ mode: 'digest' }), ENV), sys, silentLogger, { digestFile: wrong }));
+  t.true(isCfsError(err) && err.code === 'EDIGEST');
+  t.true(err!.message.includes('ee'.repeat(32)) && err!.message.includes(DIGEST));
+  t.deepEqual(digested, ['/run/ostree/.private/cfsroot.cfs']);
+  t.false(sys.calls.some((c) => c.startsWith('mount ')));
+  t.deepEqual(sys.snapshot(), before);
+});
+
+function escapeRe(s: string) {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
