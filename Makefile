@@ -48,11 +48,21 @@ dist/cfsroot.cjs: $(SRC) node_modules/.installed
 	  --define:__CFSROOT_VERSION__=\"$(VERSION)\" --outfile=$@
 	@echo "bundle: $$(stat -c %s $@) bytes"
 
-dist/sea-config.json: dist/cfsroot.cjs
-	@printf '{"main":"dist/cfsroot.cjs","output":"dist/cfsroot.blob","disableExperimentalSEAWarning":true,"useCodeCache":true}\n' > $@
+# The mount(2) addon (src/sys/native.ts), embedded in the executable as an
+# asset: Node-API only, so Node's own headers are all it needs.
+NODE_INCLUDE ?= $(shell $(NODE) -p "require('path').resolve(process.execPath, '../../include/node')")
+build/native/cfsroot_sys.node: native/cfsroot_sys.c
+	@mkdir -p $(@D)
+	$(CC) -O2 -Wall -Wextra -shared -fPIC -s -DNODE_GYP_MODULE_NAME=cfsroot_sys -I$(NODE_INCLUDE) -o $@ $<
 
-dist/cfsroot: dist/cfsroot.cjs dist/sea-config.json
-	$(NODE) --experimental-sea-config dist/sea-config.json >/dev/null
+# useSnapshot: start from a V8 heap snapshot of the bundle's top level
+# (src/main.ts explains; faster start than useCodeCache, bench/RESULTS.md).
+dist/sea-config.json: dist/cfsroot.cjs
+	@printf '{"main":"dist/cfsroot.cjs","output":"dist/cfsroot.blob","disableExperimentalSEAWarning":true,"useSnapshot":true,"assets":{"cfsroot_sys.node":"build/native/cfsroot_sys.node"}}\n' > $@
+
+dist/cfsroot: dist/cfsroot.cjs dist/sea-config.json build/native/cfsroot_sys.node
+	@# Quiet unless it fails: building a snapshot always prints an ExperimentalWarning.
+	$(NODE) --experimental-sea-config dist/sea-config.json >dist/sea-build.log 2>&1 || { cat dist/sea-build.log; exit 1; }
 	cp "$$(command -v $(NODE))" $@.tmp
 	npx postject $@.tmp NODE_SEA_BLOB dist/cfsroot.blob --sentinel-fuse $(SEA_FUSE) >/dev/null
 	chmod 0755 $@.tmp

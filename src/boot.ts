@@ -8,7 +8,9 @@
 import { CfsError, describeSystemError } from './errors.js';
 import { decideBoot } from './decide.js';
 import { detectPlanEnv, planMounts } from './plan.js';
-import { executePlan, spawnSys } from './sys/index.js';
+import { executePlan } from './sys/index.js';
+// mount(2) through the embedded addon when it loads, else mount(8) (src/sys/native.ts).
+import { bootSys } from './sys/native.js';
 import { createLogger, type Logger } from './log.js';
 import type { Io } from './cli.js';
 
@@ -25,7 +27,7 @@ export async function boot(opts: BootOptions, io: Io, logger?: Logger): Promise<
     const decision = await decideBoot({ ...opts, measure: false });
     for (const w of decision.warnings) log.warn(`warning: ${w}`);
     const steps = planMounts(decision, detectPlanEnv(decision));
-    const result = await executePlan(steps, spawnSys(), log);
+    const result = await executePlan(steps, bootSys({ warn: (m) => log.warn(m) }), log);
     const cfs = decision.composefs;
     log.info(
       cfs

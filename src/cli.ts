@@ -13,6 +13,7 @@
 import * as fs from 'node:fs';
 import { CfsError, describeSystemError, fail } from './errors.js';
 import { VERSION } from './version.js';
+import { oneLine } from './log.js';
 import type { BootDecision, VerityAlg } from './model.js';
 
 export const EXIT_OK = 0;
@@ -105,8 +106,10 @@ export async function run(argv: string[], io: Io = defaultIo): Promise<number> {
 
 function reportError(e: unknown, io: Io, json: boolean): number {
   const err = e instanceof CfsError ? e : new CfsError('EINTERNAL', `internal error: ${describeSystemError(e)}`);
-  if (json) io.out(JSON.stringify({ ok: false, error: { code: err.code, message: err.message } }) + '\n');
-  io.err(`cfsroot: ${err.message}\n`);
+  // One line, whatever names from the disk the message quotes (see oneLine).
+  const message = oneLine(err.message);
+  if (json) io.out(JSON.stringify({ ok: false, error: { code: err.code, message } }) + '\n');
+  io.err(`cfsroot: ${message}\n`);
   return err.code === 'EUSAGE' ? EXIT_USAGE : EXIT_REFUSED;
 }
 
@@ -182,7 +185,7 @@ async function commandVerify(o: CommonOptions, io: Io): Promise<number> {
   } else {
     io.out(describeDecision(d));
   }
-  for (const w of d.warnings) io.err(`cfsroot: warning: ${w}\n`);
+  for (const w of d.warnings) io.err(`cfsroot: warning: ${oneLine(w)}\n`);
   return EXIT_OK;
 }
 
@@ -192,7 +195,7 @@ async function commandPlan(o: CommonOptions, io: Io): Promise<number> {
   const steps = planMounts(d, detectPlanEnv(d));
   if (o.json) io.out(toJson({ ok: true, steps }) + '\n');
   else io.out(formatPlan(steps));
-  for (const w of d.warnings) io.err(`cfsroot: warning: ${w}\n`);
+  for (const w of d.warnings) io.err(`cfsroot: warning: ${oneLine(w)}\n`);
   return EXIT_OK;
 }
 

@@ -345,7 +345,13 @@ function resolveOstreeTarget(kargs: KernelArgs): Decided<string> {
     }
   }
   if (!kargs.has('ostree')) {
-    fail('ECMDLINE', 'kernel command line: no ostree= argument (and no androidboot.*): expected ostree=/ostree/boot.N/<os>/<bootcsum>/<serial>');
+    // SPEC §8: at boot the unit's ConditionKernelCommandLine=ostree skips it
+    // silently in this case; run by hand, say so and where to fix it.
+    fail(
+      'ECMDLINE',
+      'kernel command line: no ostree= argument (and no androidboot.*): expected ostree=/ostree/boot.N/<os>/<bootcsum>/<serial>; ' +
+        "add it to the boot entry's options (without it ConditionKernelCommandLine=ostree skips the cfsroot unit and the root is not prepared)",
+    );
   }
   const v = kargs.get('ostree') ?? null;
   if (v === null || v.trim() === '') badKarg('ostree', v, 'a path such as /ostree/boot.1/<os>/<bootcsum>/0');

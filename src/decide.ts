@@ -32,6 +32,8 @@ export interface DecideOptions {
   initramfsRoot: string;
   /** Also compute the image's fs-verity digest on disk and compare (verify does; the boot digests its copy instead). */
   measure: boolean;
+  /** Where the boot copies the image (default /run, the initramfs tmpfs); its free space bounds the image size. */
+  runDir?: string;
 }
 
 export async function decideBoot(opts: DecideOptions): Promise<BootDecision> {
@@ -64,6 +66,8 @@ export async function decideBoot(opts: DecideOptions): Promise<BootDecision> {
         );
       }
       const header = step(`checking the composefs image ${image}`, () => readComposefsHeader(image));
+      // Before the digest: measuring a huge image would take as long as copying it.
+      checkRunSpace(image, opts.runDir ?? '/run');
 
       let signed: SignedCommit | null = null;
       if (config.composefsSigned) {
@@ -122,7 +126,13 @@ export async function decideBoot(opts: DecideOptions): Promise<BootDecision> {
     }
   }
 
+  // The plan bind-mounts these from the disk by path, and mount(8) follows
+  // symlinks: a hostile `etc -> /` would put the initramfs root at /etc.
+  checkStateDir(path.join(deployment.dir, 'etc'), '/etc');
+  checkStateDir(deployment.varDir, '/var');
+
   const hasUsrOverlay = lstatOrNull(path.join(deployment.dir, '.usr-ovl-work'))?.isDirectory() ?? false;
+  if (hasUsrOverlay) checkStateDir(path.join(deployment.dir, '.usr-ovl-upper'), 'the /usr hotfix overlay upper dir');
   let usrOverlay = hasUsrOverlay;
   if (hasUsrOverlay && composefs?.signed) {
     usrOverlay = false;
@@ -133,6 +143,58 @@ export async function decideBoot(opts: DecideOptions): Promise<BootDecision> {
   }
 
   return { sysroot, initramfsRoot, config, deployment, composefs, usrOverlay, warnings };
+}
+
+/**
+ * The boot copies the image into /run (SPEC §3: verify the copy, mount the
+ * copy), so an image larger than the free space there would fail half-way
+ * through the copy with ENOSPC, or fill the initramfs' memory. Refuse it up
+ * front, naming both sizes. A missing runDir (verify on a machine without
+ * /run) skips the check: there is nothing to compare with.
+ */
+function checkRunSpace(image: string, runDir: string): void {
+  let size: number;
+  let free: number;
+  try {
+    size = fs.statSync(image).size;
+    const st = fs.statfsSync(runDir);
+    free = st.bavail * st.bsize;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw withContext(`checking the free space in ${runDir} for ${image}`, e);
+  }
+  if (size > free) {
+    fail(
+      'ELIMIT',
+      `composefs image ${image} is ${size} bytes but ${runDir} has only ${free} bytes free: the boot copies the image ` +
+        `into ${runDir} to verify and mount it; give the initramfs more memory (a larger /run tmpfs) or make the image smaller`,
+    );
+  }
+}
+
+/**
+ * A directory of the deployment that the boot bind-mounts (or uses as an
+ * overlay layer) must be a real directory, not a symlink: binds follow
+ * symlinks, so one could point /etc or /var anywhere, the initramfs
+ * included. Missing is left to the mount step, which says so.
+ */
+function checkStateDir(dir: string, mountedAs: string): void {
+  const st = lstatOrNull(dir);
+  if (st === null) return;
+  if (st.isSymbolicLink()) {
+    let target = '?';
+    try {
+      target = fs.readlinkSync(dir);
+    } catch {
+      /* raced away: still refused */
+    }
+    fail(
+      'EDEPLOY',
+      `${dir} is a symlink (to ${target}): expected a directory, which the boot mounts as ${mountedAs}; ` +
+        'a symlink there could point it anywhere (a corrupted or tampered deployment)',
+    );
+  }
+  if (!st.isDirectory()) fail('EDEPLOY', `${dir} is not a directory: expected the directory the boot mounts as ${mountedAs}`);
 }
 
 function step<T>(what: string, fn: () => T): T {

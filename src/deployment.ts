@@ -78,6 +78,9 @@ export function resolveDeployment(sysroot: string, ostreeTarget: string): Deploy
     if (code === 'ELOOP') {
       fail('EDEPLOY', `ostree=${ostreeTarget}: ${link}: symlink loop (or chain too deep) in its parent directories`);
     }
+    if (code === 'ENAMETOOLONG') {
+      fail('EDEPLOY', `ostree=${ostreeTarget}: ${link}: path too long: expected a symlink to the deployment`);
+    }
     fail('EIO', `ostree=${ostreeTarget}: lstat ${link}: ${describeSystemError(e)}`);
   }
   if (!lst.isSymbolicLink()) {
@@ -94,6 +97,11 @@ export function resolveDeployment(sysroot: string, ostreeTarget: string): Deploy
     }
     if (code === 'ENOENT' || code === 'ENOTDIR') {
       fail('EDEPLOY', `ostree=${ostreeTarget}: ${link} is a dangling symlink: expected it to resolve to ${DEPLOY_DIR_SHAPE}`);
+    }
+    // A link (or a link it leads to) with a name component over NAME_MAX, or a
+    // result over PATH_MAX: written on the disk, so a bad deployment, not an I/O error.
+    if (code === 'ENAMETOOLONG') {
+      fail('EDEPLOY', `ostree=${ostreeTarget}: ${link} resolves to a path that is too long: expected it to resolve to ${DEPLOY_DIR_SHAPE}`);
     }
     fail('EIO', `ostree=${ostreeTarget}: resolving ${link}: ${describeSystemError(e)}`);
   }

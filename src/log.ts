@@ -59,15 +59,15 @@ export function createLogger(opts: LogSinkOptions = {}): Logger {
   };
 
   const emit = (level: Level, msg: string): void => {
-    // kmsg records are single lines; a multi-line message becomes several.
-    for (const line of msg.split('\n')) {
-      try {
-        toStderr(`${tag}: ${line}\n`);
-      } catch {
-        /* stderr closed: nothing better to do */
-      }
-      toKmsg(level, line);
+    // One record per message. Messages quote names from the disk; a newline
+    // in one must not start a line that reads as cfsroot's own (log injection).
+    const line = oneLine(msg);
+    try {
+      toStderr(`${tag}: ${line}\n`);
+    } catch {
+      /* stderr closed: nothing better to do */
     }
+    toKmsg(level, line);
   };
 
   return {
@@ -75,6 +75,17 @@ export function createLogger(opts: LogSinkOptions = {}): Logger {
     warn: (m) => emit('warn', m),
     error: (m) => emit('error', m),
   };
+}
+
+/**
+ * A message as one printable line: control characters (newline, CR, ESC,
+ * ...) become `\n`, `\r` or `\xHH`. Messages quote paths and values read
+ * from the disk, which may contain any byte but `/` and NUL.
+ */
+export function oneLine(msg: string): string {
+  return msg.replace(/[\x00-\x1f\x7f]/g, (c) =>
+    c === '\n' ? '\\n' : c === '\r' ? '\\r' : c === '\t' ? '\\t' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  );
 }
 
 /** A logger that drops everything (tests, `plan`). */

@@ -2,21 +2,50 @@
  * Entry point of the single executable. Everything behind `run` reports
  * failures as one line and an exit code; this guard is the last line of
  * defence so that even a bug never prints a stack trace at boot.
+ *
+ * Start-up (issue 5, bench/RESULTS.md): the executable is built with a V8
+ * startup snapshot (sea-config `useSnapshot`). The build runs this file once,
+ * runs the boot's code once on a throw-away deployment (src/warmup.ts) so
+ * that it is compiled, and saves the heap; every run then starts from that
+ * heap instead of compiling the bundle and its first calls. So nothing here
+ * may do work at module level that belongs to one run (read argv, env,
+ * files, register handlers): that happens in `start`, which the snapshot
+ * calls on every run, and which a plain `node dist/cfsroot.cjs` (or tsx)
+ * calls directly.
  */
+import * as v8 from 'node:v8';
 import { run } from './cli.js';
+import { warmUp } from './warmup.js';
 
-process.on('uncaughtException', (e) => {
+function internalError(e: unknown): void {
   process.stderr.write(`cfsroot: internal error: ${e instanceof Error ? e.message : String(e)}\n`);
-  process.exit(1);
-});
+}
 
-// In a single executable argv is [execPath, execPath, ...args]; from source [node, script, ...args].
-run(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (e: unknown) => {
-    process.stderr.write(`cfsroot: internal error: ${e instanceof Error ? e.message : String(e)}\n`);
-    process.exitCode = 1;
-  },
-);
+function start(): void {
+  process.on('uncaughtException', (e) => {
+    internalError(e);
+    process.exit(1);
+  });
+  // In a single executable argv is [execPath, execPath, ...args]; from source [node, script, ...args].
+  run(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      internalError(e);
+      process.exitCode = 1;
+    },
+  );
+}
+
+if (v8.startupSnapshot?.isBuildingSnapshot()) {
+  // The snapshot is taken once the event loop is empty, i.e. after this settles.
+  warmUp().catch((e: unknown) => {
+    // A broken warm-up is a bug in the boot path: fail the build, loudly.
+    internalError(e);
+    throw e;
+  });
+  v8.startupSnapshot.setDeserializeMainFunction(start);
+} else {
+  start();
+}

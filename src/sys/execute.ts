@@ -94,7 +94,20 @@ export async function executePlan(
           sys.propagation(step.target, 'shared');
           break;
         case 'copy-image-and-verify': {
-          sys.copyFile(step.src, step.dest);
+          try {
+            sys.copyFile(step.src, step.dest);
+          } catch (e) {
+            // SPEC §8 (stale state on a soft reboot): /run survives and an
+            // earlier run's copy is still there, maybe still mounted.
+            if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
+              throw new CfsError(
+                'EMOUNT',
+                `${step.dest} already exists, left by an earlier cfsroot run over this /run (a soft reboot, or the unit run twice): ` +
+                  'cfsroot never reuses or overwrites it; boot through the initramfs again, or unmount the previous root and remove the file',
+              );
+            }
+            throw e;
+          }
           undo.push({ description: `rm ${step.dest}`, run: () => sys.unlink(step.dest) });
           // The copy is what gets mounted, so the copy is what is digested.
           const got = Buffer.from(await digestFile(step.dest, step.alg)).toString('hex');

@@ -18,11 +18,13 @@
  * else mount(8), with a warning when an addon was expected but failed (a
  * noexec /run, say). $CFSROOT_SYS=spawn|native forces one (tests, bench).
  *
- * What stays with mount(8) even here: mounts that need a loop device
- * (kernels before 6.12 cannot mount EROFS from a file; setting up a loop
- * device by hand is more code than one child process is worth), and an
- * EROFS mount a 6.12+ kernel built without EROFS_FS_BACKED_BY_FILE refuses
- * with ENOTBLK (mount(8) then attaches a loop device itself).
+ * Loop devices: the addon attaches one itself (LOOP_CONFIGURE, read-only,
+ * autoclear) when the plan asks for it (kernels before 6.12), and also when
+ * the kernel answers an EROFS mount of a file with ENOTBLK: file-backed
+ * EROFS needs a filesystem with read_folio, which tmpfs, where the image
+ * copy lives, does not have (measured on 6.18: mount(8) silently attaches a
+ * loop device there too). The non-mount operations are the mount(8)
+ * backend's (node:fs), so both backends write /run the same way.
  */
 
 import * as fs from 'node:fs';
@@ -37,6 +39,8 @@ import type { MountCall, Propagation, Sys } from './types.js';
 export interface NativeAddon {
   mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void;
   umount(target: string, flags: number): void;
+  /** Attach `file` to a loop device (autoclear) and mount it; returns the device path. */
+  mountLoop(file: string, target: string, fstype: string, flags: number, data: string | null): string;
   setReadonly(target: string, readonly: boolean): void;
 }
 
@@ -65,14 +69,17 @@ export interface NativeSysOptions {
   addonPath?: string;
   /** An already loaded addon (tests inject a fake here). */
   addon?: NativeAddon;
+  /** The addon's bytes, as the single executable's asset holds them (default: that asset). */
+  asset?: ArrayBuffer;
   /** Directories tried, in order, to write the embedded addon to before dlopen (default /run, then the temp dir). */
   extractDirs?: readonly string[];
-  /** Used for loop-device mounts and for the non-mount operations (default spawnSys()). */
+  /** Provides the non-mount operations (default spawnSys(), whose file operations are node:fs). */
   fallback?: Sys;
 }
 
 /** Where an addon could come from; null when none is configured (not an error: mount(8) is used). */
 function addonSource(opts: NativeSysOptions): { file: string } | { asset: ArrayBuffer } | null {
+  if (opts.asset) return { asset: opts.asset };
   const file = opts.addonPath ?? process.env['CFSROOT_NATIVE_ADDON'];
   if (file) return { file };
   if (sea.isSea()) {
@@ -89,11 +96,13 @@ function dlopen(file: string): NativeAddon {
   const mod = { exports: {} as Partial<NativeAddon> };
   process.dlopen(mod, file);
   const a = mod.exports;
-  if (typeof a.mount !== 'function' || typeof a.umount !== 'function' || typeof a.setReadonly !== 'function') {
-    throw new Error(`${file} is not the cfsroot_sys addon (missing mount/umount/setReadonly)`);
+  if (typeof a.mount !== 'function' || typeof a.umount !== 'function' || typeof a.mountLoop !== 'function' || typeof a.setReadonly !== 'function') {
+    throw new Error(`${file} is not the cfsroot_sys addon (missing mount/umount/mountLoop/setReadonly)`);
   }
   return a as NativeAddon;
 }
+
+let extractions = 0;
 
 /**
  * Load the addon, or return null if none is configured. Throws if one is
@@ -107,7 +116,9 @@ export function loadNativeAddon(opts: NativeSysOptions = {}): NativeAddon | null
   // writes yet; O_EXCL + a per-process name never touches someone else's file.
   const reasons: string[] = [];
   for (const dir of opts.extractDirs ?? ['/run', os.tmpdir()]) {
-    const file = path.join(dir, `.cfsroot-sys.${process.pid}.node`);
+    // A fresh name per load: the dynamic loader hands back an already
+    // loaded library for a path it has seen, whatever the file now holds.
+    const file = path.join(dir, `.cfsroot-sys.${process.pid}.${++extractions}.node`);
     try {
       fs.writeFileSync(file, new Uint8Array(src.asset), { mode: 0o500, flag: 'wx' });
     } catch (e) {
@@ -135,15 +146,18 @@ export function nativeSysFrom(addon: NativeAddon, fallback: Sys = spawnSys()): S
   return {
     ...fallback,
     mount(m: MountCall) {
+      const flags = m.readonly ? MS_RDONLY : 0;
+      const data = m.options.length ? m.options.join(',') : null;
       if (m.loop) {
-        fallback.mount(m);
+        addon.mountLoop(m.source, m.target, m.fstype, flags, data);
         return;
       }
       try {
-        addon.mount(m.source, m.target, m.fstype, m.readonly ? MS_RDONLY : 0, m.options.length ? m.options.join(',') : null);
+        addon.mount(m.source, m.target, m.fstype, flags, data);
       } catch (e) {
-        // A 6.12+ kernel without EROFS_FS_BACKED_BY_FILE wants a block device: let mount(8) attach a loop device.
-        if (m.fstype === 'erofs' && (e as { code?: unknown }).code === 'ENOTBLK') fallback.mount({ ...m, loop: true });
+        // The source is a file on a filesystem file-backed EROFS cannot read (tmpfs), or a
+        // kernel without EROFS_FS_BACKED_BY_FILE: a loop device is what mount(8) would use.
+        if (m.fstype === 'erofs' && (e as { code?: unknown }).code === 'ENOTBLK') addon.mountLoop(m.source, m.target, m.fstype, flags, data);
         else throw e;
       }
     },
@@ -157,7 +171,7 @@ export function nativeSysFrom(addon: NativeAddon, fallback: Sys = spawnSys()): S
       addon.mount(source, target, null, MS_MOVE, null);
     },
     umount(target, lazy) {
-      // Loop devices come from mount(8), which sets autoclear: the last unmount frees them.
+      // Loop devices are attached with autoclear: the last unmount frees them.
       addon.umount(target, lazy ? MNT_DETACH : 0);
     },
     propagation(target, kind) {

@@ -1,0 +1,163 @@
+/**
+ * Shared machinery of the benchmarks (not shipped): a bench initramfs root,
+ * running one command in it the way the boot runs (fresh private mount
+ * namespace, tmpfs /run, the sysroot bound at /sysroot, chroot), timing
+ * whole processes with bench/tcmd.c, and interleaved medians.
+ *
+ * The machine is shared and noisy, so every figure is a comparison made
+ * inside one run: variants are interleaved round by round, and results are
+ * quoted as differences and ratios of medians (plus the median of the
+ * per-round differences, which cancels slow stretches that hit one round).
+ */
+
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export const REPO = path.resolve(import.meta.dirname, '..');
+export const BENCH_DIR = path.join(REPO, 'build/bench');
+const BUSYBOX_APPLETS = ['sh', 'cat', 'ls', 'mkdir', 'echo', 'env', 'true'];
+
+export interface Sample {
+  /** Whole-process wall time, milliseconds. */
+  ms: number;
+  /** Peak resident set, KiB (wait4 ru_maxrss). */
+  maxRssKiB: number;
+  rc: number;
+}
+
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Interquartile range, to show how noisy a median is. */
+export function iqr(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))]!;
+  return q(0.75) - q(0.25);
+}
+
+function install(src: string, dest: string): void {
+  fs.mkdirSync(path.dirname(dest), { recursive: true });
+  fs.rmSync(dest, { force: true });
+  try {
+    fs.linkSync(src, dest);
+  } catch {
+    fs.copyFileSync(src, dest);
+  }
+  fs.chmodSync(dest, fs.statSync(src).mode & 0o7777);
+}
+
+/** Copy a dynamically linked binary and the libraries ldd names into the root. */
+function installWithLibs(bin: string, root: string, as: string): void {
+  install(fs.realpathSync(bin), path.join(root, as));
+  const out = execFileSync('ldd', [bin], { encoding: 'utf8' });
+  for (const line of out.split('\n')) {
+    const m = /(?:=>\s*)?(\/\S+)\s+\(0x/.exec(line);
+    if (m && !fs.existsSync(path.join(root, m[1]!))) install(fs.realpathSync(m[1]!), path.join(root, m[1]!));
+  }
+}
+
+export interface BenchRoot {
+  dir: string;
+  remove(): void;
+}
+
+/**
+ * An initramfs-like root: busybox, util-linux mount/umount (the spawn
+ * backend needs them), the timer, each binary under test as
+ * /usr/bin/<name>, prepare-root.conf (signed composefs) and the key.
+ */
+export function buildBenchRoot(binaries: Record<string, string>, bindingKeyBase64: string): BenchRoot {
+  const dir = path.join(BENCH_DIR, 'root');
+  fs.rmSync(dir, { recursive: true, force: true });
+  for (const d of ['bin', 'usr/bin', 'etc/ostree', 'proc', 'sys', 'dev', 'run', 'sysroot', 'tmp', 'out', 'bench']) {
+    fs.mkdirSync(path.join(dir, d), { recursive: true });
+  }
+  install('/usr/bin/busybox', path.join(dir, 'bin/busybox'));
+  for (const a of BUSYBOX_APPLETS) fs.symlinkSync('busybox', path.join(dir, 'bin', a));
+  for (const bin of ['/usr/bin/mount', '/usr/bin/umount']) installWithLibs(bin, dir, bin);
+  install(path.join(BENCH_DIR, 'tcmd'), path.join(dir, 'bench/tcmd'));
+  for (const [name, bin] of Object.entries(binaries)) installWithLibs(bin, dir, `/usr/bin/${name}`);
+  fs.writeFileSync(path.join(dir, 'etc/ostree/prepare-root.conf'), '[composefs]\nenabled = signed\n');
+  fs.writeFileSync(path.join(dir, 'etc/ostree/initramfs-root-binding.key'), `${bindingKeyBase64}\n`);
+  return { dir, remove: () => fs.rmSync(dir, { recursive: true, force: true }) };
+}
+
+export interface NsRun {
+  /** argv inside the chroot (argv[0] an absolute path there). */
+  argv: string[];
+  env?: Record<string, string>;
+}
+
+/**
+ * Run argv once under tcmd, in a fresh private mount namespace set up as at
+ * boot. Only the command itself is timed; the namespace set-up is not.
+ * Throws with the command's stderr if it exits non-zero.
+ */
+export function runInNamespace(root: BenchRoot, sysroot: string, run: NsRun): Sample {
+  const R = root.dir;
+  const out = path.join(BENCH_DIR, 'out');
+  fs.rmSync(out, { recursive: true, force: true });
+  fs.mkdirSync(out);
+  const outer = [
+    'set -e',
+    'mount --bind "$R" "$R"',
+    'mount -t tmpfs -o mode=0755 tmpfs "$R/run"',
+    'mount --bind "$SYSROOT" "$R/sysroot"',
+    'mount -t proc proc "$R/proc"',
+    'mount --rbind /dev "$R/dev"',
+    'mount --rbind /sys "$R/sys"',
+    'mount --bind "$OUT" "$R/out"',
+    'exec chroot "$R" /bench/tcmd /out/result "$@" >"$OUT/stdout" 2>"$OUT/stderr"',
+  ].join('\n');
+  const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', outer, 'sh', ...run.argv], {
+    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', R, SYSROOT: sysroot, OUT: out, ...run.env },
+    encoding: 'utf8',
+  });
+  const result = fs.existsSync(path.join(out, 'result')) ? fs.readFileSync(path.join(out, 'result'), 'utf8') : '';
+  const m = /^(\d+) (\d+) (\d+)$/m.exec(result);
+  if (!m || m[3] !== '0') {
+    const stderr = fs.existsSync(path.join(out, 'stderr')) ? fs.readFileSync(path.join(out, 'stderr'), 'utf8') : '';
+    throw new Error(`${run.argv.join(' ')} failed (harness ${r.status}): ${stderr.trim() || r.stderr.trim()}`);
+  }
+  return { ms: Number(m[1]) / 1e6, maxRssKiB: Number(m[2]), rc: Number(m[3]) };
+}
+
+/** Run argv once under tcmd on the host (no namespace). */
+export function runOnHost(argv: string[], env?: Record<string, string>): Sample {
+  const res = path.join(BENCH_DIR, 'host-result');
+  fs.rmSync(res, { force: true });
+  const r = spawnSync(path.join(BENCH_DIR, 'tcmd'), [res, ...argv], {
+    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', ...env },
+    encoding: 'utf8',
+    maxBuffer: 1 << 26,
+  });
+  const m = /^(\d+) (\d+) (\d+)$/m.exec(fs.existsSync(res) ? fs.readFileSync(res, 'utf8') : '');
+  if (!m || m[3] !== '0') throw new Error(`${argv.join(' ')} failed: ${r.stderr}`);
+  return { ms: Number(m[1]) / 1e6, maxRssKiB: Number(m[2]), rc: 0 };
+}
+
+/**
+ * Run each variant once per round, in the same order every round, after
+ * one unrecorded warm-up round (page cache, loop/erofs module state).
+ */
+export function interleave<K extends string>(rounds: number, variants: Record<K, () => Sample>): Record<K, Sample[]> {
+  const names = Object.keys(variants) as K[];
+  for (const n of names) variants[n]();
+  const out = Object.fromEntries(names.map((n) => [n, [] as Sample[]])) as Record<K, Sample[]>;
+  for (let r = 0; r < rounds; r++) for (const n of names) out[n].push(variants[n]());
+  return out;
+}
+
+/** Median of a variant's wall times, and of its per-round differences from a baseline. */
+export function versus(samples: readonly Sample[], base: readonly Sample[]): { median: number; diff: number; pairedDiff: number } {
+  const a = samples.map((s) => s.ms);
+  const b = base.map((s) => s.ms);
+  return { median: median(a), diff: median(a) - median(b), pairedDiff: median(a.map((x, i) => x - b[i]!)) };
+}
+
+export const fmt = (ms: number, digits = 1): string => ms.toFixed(digits);

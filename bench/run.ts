@@ -1,0 +1,173 @@
+/**
+ * `make bench`: every figure of issue 5, printed as a table and saved as
+ * JSON (build/bench/results.json). Run as root (mount namespaces, chroot).
+ *
+ *   (a) own work of a boot: `cfsroot /sysroot CMDLINE` (signed composefs, the
+ *       generated deployment: >= 10,000 files, >= 5 MB image) minus
+ *       `cfsroot --version`, both whole processes run the same way (fresh
+ *       private mount namespace, tmpfs /run, chroot), interleaved round by
+ *       round. Also with the mount(8) backend (CFSROOT_SYS=spawn) for comparison.
+ *   (b) `cfsroot verify` on the same deployment, same baseline.
+ *   (c) `cfsroot digest` of a 256 MiB file (whole process minus --version)
+ *       against node:crypto one-shot SHA-256 of the same bytes in memory.
+ *   (d) start-up: the single executable with/without V8 code cache, with a
+ *       startup snapshot, and an empty-script SEA (Node's own floor); bundle size.
+ *   (e) node:crypto vs @noble/hashes / tweetnacl on the boot's real inputs.
+ *   (f) peak RSS of a full setup (wait4 ru_maxrss).
+ *
+ * Environment: BENCH_ROUNDS (default 21), BENCH_DIGEST_ROUNDS (default 7),
+ * BENCH_ONLY=a,b,c,d,e (subset).
+ */
+
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { BENCH_DIR, REPO, buildBenchRoot, fmt, interleave, iqr, median, runInNamespace, runOnHost, versus, type Sample } from './harness.js';
+import { buildSea } from './sea.js';
+import { cryptoFigures } from './crypto.js';
+
+const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 21);
+const DIGEST_ROUNDS = Number(process.env['BENCH_DIGEST_ROUNDS'] ?? 7);
+const only = new Set((process.env['BENCH_ONLY'] ?? 'a,b,c,d,e').split(','));
+const results: Record<string, unknown> = {
+  date: new Date().toISOString(),
+  machine: `${os.cpus()[0]?.model ?? '?'} x${os.availableParallelism()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Linux ${os.release()}, Node ${process.version}`,
+  loadavg: os.loadavg(),
+};
+
+const DIST = path.join(REPO, 'dist/cfsroot');
+const BUNDLE = path.join(REPO, 'dist/cfsroot.cjs');
+
+interface SysrootJson {
+  sysroot: string;
+  cmdline: string;
+  publicKeyBase64: string;
+  files: number;
+  imageSize: number;
+  image: string;
+  imageDigest: string;
+  commit: string;
+}
+
+/** The deployment every boot figure uses, generated once and cached in build/bench. */
+function benchSysroot(): SysrootJson {
+  const json = path.join(BENCH_DIR, 'sysroot.json');
+  if (!fs.existsSync(json)) {
+    const out = path.join(BENCH_DIR, 'sysroot');
+    fs.rmSync(out, { recursive: true, force: true });
+    // 22,000 files: mkfs.erofs makes ~230 bytes of image per file, so this
+    // is the smallest round count that gives an image over 5 MB.
+    process.stderr.write('generating the bench deployment (22,000 files; takes a few minutes)...\n');
+    const text = execFileSync(path.join(REPO, 'node_modules/.bin/tsx'), [
+      path.join(REPO, 'tools/mksysroot.ts'), '--out', out, '--bulk', '22000', '--key-out', path.join(BENCH_DIR, 'binding.key'),
+    ], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    fs.writeFileSync(json, text);
+  }
+  return JSON.parse(fs.readFileSync(json, 'utf8')) as SysrootJson;
+}
+
+function row(name: string, cells: string[]): void {
+  console.log(`  ${name.padEnd(44)} ${cells.map((c) => c.padStart(10)).join(' ')}`);
+}
+
+function table(title: string, samples: Record<string, Sample[]>, base: string): Record<string, unknown> {
+  console.log(`\n${title}`);
+  row('', ['median ms', 'IQR ms', `- ${base}`, 'paired', 'peak RSS']);
+  const out: Record<string, unknown> = {};
+  for (const [name, s] of Object.entries(samples)) {
+    const v = versus(s, samples[base]!);
+    const rss = median(s.map((x) => x.maxRssKiB)) / 1024;
+    row(name, [fmt(v.median), fmt(iqr(s.map((x) => x.ms))), name === base ? '' : fmt(v.diff), name === base ? '' : fmt(v.pairedDiff), `${rss.toFixed(1)} MiB`]);
+    out[name] = { medianMs: v.median, iqrMs: iqr(s.map((x) => x.ms)), minusBaseMs: v.diff, pairedMinusBaseMs: v.pairedDiff, peakRssMiB: rss, n: s.length };
+  }
+  return out;
+}
+
+function figuresBoot(sys: SysrootJson): void {
+  const root = buildBenchRoot({ cfsroot: DIST }, sys.publicKeyBase64);
+  const cmdline = sys.cmdline;
+  const variants = {
+    '--version': () => runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot', '--version'] }),
+    'boot (native mount backend)': () => runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot', '/sysroot', cmdline], env: { CFSROOT_SYS: 'native' } }),
+    'boot (mount(8) backend)': () => runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot', '/sysroot', cmdline], env: { CFSROOT_SYS: 'spawn' } }),
+    'verify': () => runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot', 'verify', '--sysroot', '/sysroot', '--cmdline', cmdline] }),
+  };
+  const s = interleave(ROUNDS, variants);
+  results['boot'] = table(
+    `(a,b,f) signed composefs boot, ${sys.files} files, image ${(sys.imageSize / 1e6).toFixed(2)} MB; ${ROUNDS} interleaved rounds, fresh namespace each`,
+    s,
+    '--version',
+  );
+  root.remove();
+}
+
+function figuresDigest(): void {
+  const mib = 256;
+  const file = path.join(BENCH_DIR, 'digest-256m');
+  const data = crypto.randomBytes(mib << 20);
+  fs.writeFileSync(file, data);
+  const oneShot: number[] = [];
+  const variants = {
+    '--version': () => runOnHost([DIST, '--version']),
+    'digest 256 MiB': () => {
+      const r = runOnHost([DIST, 'digest', file]);
+      // The in-memory yardstick, once per round, between the processes.
+      const t0 = process.hrtime.bigint();
+      crypto.createHash('sha256').update(data).digest();
+      oneShot.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      return r;
+    },
+  };
+  const s = interleave(DIGEST_ROUNDS, variants);
+  oneShot.shift(); // the warm-up round
+  const v = versus(s['digest 256 MiB'], s['--version']);
+  const ref = median(oneShot);
+  const thr = mib / (v.pairedDiff / 1000);
+  const refThr = mib / (ref / 1000);
+  console.log(`\n(c) fs-verity digest of ${mib} MiB (page cache warm), ${DIGEST_ROUNDS} interleaved rounds`);
+  row('', ['ms', 'MiB/s', 'ratio']);
+  row('one-shot createHash(sha256), in memory', [fmt(ref), refThr.toFixed(0), '1.00']);
+  row('cfsroot digest (process - --version, paired)', [fmt(v.pairedDiff), thr.toFixed(0), (thr / refThr).toFixed(2)]);
+  results['digest'] = { mib, oneShotMs: ref, oneShotMiBs: refThr, cfsrootMs: v.pairedDiff, cfsrootMiBs: thr, ratio: thr / refThr, processMedianMs: v.median };
+  fs.rmSync(file, { force: true });
+}
+
+function figuresStartup(): void {
+  const emptyJs = path.join(BENCH_DIR, 'empty.cjs');
+  fs.writeFileSync(emptyJs, '');
+  const assets = fs.existsSync(path.join(REPO, 'build/native/cfsroot_sys.node'))
+    ? { 'cfsroot_sys.node': path.join(REPO, 'build/native/cfsroot_sys.node') }
+    : undefined;
+  const bins = {
+    'empty script SEA (Node floor)': buildSea('empty', { main: emptyJs }),
+    'cfsroot, neither': buildSea('plain', { main: BUNDLE, assets }),
+    'cfsroot, V8 code cache': buildSea('codecache', { main: BUNDLE, useCodeCache: true, assets }),
+    'cfsroot, startup snapshot (dist/cfsroot)': DIST,
+  };
+  const variants = Object.fromEntries(Object.entries(bins).map(([n, b]) => [n, () => runOnHost([b, '--version'])]));
+  const s = interleave(ROUNDS, variants);
+  const out = table(`(d) start-up: \`--version\` whole process, ${ROUNDS} interleaved rounds`, s, 'empty script SEA (Node floor)');
+  const bundle = fs.statSync(BUNDLE).size;
+  console.log(`  bundle dist/cfsroot.cjs: ${bundle} bytes (${(bundle / 1024).toFixed(0)} KiB); binary ${fs.statSync(DIST).size} bytes`);
+  results['startup'] = { ...out, bundleBytes: bundle, binaryBytes: fs.statSync(DIST).size };
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('bench: run as root (mount namespaces, chroot)');
+  if (!fs.existsSync(DIST)) throw new Error('bench: build dist/cfsroot first (make)');
+  console.log(`cfsroot benchmarks, ${results['date']}\n${results['machine']}; load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  const sys = benchSysroot();
+  if (only.has('a') || only.has('b')) figuresBoot(sys);
+  if (only.has('c')) figuresDigest();
+  if (only.has('d')) figuresStartup();
+  if (only.has('e')) results['crypto'] = await cryptoFigures(sys, ROUNDS);
+  fs.writeFileSync(path.join(BENCH_DIR, 'results.json'), JSON.stringify(results, null, 2) + '\n');
+  console.log(`\nresults: ${path.relative(REPO, path.join(BENCH_DIR, 'results.json'))}`);
+}
+
+main().catch((e: unknown) => {
+  console.error(`bench: ${e instanceof Error ? e.message : String(e)}`);
+  process.exitCode = 1;
+});

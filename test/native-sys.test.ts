@@ -1,0 +1,272 @@
+/**
+ * The native mount backend (src/sys/native.ts + native/cfsroot_sys.c):
+ *  - the mapping of each `Sys` call to mount(2)/umount2(2) flags, against a
+ *    recording fake addon (what a reader of mount(2) expects, written out);
+ *  - the real addon doing those calls in a private mount namespace, checked
+ *    through /proc/self/mountinfo and by writing through the mounts;
+ *  - loading: from the bytes the single executable embeds (written to a
+ *    directory, dlopen'ed, unlinked), and bootSys' choice and fallback.
+ * The real-addon cases need root and gcc (or a built build/native addon).
+ */
+import test from 'ava';
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { bootSys, loadNativeAddon, nativeSysFrom, type NativeAddon } from '../src/sys/native.js';
+import type { MountCall, Sys } from '../src/sys/types.js';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+let addonPath = '';
+const tmpDirs: string[] = [];
+
+test.before(() => {
+  // A private build, so the test does not depend on (or race) `make`.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cfsroot-native-'));
+  tmpDirs.push(dir);
+  addonPath = path.join(dir, 'cfsroot_sys.node');
+  execFileSync('cc', [
+    '-O2', '-shared', '-fPIC', '-DNODE_GYP_MODULE_NAME=cfsroot_sys',
+    `-I${path.resolve(process.execPath, '../../include/node')}`, '-o', addonPath, path.join(REPO, 'native/cfsroot_sys.c'),
+  ]);
+});
+test.after.always(() => {
+  for (const d of tmpDirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+type Call = [string, ...unknown[]];
+
+function recorder(fail?: (call: Call) => Error | null): { addon: NativeAddon; calls: Call[] } {
+  const calls: Call[] = [];
+  const rec = (call: Call) => {
+    calls.push(call);
+    const e = fail?.(call);
+    if (e) throw e;
+  };
+  return {
+    calls,
+    addon: {
+      mount: (...a) => rec(['mount', ...a]),
+      umount: (...a) => rec(['umount', ...a]),
+      mountLoop: (...a) => {
+        rec(['mountLoop', ...a]);
+        return '/dev/loop7';
+      },
+      setReadonly: (...a) => rec(['setReadonly', ...a]),
+    },
+  };
+}
+
+function fallbackRecorder(): { sys: Sys; mounts: MountCall[] } {
+  const mounts: MountCall[] = [];
+  const no = () => {
+    throw new Error('unexpected fallback call');
+  };
+  const sys: Sys = {
+    mount: (m) => void mounts.push(m),
+    bind: no, remount: no, move: no, umount: no, propagation: no,
+    mountReadonly: () => true,
+    mkdir: () => true, rmdir: no, symlink: no, readFileOrNull: () => null, writeFile: no, copyFile: no, unlink: no,
+  };
+  return { sys, mounts };
+}
+
+test('each Sys call becomes the mount(2)/umount2(2) call mount(8) would make', (t) => {
+  const { addon, calls } = recorder();
+  const { sys: fb, mounts } = fallbackRecorder();
+  const sys = nativeSysFrom(addon, fb);
+  sys.mount({ fstype: 'erofs', source: '/run/i.cfs', target: '/l', options: ['noacl'], readonly: true });
+  sys.mount({ fstype: 'overlay', source: 'composefs', target: '/t', options: ['metacopy=on', 'lowerdir=/l::/o'], readonly: false });
+  sys.mount({ fstype: 'overlay', source: 'overlay', target: '/e', options: [], readonly: true });
+  sys.bind('/a', '/b', false);
+  sys.bind('/a', '/c', true);
+  sys.remount('/b', true);
+  sys.move('/c', '/d');
+  sys.umount('/d', true);
+  sys.umount('/b', false);
+  sys.propagation('/', 'rprivate');
+  sys.propagation('/v', 'private');
+  sys.propagation('/v', 'slave');
+  sys.propagation('/v', 'shared');
+  t.deepEqual(calls, [
+    ['mount', '/run/i.cfs', '/l', 'erofs', 0x1, 'noacl'], // MS_RDONLY
+    ['mount', 'composefs', '/t', 'overlay', 0, 'metacopy=on,lowerdir=/l::/o'],
+    ['mount', 'overlay', '/e', 'overlay', 0x1, null],
+    ['mount', '/a', '/b', null, 0x1000, null], // MS_BIND
+    ['mount', '/a', '/c', null, 0x1000 | 0x4000, null], // MS_BIND|MS_REC
+    ['setReadonly', '/b', true],
+    ['mount', '/c', '/d', null, 0x2000, null], // MS_MOVE
+    ['umount', '/d', 2], // MNT_DETACH
+    ['umount', '/b', 0],
+    ['mount', null, '/', null, 0x4000 | 0x40000, null], // MS_REC|MS_PRIVATE
+    ['mount', null, '/v', null, 0x40000, null],
+    ['mount', null, '/v', null, 0x80000, null], // MS_SLAVE
+    ['mount', null, '/v', null, 0x100000, null], // MS_SHARED
+  ]);
+  t.deepEqual(mounts, []);
+  // Non-mount operations are the fallback's.
+  t.is(sys.mountReadonly('/x'), true);
+});
+
+test('loop mounts, and EROFS refused with ENOTBLK (a file on tmpfs), go through a loop device; other errors propagate', (t) => {
+  const enotblk = Object.assign(new Error('mount(2) /l: Block device required (ENOTBLK)'), { code: 'ENOTBLK' });
+  const ebusy = Object.assign(new Error('mount(2) /t: Device or resource busy (EBUSY)'), { code: 'EBUSY' });
+  const { addon, calls } = recorder((c) => (c[0] === 'mount' && c[2] === '/l' ? enotblk : c[2] === '/t' ? ebusy : null));
+  const { sys: fb, mounts } = fallbackRecorder();
+  const sys = nativeSysFrom(addon, fb);
+  sys.mount({ fstype: 'erofs', source: '/i', target: '/k', options: [], readonly: true, loop: true });
+  sys.mount({ fstype: 'erofs', source: '/i', target: '/l', options: ['noacl'], readonly: true });
+  t.throws(() => sys.mount({ fstype: 'overlay', source: 'o', target: '/t', options: [], readonly: true }), { message: /EBUSY/ });
+  // ENOTBLK only means "give me a block device" for EROFS; elsewhere it is an error.
+  t.throws(() => sys.mount({ fstype: 'overlay', source: 'o', target: '/l', options: [], readonly: true }), { message: /ENOTBLK/ });
+  t.deepEqual(calls, [
+    ['mountLoop', '/i', '/k', 'erofs', 0x1, null],
+    ['mount', '/i', '/l', 'erofs', 0x1, 'noacl'],
+    ['mountLoop', '/i', '/l', 'erofs', 0x1, 'noacl'],
+    ['mount', 'o', '/t', 'overlay', 0x1, null],
+    ['mount', 'o', '/l', 'overlay', 0x1, null],
+  ]);
+  t.deepEqual(mounts, [], 'no mount(8) child');
+});
+
+/** Run a CommonJS snippet as root in a private mount namespace; `addon` is in scope. */
+function inNamespace(body: string): { out: unknown; stderr: string; status: number | null } {
+  const script = `
+    const fs = require('node:fs');
+    const m = { exports: {} };
+    process.dlopen(m, process.env.ADDON);
+    const addon = m.exports;
+    const out = {};
+    const err = (f) => { try { f(); return null; } catch (e) { return { code: e.code, message: e.message }; } };
+    const info = (p) => fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\\n').filter((l) => l.split(' ')[4] === p);
+    ${body}
+    process.stdout.write(JSON.stringify(out));`;
+  const r = spawnSync('unshare', ['-m', '--propagation', 'private', process.execPath, '-e', script], {
+    env: { ...process.env, ADDON: addonPath, NODE_OPTIONS: '' },
+    encoding: 'utf8',
+  });
+  return { out: r.status === 0 ? JSON.parse(r.stdout) : null, stderr: r.stderr, status: r.status };
+}
+
+test('the real addon: mount, bind, read-only flip that keeps nosuid/nodev, move, propagation, unmount', (t) => {
+  if (process.getuid?.() !== 0) return t.pass('needs root');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cfsroot-native-mnt-'));
+  tmpDirs.push(dir);
+  for (const d of ['a', 'b', 'c']) fs.mkdirSync(path.join(dir, d));
+  const r = inNamespace(`
+    const [a, b, c] = ['a', 'b', 'c'].map((x) => ${JSON.stringify(dir)} + '/' + x);
+    addon.mount('tmpfs', a, 'tmpfs', 2 | 4, 'mode=0755,size=1m'); // MS_NOSUID|MS_NODEV
+    fs.writeFileSync(a + '/f', 'x');
+    addon.mount(a, b, null, 0x1000, null);
+    addon.setReadonly(b, true);
+    out.bRo = info(b)[0];
+    out.writeB = err(() => fs.writeFileSync(b + '/g', 'y'));
+    out.writeA = err(() => fs.writeFileSync(a + '/g', 'y'));
+    addon.setReadonly(b, false);
+    out.bRw = info(b)[0];
+    addon.mount(b, c, null, 0x2000, null); // MS_MOVE
+    out.afterMove = [info(b).length, info(c).length, fs.readFileSync(c + '/f', 'utf8')];
+    addon.mount(null, c, null, 0x100000, null); // MS_SHARED
+    out.shared = info(c)[0];
+    addon.umount(c, 2);
+    addon.umount(a, 0);
+    out.left = [info(a).length, info(c).length];
+    out.enoent = err(() => addon.mount('/nonexistent-src', a, null, 0x1000, null));
+    out.notMounted = err(() => addon.umount(a, 0));
+    out.nul = err(() => addon.umount('/x\\u0000y', 0));
+    out.type = err(() => addon.mount(null, 5, null, 0, null));
+  `);
+  t.is(r.status, 0, r.stderr);
+  const o = r.out as Record<string, unknown>;
+  const opts = (line: unknown) => String(line).split(' ')[5]!.split(',');
+  t.deepEqual(opts(o['bRo']).sort(), ['nodev', 'nosuid', 'relatime', 'ro'].sort());
+  t.deepEqual(opts(o['bRw']).sort(), ['nodev', 'nosuid', 'relatime', 'rw'].sort());
+  t.is((o['writeB'] as { code: string }).code, 'EROFS');
+  t.is(o['writeA'], null);
+  t.deepEqual(o['afterMove'], [0, 1, 'x']);
+  t.regex(String(o['shared']), / shared:\d+/);
+  t.deepEqual(o['left'], [0, 0]);
+  t.deepEqual(o['enoent'], { code: 'ENOENT', message: `mount(2) ${dir}/a: No such file or directory (ENOENT)` });
+  t.deepEqual(o['notMounted'], { code: 'EINVAL', message: `umount2(2) ${dir}/a: Invalid argument (EINVAL)` });
+  t.regex((o['nul'] as { message: string }).message, /must not contain a NUL/);
+  t.regex((o['type'] as { message: string }).message, /target must be a string/);
+});
+
+test('the real addon: an EROFS image on tmpfs is refused as a file (ENOTBLK) and mounts through an autoclear loop device', (t) => {
+  if (process.getuid?.() !== 0) return t.pass('needs root');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cfsroot-native-loop-'));
+  tmpDirs.push(dir);
+  fs.mkdirSync(path.join(dir, 'tree/sub'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'tree/sub/hello'), 'hello from erofs\n');
+  for (const d of ['tmp', 'mnt']) fs.mkdirSync(path.join(dir, d));
+  execFileSync('mkfs.erofs', ['--quiet', path.join(dir, 'image.erofs'), path.join(dir, 'tree')]);
+  const r = inNamespace(`
+    const d = ${JSON.stringify(dir)};
+    addon.mount('tmpfs', d + '/tmp', 'tmpfs', 0, null);
+    fs.copyFileSync(d + '/image.erofs', d + '/tmp/image.erofs');
+    out.asFile = err(() => addon.mount(d + '/tmp/image.erofs', d + '/mnt', 'erofs', 1, null));
+    out.dev = addon.mountLoop(d + '/tmp/image.erofs', d + '/mnt', 'erofs', 1, 'noacl');
+    out.content = fs.readFileSync(d + '/mnt/sub/hello', 'utf8');
+    out.mounted = info(d + '/mnt').map((l) => l.split(' - ')[1]);
+    const sysfs = '/sys/block/' + out.dev.slice(5) + '/';
+    out.loop = ['loop/backing_file', 'ro', 'loop/autoclear'].map((f) => fs.readFileSync(sysfs + f, 'utf8').trim());
+    addon.umount(d + '/mnt', 0);
+    out.freed = fs.existsSync(sysfs + 'loop/backing_file');
+    out.badTarget = err(() => addon.mountLoop(d + '/tmp/image.erofs', d + '/missing', 'erofs', 1, null));
+    out.badFile = err(() => addon.mountLoop(d + '/tmp/none', d + '/mnt', 'erofs', 1, null));
+    addon.umount(d + '/tmp', 0);
+  `);
+  t.is(r.status, 0, r.stderr);
+  const o = r.out as Record<string, any>;
+  t.is(o['asFile'].code, 'ENOTBLK');
+  t.regex(o['dev'], /^\/dev\/loop\d+$/);
+  t.is(o['content'], 'hello from erofs\n');
+  t.regex(o['mounted'][0], new RegExp(`^erofs ${o['dev']} ro`));
+  t.deepEqual(o['loop'], [path.join(dir, 'tmp/image.erofs'), '1', '1']);
+  t.false(o['freed'], 'unmounting freed the loop device');
+  t.is(o['badTarget'].code, 'ENOENT');
+  t.regex(o['badTarget'].message, /^mount\(2\) .*\/missing: /);
+  t.is(o['badFile'].code, 'ENOENT');
+  t.regex(o['badFile'].message, /^loop device for .*\/tmp\/none: /);
+});
+
+test('loading from embedded bytes: written to the first usable directory, loaded, and removed', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cfsroot-native-x-'));
+  tmpDirs.push(dir);
+  const bytes = fs.readFileSync(addonPath);
+  const asset = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+  const addon = loadNativeAddon({ asset, extractDirs: [path.join(dir, 'missing'), dir] });
+  t.is(typeof addon?.mount, 'function');
+  t.deepEqual(fs.readdirSync(dir), []);
+  // Garbage is refused with the reason for every directory tried.
+  t.throws(() => loadNativeAddon({ asset: new ArrayBuffer(64), extractDirs: [dir] }), { message: /cannot load the embedded mount addon \(.*\.node: / });
+  t.deepEqual(fs.readdirSync(dir), []);
+});
+
+test('bootSys: native when an addon loads, mount(8) otherwise; CFSROOT_SYS forces either', (t) => {
+  const { sys: fb } = fallbackRecorder();
+  const warnings: string[] = [];
+  const warn = (m: string) => void warnings.push(m);
+  const saved = process.env['CFSROOT_SYS'];
+  try {
+    delete process.env['CFSROOT_SYS'];
+    // No addon configured (not a single executable): mount(8), silently.
+    t.is(bootSys({ fallback: fb, warn, addonPath: '' }), fb);
+    t.deepEqual(warnings, []);
+    // An addon that cannot load: mount(8), with a warning.
+    t.is(bootSys({ fallback: fb, warn, addonPath: '/nonexistent/cfsroot_sys.node' }), fb);
+    t.is(warnings.length, 1);
+    t.regex(warnings[0]!, /warning: .*nonexistent.*; using mount\(8\) instead/);
+    const native = bootSys({ fallback: fb, warn, addonPath });
+    t.not(native, fb);
+    t.not(native.bind, fb.bind);
+    process.env['CFSROOT_SYS'] = 'spawn';
+    t.is(bootSys({ fallback: fb, warn, addonPath }), fb);
+    process.env['CFSROOT_SYS'] = 'native';
+    t.throws(() => bootSys({ fallback: fb, warn, addonPath: '/nonexistent/cfsroot_sys.node' }));
+  } finally {
+    if (saved === undefined) delete process.env['CFSROOT_SYS'];
+    else process.env['CFSROOT_SYS'] = saved;
+  }
+});
