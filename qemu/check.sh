@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# Run the boot scenarios (SPEC §7, issue 4): one QEMU boot each, pass/fail
+# decided from the serial console (the CFSTEST lines printed by the test
+# root's init, qemu/rootfs-init.sh, or the emergency marker of the test dracut
+# module). Ends with one "PASS|FAIL <name> <seconds>s" line per scenario and
+# "N passed, M failed".
+#
+# usage: qemu/check.sh [SCENARIO...]   (default: all; needs deps, disks, initrds)
+# env:   QEMU_BASELINE=0  skip the two boots that measure initramfs images
+#                         without cfsroot (reported, never failing)
+#        QEMU_TIMEOUT=S   per-boot limit (default 300)
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+all=(plain-root signed-ok digest-ok digest-mismatch bad-signature tampered-object
+     legacy-off maybe-no-image minimal-initramfs)
+if (($#)); then scenarios=("$@"); else scenarios=("${all[@]}"); fi
+limit=${QEMU_TIMEOUT:-300}
+
+[[ -f $OUT/disk.env && -f $OUT/base.img && -f $OUT/initrd-dracut.img ]] ||
+  die "disks/initramfs missing: run make qemu-check (or qemu/mkdisk.sh and qemu/mkinitrd.sh)"
+# shellcheck source=/dev/null
+. "$OUT/disk.env"
+
+# Kernel arguments every boot gets: the physical root is mounted read-write
+# (cfsroot binds the deployment's /etc and the stateroot /var from it),
+# no fsck, and a failed initramfs powers off instead of waiting at a shell.
+common="root=/dev/vda rw fsck.mode=skip rd.shell=0 rd.emergency=poweroff"
+ostree="ostree=$OSTREE_KARG"
+
+# ---- assertions on one boot's console -----------------------------------
+lines='' console='' reasons=()
+expect() { # REGEX DESCRIPTION: some CFSTEST line matches
+  grep -q -E -- "$1" <<< "$lines" || reasons+=("missing: $2")
+}
+expect_not() {
+  grep -q -E -- "$1" <<< "$lines" && reasons+=("unexpected: $2")
+  return 0
+}
+expect_console() { # REGEX DESCRIPTION: anywhere on the console
+  grep -a -q -i -E -- "$1" <<< "$console" || reasons+=("missing on console: $2")
+}
+
+booted() {
+  expect '^CFSTEST start$' 'the test root init ran'
+  expect '^CFSTEST done$' 'the test root init finished'
+  expect_not '^CFSTEST emergency' 'emergency mode'
+}
+ostree_common() {
+  expect '^CFSTEST exists /run/ostree-booted yes' '/run/ostree-booted'
+  expect '^CFSTEST mnt /sysroot fstype=ext4 source=/dev/vda ' '/sysroot = the physical root'
+  expect '^CFSTEST exists /sysroot/ostree/repo yes' 'the repo under /sysroot'
+  expect '^CFSTEST write /etc ok' '/etc writable'
+  expect '^CFSTEST write /var ok' '/var writable'
+  expect '^CFSTEST mnt /var fstype=ext4 ' '/var is a mount of the physical root'
+  expect "^CFSTEST same /var/\\.cfstest-same /sysroot/ostree/deploy/[^/]+/var/\\.cfstest-same yes" \
+    '/var is the stateroot var (persistent)'
+  expect "^CFSTEST same /etc/\\.cfstest-same /sysroot/$DEPLOY_REL/etc/\\.cfstest-same yes" \
+    "/etc is the deployment's etc"
+  expect "^CFSTEST read /usr/share/cfstest/hello.txt ok sha256=$HELLO_SHA256\$" 'hello.txt read with the right content'
+  expect '^CFSTEST write /usr fail' '/usr read-only'
+}
+composefs_root() { # VERITY(yes|no)
+  expect '^CFSTEST mnt / fstype=overlay source=composefs opts=ro[, ]' 'root = read-only overlay, source composefs'
+  expect '^CFSTEST mnt / .*super=[^ ]*lowerdir=[^ ]*::/sysroot/ostree/repo/objects' 'data-only lower = the repo objects'
+  [[ $1 == yes ]] && expect '^CFSTEST mnt / .*super=[^ ]*verity=require' 'overlay verity=require'
+  expect '^CFSTEST mnt /sysroot [^ ]* [^ ]* opts=ro[, ]' '/sysroot read-only (sysroot.readonly defaults to true)'
+}
+victim_ok() {
+  expect "^CFSTEST read /usr/share/cfstest/victim.txt ok sha256=$VICTIM_SHA256\$" 'victim.txt read with the right content'
+}
+legacy_root() {
+  expect '^CFSTEST mnt / fstype=ext4 source=/dev/vda ' 'root = bind of the deployment on the physical root'
+  expect_not '^CFSTEST mnt / fstype=overlay' 'overlay root'
+}
+emergency() { # KEYWORD
+  expect_console 'CFSTEST emergency' 'emergency marker (initramfs emergency mode)'
+  expect_not '^CFSTEST start' 'the test root booted'
+  expect_console "cfsroot: .*$1" "cfsroot's message about $1"
+}
+
+# ---- one scenario --------------------------------------------------------
+# Sets: initrd, disk, args, and calls the assertions after the boot.
+declare -A result=() seconds=() initsecs=()
+run() {
+  local name=$1 dir=$OUT/scenarios/$1
+  rm -rf "$dir"; mkdir -p "$dir"
+  local disk=$dir/disk.img initrd=$OUT/initrd-dracut.img args="$common $ostree" base=$OUT/base.img
+  reasons=()
+  case $name in
+    plain-root) base=$OUT/plain.img; args=$common ;;
+    minimal-initramfs) initrd=$OUT/initrd-mini.img ;;
+    legacy-off) args="$args ot-composefs=off" ;;
+    maybe-no-image) args="$args ot-composefs=maybe" ;;
+    digest-ok) args="$args ot-composefs=digest=$IMAGE_DIGEST" ;;
+    digest-mismatch)
+      # The real digest with its last hex digit changed.
+      local last=${IMAGE_DIGEST: -1} other=0
+      [[ $last == 0 ]] && other=1
+      args="$args ot-composefs=digest=${IMAGE_DIGEST:0:63}$other" ;;
+  esac
+  cp --reflink=auto --sparse=always "$base" "$disk"
+  case $name in
+    tampered-object)
+      # Replace the victim's backing object by /cfstest-tampered (same size,
+      # other bytes, fs-verity enabled by the prepare boot): the kernel must
+      # refuse it because its verity digest is not the one in the image.
+      debugfs -w -f - "$disk" >/dev/null 2>"$dir/debugfs.err" <<EOF
+rm /$VICTIM_OBJ
+ln /cfstest-tampered /$VICTIM_OBJ
+unlink /cfstest-tampered
+EOF
+      ;;
+    maybe-no-image)
+      debugfs -w -R "rm /$DEPLOY_REL/.ostree.cfs" "$disk" >/dev/null 2>"$dir/debugfs.err" ;;
+    bad-signature)
+      local meta=ostree/repo/objects/${COMMIT:0:2}/${COMMIT:2}.commitmeta
+      debugfs -R "dump /$meta $dir/commitmeta" "$disk" >/dev/null 2>&1
+      /usr/bin/python3 "$QEMU_DIR/corrupt-signature.py" "$dir/commitmeta" >/dev/null || reasons+=("could not corrupt the signature")
+      debugfs -w -f - "$disk" >/dev/null 2>"$dir/debugfs.err" <<EOF
+rm /$meta
+write $dir/commitmeta /$meta
+EOF
+      ;;
+  esac
+
+  log "$name: booting ($(basename "$initrd"), $args)"
+  local t rc=0
+  t=$(bash "$QEMU_DIR/boot.sh" "$initrd" "$disk" "$dir/console.log" "$limit" "$args") || rc=$?
+  ((rc == 124 || rc == 137)) && reasons+=("timed out after ${limit}s")
+  console=$(tr -d '\r' < "$dir/console.log")
+  lines=$(grep -a -o 'CFSTEST .*' <<< "$console")
+
+  case $name in
+    plain-root)
+      booted
+      expect '^CFSTEST mnt / fstype=ext4 source=/dev/vda ' 'root = the plain ext4 root'
+      expect '^CFSTEST exists /run/ostree-booted no' 'no /run/ostree-booted (cfsroot.service skipped)'
+      expect '^CFSTEST nomnt /sysroot' 'no /sysroot mount'
+      victim_ok ;;
+    signed-ok|minimal-initramfs)
+      booted; ostree_common; composefs_root yes; victim_ok
+      expect_console 'cfsroot: .*signed commit' "cfsroot's note that the signed commit verified" ;;
+    digest-ok)
+      booted; ostree_common; composefs_root yes; victim_ok ;;
+    tampered-object)
+      booted; ostree_common; composefs_root yes
+      expect '^CFSTEST read /usr/share/cfstest/victim.txt fail .*(I/O error|Input/output error)' \
+        'victim.txt unreadable (EIO) through the root' ;;
+    legacy-off|maybe-no-image)
+      booted; ostree_common; legacy_root; victim_ok ;;
+    digest-mismatch) emergency 'digest.*EDIGEST' ;;
+    bad-signature) emergency 'signature.*ESIGNATURE' ;;
+    *) reasons+=("unknown scenario") ;;
+  esac
+
+  seconds[$name]=$t
+  initsecs[$name]=$(grep -o -E '^CFSTEST uptime [0-9.]+' <<< "$lines" | awk '{print $3}')
+  if ((${#reasons[@]})); then
+    result[$name]=FAIL
+    printf '%s\n' "${reasons[@]}" > "$dir/reasons"
+    log "$name: FAIL in ${t}s"
+    for r in "${reasons[@]}"; do log "  $name: $r"; done
+    log "  console: $dir/console.log"
+  else
+    result[$name]=PASS
+    log "$name: PASS in ${t}s"
+  fi
+}
+
+for s in "${scenarios[@]}"; do run "$s"; done
+
+# ---- measurements without cfsroot (baseline for the README) -------------
+baseline=()
+if [[ ${QEMU_BASELINE:-1} != 0 ]]; then
+  for v in dracut-plain mini-plain; do
+    dir=$OUT/scenarios/baseline-$v; rm -rf "$dir"; mkdir -p "$dir"
+    cp --sparse=always "$OUT/plain.img" "$dir/disk.img"
+    t=$(bash "$QEMU_DIR/boot.sh" "$OUT/initrd-$v.img" "$dir/disk.img" "$dir/console.log" "$limit" "$common") || true
+    u=$(tr -d '\r' < "$dir/console.log" | grep -a -o -E 'CFSTEST uptime [0-9.]+' | awk '{print $3}')
+    baseline+=("boot initrd-$v.img plain root: ${t}s total, init after ${u:-?}s")
+  done
+fi
+
+# ---- report ---------------------------------------------------------------
+echo
+echo "initramfs sizes (compressed / as loaded by the kernel):"
+for f in initrd-dracut initrd-dracut-plain initrd-mini initrd-mini-plain; do
+  [[ -f $OUT/$f.img ]] || continue
+  printf '  %-24s %6.1f MiB\n' "$f.img" "$(awk -v b="$(stat -c %s "$OUT/$f.img")" 'BEGIN { print b / 1048576 }')"
+done
+echo "boot times (qemu -accel tcg, wall seconds to power-off; guest uptime when the root's init started):"
+for s in "${scenarios[@]}"; do
+  printf '  %-18s %6ss total, init after %ss\n' "$s" "${seconds[$s]:-?}" "${initsecs[$s]:-—}"
+done
+for b in "${baseline[@]}"; do echo "  $b"; done
+echo
+pass=0 failn=0
+for s in "${scenarios[@]}"; do
+  echo "${result[$s]:-FAIL} $s ${seconds[$s]:-0}s"
+  if [[ ${result[$s]:-FAIL} == PASS ]]; then pass=$((pass + 1)); else failn=$((failn + 1)); fi
+done
+echo "$pass passed, $failn failed"
+((failn == 0))
