@@ -32,7 +32,10 @@ export interface LogSinkOptions {
 export function createLogger(opts: LogSinkOptions = {}): Logger {
   const tag = opts.tag ?? 'cfsroot';
   const toStderr = opts.stderr ?? ((line: string) => void process.stderr.write(line));
-  let kmsgPath = opts.kmsgPath === undefined ? '/dev/kmsg' : opts.kmsgPath;
+  // Under systemd with stderr connected to the journal (JOURNAL_STREAM is
+  // set), the journal already forwards our lines to the console and kmsg;
+  // writing kmsg ourselves would print every message twice.
+  let kmsgPath = opts.kmsgPath === undefined ? (process.env['JOURNAL_STREAM'] ? null : '/dev/kmsg') : opts.kmsgPath;
   let kmsgFd: number | null = null;
 
   const toKmsg = (level: Level, msg: string): void => {
