@@ -73,13 +73,20 @@ typecheck: npm-deps
 	npx tsc --noEmit
 
 test: deps dist/cfsroot
-	npx ava
+	npx ava $(UNIT_TESTS)
+	npx ava --concurrency=1 $(NS_TESTS)
 
 # The QEMU boot scenarios (mk/qemu.mk) are part of the check: about 6 minutes
 # under TCG from nothing. QEMU_CHECK=0 skips them for a quick local run.
 QEMU_CHECK ?= 1
+# Tests that mount in private namespaces share one global resource, the loop
+# devices, and assert that none is left behind: they run one file at a time,
+# after the rest of the suite (which runs files in parallel).
+NS_TESTS := test/integration/boot.test.ts test/integration/modes.test.ts test/adversarial.test.ts test/native-sys.test.ts
+UNIT_TESTS := $(filter-out $(NS_TESTS),$(wildcard test/*.test.ts test/*/*.test.ts))
 check: deps typecheck dist/cfsroot
-	npx ava
+	npx ava $(UNIT_TESTS)
+	npx ava --concurrency=1 $(NS_TESTS)
 	@if [ "$(QEMU_CHECK)" = 1 ]; then $(MAKE) --no-print-directory qemu-check; else echo "qemu-check skipped (QEMU_CHECK=0)"; fi
 
 demo: deps dist/cfsroot
