@@ -3,8 +3,11 @@
  * prints it (SPEC §3): 4096-byte blocks, a Merkle tree of block hashes, and
  * the hash of the 256-byte fs-verity descriptor. No salt, sha256 or sha512.
  *
- * cfsroot has no fs-verity ioctl: it hashes the copy of the image it is about
- * to mount, so this runs at every boot and has to be fast. Per-block hashing,
+ * cfsroot has no fs-verity ioctl: it hashes the image it is about to mount
+ * while copying it (createVerityHasher, fed by src/sys/copy.ts with the very
+ * buffers written to the copy), so this runs at every boot and has to be
+ * fast. Files below the worker threshold use a plain loop without Atomics,
+ * so that the snapshot warm-up (src/warmup.ts) can run it. Per-block hashing,
  * measured on the 2-vCPU build VM (AMD EPYC with SHA-NI, Node 20.20, 64 MiB
  * in memory, medians of 7):
  *   one-shot createHash('sha256') of the whole buffer         1143 MiB/s (1.00)
@@ -103,6 +106,13 @@ function hashBlocks(alg: VerityAlg, src: Uint8Array, count: number, out: Buffer,
   }
 }
 
+/** Hashes of `count` whole blocks at the start of `src`, as a new Buffer. */
+function blockHashes(alg: VerityAlg, src: Uint8Array, count: number): Buffer {
+  const out = Buffer.allocUnsafe(count * algInfo(alg).size); // every byte is written by hashBlocks
+  hashBlocks(alg, src, count, out, 0);
+  return out;
+}
+
 /** Round up to a whole number of blocks (at least one, so every level is hashable). */
 function blockAligned(n: number): number {
   return Math.max(1, Math.ceil(n / BLOCK_SIZE)) * BLOCK_SIZE;
@@ -154,6 +164,66 @@ export function fsverityDigest(data: Uint8Array, alg: VerityAlg): Buffer {
     hashBlocks(alg, last, 1, level0, full * size);
   }
   return descriptorDigest(alg, data.byteLength, merkleRoot(alg, level0, blocks));
+}
+
+/**
+ * Incremental fs-verity digest over data that arrives in pieces of any size.
+ * The boot's copy step (src/sys/execute.ts) feeds it each buffer it writes
+ * to the image copy, so the bytes mounted are exactly the bytes hashed and
+ * the image is read only once (issue 5).
+ */
+export interface VerityHasher {
+  /** Hash `chunk` now (it may be reused by the caller as soon as this returns). */
+  update(chunk: Uint8Array): void;
+  /** The file digest of everything passed to `update`. Call once. */
+  digest(): Uint8Array;
+}
+
+export function createVerityHasher(alg: VerityAlg): VerityHasher & { digest(): Buffer } {
+  const { size } = algInfo(alg);
+  const level0: Buffer[] = []; // level-0 hashes, one Buffer per update
+  const partial = Buffer.alloc(BLOCK_SIZE); // a block split across updates
+  let partialLen = 0;
+  let dataSize = 0;
+  let finished = false;
+  return {
+    update(chunk) {
+      if (finished) fail('EINTERNAL', 'fs-verity hasher: update() after digest()');
+      dataSize += chunk.byteLength;
+      let off = 0;
+      if (partialLen > 0) {
+        // Only a block split across two updates is copied; whole blocks are hashed in place.
+        const take = Math.min(BLOCK_SIZE - partialLen, chunk.byteLength);
+        partial.set(chunk.subarray(0, take), partialLen);
+        partialLen += take;
+        off = take;
+        if (partialLen < BLOCK_SIZE) return;
+        level0.push(blockHashes(alg, partial, 1));
+        partialLen = 0;
+      }
+      const whole = Math.floor((chunk.byteLength - off) / BLOCK_SIZE);
+      if (whole > 0) level0.push(blockHashes(alg, chunk.subarray(off, off + whole * BLOCK_SIZE), whole));
+      off += whole * BLOCK_SIZE;
+      if (off < chunk.byteLength) {
+        partial.set(chunk.subarray(off));
+        partialLen = chunk.byteLength - off;
+      }
+    },
+    digest() {
+      if (finished) fail('EINTERNAL', 'fs-verity hasher: digest() called twice');
+      finished = true;
+      if (dataSize === 0) return descriptorDigest(alg, 0, new Uint8Array(size));
+      if (partialLen > 0) {
+        partial.fill(0, partialLen); // zero-pad the last block
+        level0.push(blockHashes(alg, partial, 1));
+      }
+      const blocks = Math.ceil(dataSize / BLOCK_SIZE);
+      const level = Buffer.alloc(blockAligned(blocks * size)); // zeros = the padding
+      let o = 0;
+      for (const h of level0) o += h.copy(level, o);
+      return descriptorDigest(alg, dataSize, merkleRoot(alg, level, blocks));
+    },
+  };
 }
 
 /** `sha256:<hex>`, the form `fsverity digest` prints. */
@@ -317,12 +387,36 @@ export async function fsverityDigestFile(path: string, alg: VerityAlg, options: 
       stats.redoneChunks = ownChunks - before;
       stats.workerChunks = chunks - ownChunks;
     } else {
-      run();
+      // One thread: a plain loop without Atomics, so that the snapshot
+      // warm-up (src/warmup.ts), where Atomics does not exist, compiles it.
+      try {
+        hashFileOneThread(fd, size, alg, level0);
+      } catch (e) {
+        fail('EIO', `reading ${path}: ${describeSystemError(e)}`);
+      }
     }
     options.onStats?.(stats);
     return descriptorDigest(alg, size, merkleRoot(alg, level0, blocks));
   } finally {
     fs.closeSync(fd);
+  }
+}
+
+/** Level 0 of the whole file on the calling thread: read a chunk, hash its blocks, repeat. */
+function hashFileOneThread(fd: number, size: number, alg: VerityAlg, level0: Buffer): void {
+  const hashSize = algInfo(alg).size;
+  const buf = Buffer.alloc(Math.min(CHUNK_SIZE, blockAligned(size)));
+  for (let pos = 0; pos < size; pos += buf.length) {
+    const len = Math.min(buf.length, size - pos);
+    let got = 0;
+    while (got < len) {
+      const n = fs.readSync(fd, buf, got, len - got, pos + got);
+      if (n === 0) throw new Error(`file ended at byte ${pos + got}, expected ${size} bytes (was it truncated while being read?)`);
+      got += n;
+    }
+    const blocks = Math.ceil(len / BLOCK_SIZE);
+    buf.fill(0, len, blocks * BLOCK_SIZE); // zero-pad the file's last block
+    hashBlocks(alg, buf, blocks, level0, (pos / BLOCK_SIZE) * hashSize);
   }
 }
 

@@ -41,7 +41,7 @@ export type MountStep =
       target: string;
       /** Filesystem options (`ro` is always applied, not listed). */
       options: string[];
-      /** Needs a read-only loop device (kernel < 6.12 cannot mount EROFS from a file). */
+      /** Needs a read-only loop device (always for the copy on tmpfs; see planMounts). */
       loop: boolean;
     }
   | { kind: 'mount-overlay'; source: string; target: string; options: string[]; readonly: boolean }
@@ -74,7 +74,7 @@ export interface PlanEnv {
   runDir?: string;
   /** Where the new root is assembled; default /sysroot.tmp (SPEC §4.1). */
   stagingDir?: string;
-  /** Suffix of /run/ostree/transient-etc.XXXXXX (6 characters of [A-Za-z0-9]). */
+  /** Per-run suffix of transient-etc.XXXXXX, the image copy and the lower mount point (6 characters of [A-Za-z0-9]). */
   randomSuffix: string;
 }
 
@@ -149,8 +149,11 @@ export function planPaths(env: PlanEnv) {
     run,
     ostreeRun: `${run}/ostree`,
     priv,
-    imageCopy: `${priv}/cfsroot.cfs`,
-    lower: `${priv}/cfsroot-lower`,
+    // The per-run random suffix (as transient-etc has) keeps a leftover of an
+    // earlier run over the same /run (soft reboot, unit run twice: SPEC §8)
+    // from colliding with this run's copy or lower mount point.
+    imageCopy: `${priv}/cfsroot.cfs.${env.randomSuffix}`,
+    lower: `${priv}/cfsroot-lower.${env.randomSuffix}`,
     transientRoot: `${priv}/root`,
     staging: env.stagingDir ?? '/sysroot.tmp',
     booted: `${run}/ostree-booted`,
@@ -201,7 +204,11 @@ export function planMounts(d: BootDecision, env: PlanEnv): MountStep[] {
       source: P.imageCopy,
       target: P.lower,
       options: cfs.header.hasAcl ? [] : ['noacl'],
-      loop: !k.fileBackedErofs,
+      // Always a loop device: the copy is on /run, a tmpfs, and tmpfs has
+      // no read_folio, so even a 6.12+ kernel that mounts EROFS from a file
+      // answers ENOTBLK for this one (measured on 6.18, bench/RESULTS.md).
+      // `fileBackedErofs` stays in kernelFeatures for a copy on a disk fs.
+      loop: true,
     });
     const objects = path.join(S, 'ostree/repo/objects');
     // Before 6.5 the objects dir can only be an ordinary lower layer: its

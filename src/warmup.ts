@@ -21,7 +21,7 @@ import * as path from 'node:path';
 import { describeDecision, toJson } from './cli.js';
 import { encodeCommit, objectPath, type Commit } from './commit.js';
 import { decideBoot } from './decide.js';
-import { formatDigest, fsverityDigest } from './fsverity.js';
+import { formatDigest, fsverityDigest, fsverityDigestFile } from './fsverity.js';
 import { encodeVardict } from './gvariant.js';
 import { createLogger } from './log.js';
 import { detectPlanEnv, formatPlan, planMounts } from './plan.js';
@@ -98,9 +98,13 @@ export async function warmUp(): Promise<void> {
     const sysroot = path.join(dir, 'sysroot');
     const initramfs = path.join(dir, 'initramfs');
     const cmdline = writeDeployment(sysroot, initramfs);
-    // Not `measure`, and below the in-memory digest instead of fsverityDigestFile: the
-    // snapshot builder runs without Atomics/SharedArrayBuffer, which the file digest's
-    // chunk loop uses (they are back at run time). The tree and descriptor code is shared.
+    // The snapshot builder runs without Atomics/SharedArrayBuffer; only the
+    // worker path of fsverityDigestFile uses them, so the one-thread path
+    // (every image below 48 MiB, and `cfsroot digest` of small files) is
+    // warmed here, and the boot's copy-and-hash runs for real in executePlan.
+    const imageFile = path.join(dir, 'image');
+    fs.writeFileSync(imageFile, warmImage());
+    await fsverityDigestFile(imageFile, 'sha256', { workers: 0 });
     const decision = await decideBoot({ sysroot, cmdline, initramfsRoot: initramfs, measure: false });
     describeDecision(decision);
     toJson(decision);
@@ -110,9 +114,7 @@ export async function warmUp(): Promise<void> {
     const steps = planMounts(decision, env);
     formatPlan(steps);
     const quiet = createLogger({ stderr: () => {}, kmsgPath: null });
-    const result = await executePlan(steps, dryRunSys(), quiet, {
-      digestFile: async (file, alg) => fsverityDigest(fs.readFileSync(file), alg),
-    });
+    const result = await executePlan(steps, dryRunSys(), quiet);
     quiet.info(formatDigest('sha256', Buffer.from(result.imageDigest ?? '', 'hex')));
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

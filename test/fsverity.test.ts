@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { sha256, sha512 } from '@noble/hashes/sha2.js';
 import { build } from 'esbuild';
-import { fsverityDigest, fsverityDigestFile, formatDigest, type DigestStats, type VerityAlg } from '../src/fsverity.js';
+import { createVerityHasher, fsverityDigest, fsverityDigestFile, formatDigest, type DigestStats, type VerityAlg } from '../src/fsverity.js';
 import { CfsError } from '../src/errors.js';
 
 const ALGS: VerityAlg[] = ['sha256', 'sha512'];
@@ -237,4 +237,52 @@ test('errors: missing file, directory, FIFO (without hanging), unknown algorithm
 
   const e4 = t.throws(() => fsverityDigest(new Uint8Array(1), 'md5' as VerityAlg), { instanceOf: CfsError });
   t.is(e4?.code, 'EDIGEST');
+});
+
+/**
+ * The incremental hasher the boot's copy step feeds (createVerityHasher):
+ * any way of cutting the data into pieces, including pieces that split a
+ * block and empty pieces, gives the independent reference's digest.
+ */
+test('createVerityHasher: any split of the data gives the reference digest', (t) => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 0, max: 3 * 128 * B + 5000 }),
+      fc.integer(),
+      fc.array(fc.integer({ min: 0, max: 3 * B }), { maxLength: 12 }),
+      fc.constantFrom<VerityAlg>('sha256', 'sha512'),
+      (size, seed, cuts, alg) => {
+        const data = pseudoRandom(size, seed);
+        const h = createVerityHasher(alg);
+        let o = 0;
+        for (const c of cuts) {
+          const end = Math.min(size, o + c);
+          h.update(data.subarray(o, end));
+          o = end;
+        }
+        h.update(data.subarray(o));
+        return hex(h.digest()) === hex(referenceDigest(data, alg));
+      },
+    ),
+    { numRuns: 60 },
+  );
+  t.pass();
+});
+
+test('createVerityHasher: the empty input, and misuse is an EINTERNAL CfsError', (t) => {
+  const h = createVerityHasher('sha256');
+  t.is(hex(h.digest()), hex(referenceDigest(new Uint8Array(0), 'sha256')));
+  t.true((t.throws(() => h.update(new Uint8Array(1))) as CfsError).code === 'EINTERNAL');
+  t.true((t.throws(() => h.digest()) as CfsError).code === 'EINTERNAL');
+});
+
+test('fsverityDigestFile one-thread path (no workers, no Atomics) on level boundaries', async (t) => {
+  for (const size of [1, B, B + 1, 128 * B, 128 * B + 1, (1 << 20) + 3, 3 * (1 << 20)]) {
+    const data = pseudoRandom(size, size);
+    const file = writeTemp(data);
+    let stats: DigestStats | undefined;
+    const got = await fsverityDigestFile(file, 'sha256', { workers: 0, onStats: (s) => (stats = s) });
+    t.is(hex(got), hex(referenceDigest(data, 'sha256')), `${size} bytes`);
+    t.is(stats?.workers, 0);
+  }
 });

@@ -12,6 +12,7 @@ import {
   formatPlan,
   kernelFeatures,
   planMounts,
+  planPaths,
   type MountStep,
   type PlanEnv,
 } from '../src/plan.js';
@@ -33,11 +34,11 @@ test('signed composefs: the SPEC §4 sequence, step by step', (t) => {
     'mkdir -m 0000 /run/ostree/.private',
     'mount --make-rprivate /',
     'mkdir -m 0755 /sysroot.tmp',
-    `copy ${D}/.ostree.cfs -> /run/ostree/.private/cfsroot.cfs, then fs-verity sha256 of the copy must be ${DIGEST} (signed commit ${'c0'.repeat(32)})`,
-    'mkdir -m 0755 /run/ostree/.private/cfsroot-lower',
-    'mount -t erofs -o ro,noacl /run/ostree/.private/cfsroot.cfs /run/ostree/.private/cfsroot-lower',
-    'mount -t overlay -o ro,metacopy=on,redirect_dir=on,lowerdir=/run/ostree/.private/cfsroot-lower::/sysroot/ostree/repo/objects,verity=require composefs /sysroot.tmp',
-    'umount --lazy /run/ostree/.private/cfsroot-lower',
+    `copy ${D}/.ostree.cfs -> /run/ostree/.private/cfsroot.cfs.Ab12Cd, then fs-verity sha256 of the copy must be ${DIGEST} (signed commit ${'c0'.repeat(32)})`,
+    'mkdir -m 0755 /run/ostree/.private/cfsroot-lower.Ab12Cd',
+    'mount -t erofs -o ro,noacl,loop /run/ostree/.private/cfsroot.cfs.Ab12Cd /run/ostree/.private/cfsroot-lower.Ab12Cd',
+    'mount -t overlay -o ro,metacopy=on,redirect_dir=on,lowerdir=/run/ostree/.private/cfsroot-lower.Ab12Cd::/sysroot/ostree/repo/objects,verity=require composefs /sysroot.tmp',
+    'umount --lazy /run/ostree/.private/cfsroot-lower.Ab12Cd',
     'mkdir -m 0755 /run/systemd',
     'ln -s /dev/block/254:3 /run/systemd/volatile-root',
     `mount --bind ${D}/etc /sysroot.tmp/etc`,
@@ -83,9 +84,11 @@ test('kernel fallbacks: data-only lowers 6.5, verity 6.6, file-backed EROFS 6.12
   const old = planMounts(makeDecision({ mode: 'yes' }), { ...ENV, kernel: '6.1.0' });
   t.true(find(old, 'mount-erofs')[0]!.loop);
   const ov = find(old, 'mount-overlay')[0]!;
-  t.true(ov.options.includes('lowerdir=/run/ostree/.private/cfsroot-lower:/sysroot/ostree/repo/objects'));
+  t.true(ov.options.includes('lowerdir=/run/ostree/.private/cfsroot-lower.Ab12Cd:/sysroot/ostree/repo/objects'));
   t.false(ov.options.includes('verity=require'));
-  t.false(find(planMounts(makeDecision({ mode: 'yes' }), ENV), 'mount-erofs')[0]!.loop);
+  // The copy is on tmpfs, which cannot back a file-backed EROFS mount (ENOTBLK) even on 6.12+.
+  t.true(kernelFeatures(ENV.kernel as string).fileBackedErofs);
+  t.true(find(planMounts(makeDecision({ mode: 'yes' }), ENV), 'mount-erofs')[0]!.loop);
 
   for (const mode of ['signed', 'verity', 'digest'] as const) {
     const e = t.throws(() => planMounts(makeDecision({ mode }), { ...ENV, kernel: '6.5.13' }));
@@ -180,7 +183,7 @@ test('overlay option escaping: commas, colons and backslashes in paths', (t) => 
   t.is(escapeOverlayPath('/a,b:c\\d'), '/a\\,b\\:c\\\\d');
   const s = planMounts(makeDecision({ mode: 'yes', sysroot: '/sys,root:1' }), ENV);
   const ov = find(s, 'mount-overlay')[0]!;
-  t.true(ov.options.includes('lowerdir=/run/ostree/.private/cfsroot-lower::/sys\\,root\\:1/ostree/repo/objects'));
+  t.true(ov.options.includes('lowerdir=/run/ostree/.private/cfsroot-lower.Ab12Cd::/sys\\,root\\:1/ostree/repo/objects'));
 });
 
 test('plan is JSON-serialisable and formatPlan is stable, one line per step', (t) => {
@@ -215,11 +218,11 @@ function fakeFor(o: DecisionOptions) {
     files: { [`${d.deployment.dir}/.ostree.cfs`]: 'IMAGE', '/run/ostree-booted': 'stale from a soft reboot' },
   });
 }
-const rightDigest = async () => Buffer.from(DIGEST, 'hex');
+const rightDigest = () => ({ update: () => {}, digest: () => Buffer.from(DIGEST, 'hex') });
 
 test('executePlan: success moves the new root onto SYSROOT with the physical root inside', async (t) => {
   const sys = fakeFor({ mode: 'signed' });
-  const r = await executePlan(planMounts(makeDecision({ mode: 'signed' }), ENV), sys, silentLogger, { digestFile: rightDigest });
+  const r = await executePlan(planMounts(makeDecision({ mode: 'signed' }), ENV), sys, silentLogger, { hasher: rightDigest });
   t.is(r.imageDigest, DIGEST);
   const snap = sys.snapshot();
   t.true(snap.mounts.includes('/sysroot overlay:composefs ro'));
@@ -233,14 +236,14 @@ test('executePlan: a failure at any step undoes everything before it', async (t)
     const steps = planMounts(makeDecision(o), ENV);
     // Count the mutating calls of a successful run, then fail each one in turn.
     const probe = fakeFor(o);
-    await executePlan(steps, probe, silentLogger, { digestFile: rightDigest });
+    await executePlan(steps, probe, silentLogger, { hasher: rightDigest });
     const total = probe.calls.length;
     t.true(total >= steps.length - 1);
     for (let n = 0; n < total; n++) {
       const sys = fakeFor(o);
       const before = sys.snapshot();
       sys.failAt = n;
-      const err = await t.throwsAsync(executePlan(steps, sys, silentLogger, { digestFile: rightDigest }));
+      const err = await t.throwsAsync(executePlan(steps, sys, silentLogger, { hasher: rightDigest }));
       t.true(isCfsError(err) && err.code === 'EMOUNT', `${JSON.stringify(o)} call ${n}`);
       t.regex(err!.message, /all earlier steps were undone$/);
       t.regex(err!.message, new RegExp(`injected failure in ${escapeRe(probe.calls[n]!)}`));
@@ -252,15 +255,16 @@ test('executePlan: a failure at any step undoes everything before it', async (t)
 test('executePlan: digest mismatch of the copy is EDIGEST, checked before any mount, and rolled back', async (t) => {
   const sys = fakeFor({ mode: 'digest' });
   const before = sys.snapshot();
+  // The hasher must see the bytes written to the copy (the fake's image content).
   const digested: string[] = [];
-  const wrong = async (p: string) => {
-    digested.push(p);
-    return Buffer.alloc(32, 0xee);
-  };
-  const err = await t.throwsAsync(executePlan(planMounts(makeDecision({ mode: 'digest' }), ENV), sys, silentLogger, { digestFile: wrong }));
+  const wrong = () => ({
+    update: (chunk: Uint8Array) => void digested.push(Buffer.from(chunk).toString()),
+    digest: () => Buffer.alloc(32, 0xee),
+  });
+  const err = await t.throwsAsync(executePlan(planMounts(makeDecision({ mode: 'digest' }), ENV), sys, silentLogger, { hasher: wrong }));
   t.true(isCfsError(err) && err.code === 'EDIGEST');
   t.true(err!.message.includes('ee'.repeat(32)) && err!.message.includes(DIGEST));
-  t.deepEqual(digested, ['/run/ostree/.private/cfsroot.cfs']);
+  t.deepEqual(digested, ['IMAGE']);
   t.false(sys.calls.some((c) => c.startsWith('mount ')));
   t.deepEqual(sys.snapshot(), before);
 });
@@ -268,3 +272,30 @@ test('executePlan: digest mismatch of the copy is EDIGEST, checked before any mo
 function escapeRe(s: string) {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
+
+test('image copy and lower mount point carry the per-run suffix, so an earlier run cannot collide', (t) => {
+  const a = planPaths({ ...ENV, randomSuffix: 'aaaaaa' });
+  const b = planPaths({ ...ENV, randomSuffix: 'bbbbbb' });
+  t.not(a.imageCopy, b.imageCopy);
+  t.not(a.lower, b.lower);
+  const steps = planMounts(makeDecision({ mode: 'signed' }), { ...ENV, randomSuffix: 'Zz9Zz9' });
+  t.is(find(steps, 'copy-image-and-verify')[0]!.dest, '/run/ostree/.private/cfsroot.cfs.Zz9Zz9');
+  t.is(find(steps, 'mount-erofs')[0]!.target, '/run/ostree/.private/cfsroot-lower.Zz9Zz9');
+});
+
+test('executePlan: a file already at the copy path is named as stale state, not a bare EEXIST, and nothing changes', async (t) => {
+  const d = makeDecision({ mode: 'signed' });
+  const steps = planMounts(d, ENV);
+  const dest = find(steps, 'copy-image-and-verify')[0]!.dest;
+  const sys = new FakeSys({
+    mounts: ['/', '/run', '/sysroot'],
+    dirs: ['/', '/run', '/sysroot', d.deployment.dir],
+    files: { [`${d.deployment.dir}/.ostree.cfs`]: 'IMAGE', [dest]: 'left by an earlier run' },
+  });
+  const before = sys.snapshot();
+  const err = await t.throwsAsync(executePlan(steps, sys, silentLogger, { hasher: rightDigest }));
+  t.true(isCfsError(err) && err.code === 'EMOUNT');
+  t.true(err!.message.includes(`${dest} already exists, left by an earlier cfsroot run`), err!.message);
+  t.notRegex(err!.message, /: EEXIST/);
+  t.deepEqual(sys.snapshot(), before);
+});

@@ -17,7 +17,7 @@
  */
 
 import { CfsError, describeSystemError } from '../errors.js';
-import { fsverityDigestFile } from '../fsverity.js';
+import { createVerityHasher, type VerityHasher } from '../fsverity.js';
 import type { VerityAlg } from '../model.js';
 import { describeStep, type MountStep } from '../plan.js';
 import type { Logger } from '../log.js';
@@ -38,8 +38,8 @@ export interface ExecResult {
 }
 
 export interface ExecOptions {
-  /** fs-verity digest of a file (default: src/fsverity.ts). Injected by tests. */
-  digestFile?: (path: string, alg: VerityAlg) => Promise<Uint8Array>;
+  /** Incremental fs-verity digest fed with the copy's bytes (default: src/fsverity.ts). Injected by tests. */
+  hasher?: (alg: VerityAlg) => VerityHasher;
   /** Log every step as it runs (default false: only the digest and failures). */
   verbose?: boolean;
 }
@@ -57,7 +57,7 @@ export async function executePlan(
   log: Logger,
   opts: ExecOptions = {},
 ): Promise<ExecResult> {
-  const digestFile = opts.digestFile ?? fsverityDigestFile;
+  const makeHasher = opts.hasher ?? createVerityHasher;
   const undo: Undo[] = [];
   const records: StepRecord[] = [];
   let imageDigest: string | null = null;
@@ -94,23 +94,20 @@ export async function executePlan(
           sys.propagation(step.target, 'shared');
           break;
         case 'copy-image-and-verify': {
+          // Read the image once: each buffer written to the copy is hashed
+          // right after it is written, and the copy is never read back. The
+          // copy is on /run, created exclusively and written only by us, so the
+          // bytes mounted are exactly the bytes hashed (issue 5).
+          const hasher = makeHasher(step.alg);
           try {
-            sys.copyFile(step.src, step.dest);
+            await sys.copyFile(step.src, step.dest, (written) => hasher.update(written));
           } catch (e) {
-            // SPEC §8 (stale state on a soft reboot): /run survives and an
-            // earlier run's copy is still there, maybe still mounted.
-            if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
-              throw new CfsError(
-                'EMOUNT',
-                `${step.dest} already exists, left by an earlier cfsroot run over this /run (a soft reboot, or the unit run twice): ` +
-                  'cfsroot never reuses or overwrites it; boot through the initramfs again, or unmount the previous root and remove the file',
-              );
-            }
-            throw e;
+            // The copy's name has a per-run random suffix (src/plan.ts), so
+            // this is no longer expected; kept so a collision is still explained.
+            throw staleOr(e, step.dest);
           }
           undo.push({ description: `rm ${step.dest}`, run: () => sys.unlink(step.dest) });
-          // The copy is what gets mounted, so the copy is what is digested.
-          const got = Buffer.from(await digestFile(step.dest, step.alg)).toString('hex');
+          const got = Buffer.from(hasher.digest()).toString('hex');
           if (step.expectedDigest !== null && got !== step.expectedDigest.toLowerCase()) {
             throw new CfsError(
               'EDIGEST',
@@ -166,7 +163,11 @@ export async function executePlan(
           break;
         }
         case 'symlink':
-          sys.symlink(step.linkTarget, step.path);
+          try {
+            sys.symlink(step.linkTarget, step.path);
+          } catch (e) {
+            throw staleOr(e, step.path);
+          }
           undo.push({ description: `rm ${step.path}`, run: () => sys.unlink(step.path) });
           break;
         case 'write-file': {
@@ -198,6 +199,20 @@ export async function executePlan(
     records.push({ index, kind: step.kind, description, ms: Number(process.hrtime.bigint() - t0) / 1e6 });
   }
   return { steps: records, imageDigest };
+}
+
+/**
+ * SPEC §8 (stale state on a soft reboot): /run survives, and what an earlier
+ * run created there is still present, maybe still in use. cfsroot never
+ * reuses or overwrites it; say so instead of a bare EEXIST.
+ */
+function staleOr(e: unknown, path: string): unknown {
+  if ((e as NodeJS.ErrnoException | null)?.code !== 'EEXIST') return e;
+  return new CfsError(
+    'EMOUNT',
+    `${path} already exists, left by an earlier cfsroot run over this /run (a soft reboot, or the unit run twice): ` +
+      'cfsroot never reuses or overwrites it; boot through the initramfs again, or unmount the previous root and remove it',
+  );
 }
 
 /** Unwind the undo stack; keep going past failures and return what could not be undone. */

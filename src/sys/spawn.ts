@@ -20,6 +20,7 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import type { MountCall, Propagation, Sys } from './types.js';
+import { copyFileObserved } from './copy.js';
 import { readMountinfo } from './mountinfo.js';
 
 export interface SpawnSysOptions {
@@ -99,8 +100,9 @@ export function spawnSys(opts: SpawnSysOptions = {}): Sys {
       fs.writeFileSync(p, data, { mode });
       fs.chmodSync(p, mode);
     },
-    // COPYFILE_EXCL: never follow or overwrite something already at dest.
-    copyFile: (src, dest) => fs.copyFileSync(src, dest, fs.constants.COPYFILE_EXCL),
+    // COPYFILE_EXCL / O_EXCL: never follow or overwrite something already at dest.
+    copyFile: (src, dest, observe) =>
+      observe ? copyFileObserved(src, dest, observe) : fs.copyFileSync(src, dest, fs.constants.COPYFILE_EXCL),
     unlink: (p) => fs.unlinkSync(p),
   };
 }

@@ -41,6 +41,13 @@ export interface Sys {
   /** Previous content, or null if the file did not exist. */
   readFileOrNull(path: string): Uint8Array | null;
   writeFile(path: string, data: Uint8Array, mode: number): void;
-  copyFile(src: string, dest: string): void;
+  /**
+   * Create `dest` exclusively (EEXIST if anything is there) with the bytes of
+   * `src`. With `observe`, src is read once through user space and each
+   * buffer is passed to `observe` right after it was written, so the copy
+   * holds exactly the observed bytes (the boot hashes them: src/sys/copy.ts);
+   * the copy may then finish asynchronously (I/O overlapping the hashing).
+   */
+  copyFile(src: string, dest: string, observe?: (written: Uint8Array) => void): void | Promise<void>;
   unlink(path: string): void;
 }

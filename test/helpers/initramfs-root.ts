@@ -88,7 +88,7 @@ export interface BootRun {
   stderr: string;
   before: MountInfo[];
   after: MountInfo[];
-  /** `losetup -a` lines whose backing file is an image copy or lies in this test's sysroot. */
+  /** "LOOPDEV BACKING-FILE" of the loops whose backing file is on this namespace's /run or in this test's sysroot. */
   loopsBefore: string[];
   loopsAfter: string[];
   runBefore: string[];
@@ -125,16 +125,19 @@ export function bootInNamespace(o: BootOptions): BootRun & { probe2: string; bet
   fs.writeFileSync(path.join(out, 'cmdline'), o.cmdline);
 
   // Inside the chroot: snapshot, boot, snapshot, probe. `losetup` lists
-  // every loop device of the machine, so only lines naming our files count.
+  // every loop device of the machine, and tests run side by side each have
+  // an image copy under /run/ostree/.private, so only loops whose backing
+  // file is on this namespace's /run (its device number) or in this test's
+  // sysroot count.
   const inner = [
     'cd /',
     'cat /proc/self/mountinfo > /out/before',
-    'losetup -a > /out/loops-before 2>&1',
+    '/usr/sbin/losetup --list --noheadings --output NAME,BACK-MAJ:MIN,BACK-FILE > /out/loops-before 2>&1',
     'find /run > /out/run-before',
     '/usr/bin/cfsroot /sysroot "$(cat /out/cmdline)" > /out/stdout 2> /out/stderr; echo $? > /out/rc',
     'cd /',
     'cat /proc/self/mountinfo > /out/after',
-    'losetup -a > /out/loops-after 2>&1',
+    '/usr/sbin/losetup --list --noheadings --output NAME,BACK-MAJ:MIN,BACK-FILE > /out/loops-after 2>&1',
     'find /run > /out/run-after',
     'sh /out/probe.sh > /out/probe 2>&1',
     'sh /out/between.sh > /out/between 2>&1',
@@ -159,7 +162,14 @@ export function bootInNamespace(o: BootOptions): BootRun & { probe2: string; bet
   });
   if (r.status !== 0) throw new Error(`namespace harness failed (${r.status}): ${r.stderr}`);
   const read = (f: string) => fs.readFileSync(path.join(out, f), 'utf8');
-  const ours = (text: string) => text.split('\n').filter((l) => l.includes('cfsroot.cfs') || l.includes(o.sysroot));
+  // Device of the namespace's /run: field 3 of its (last) line in mountinfo.
+  const runDev = read('before').split('\n').map((l) => l.split(' ')).filter((f) => f[4] === '/run').map((f) => f[2]).pop() ?? '?';
+  const ours = (text: string) =>
+    text
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/))
+      .filter(([name, dev, file]) => name !== undefined && file !== undefined && (dev === runDev || file.includes(o.sysroot)))
+      .map(([name, , file]) => `${name} ${file}`);
   const run: BootRun & { probe2: string; between: string } = {
     rc: Number(read('rc').trim()),
     stdout: read('stdout'),

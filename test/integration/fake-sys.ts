@@ -123,11 +123,14 @@ export class FakeSys implements Sys {
     this.tick(`write ${p}`);
     this.files.set(p, Buffer.from(data).toString());
   }
-  copyFile(src: string, dest: string) {
+  copyFile(src: string, dest: string, observe?: (written: Uint8Array) => void) {
     this.tick(`copy ${dest}`);
     const c = this.files.get(src);
     if (c === undefined) throw new Error(`${src}: ENOENT`);
+    // As the real backends (O_EXCL): never replace what is already there.
+    if (this.files.has(dest) || this.links.has(dest)) throw Object.assign(new Error(`${dest}: EEXIST`), { code: 'EEXIST' });
     this.files.set(dest, c);
+    observe?.(Buffer.from(c));
   }
   unlink(p: string) {
     this.tick(`unlink ${p}`);
