@@ -23,6 +23,7 @@ import { encodeCommit, objectPath, type Commit } from './commit.js';
 import { decideBoot } from './decide.js';
 import { formatDigest, fsverityDigest, fsverityDigestFile } from './fsverity.js';
 import { encodeVardict } from './gvariant.js';
+import { COMPOSEFS_MAGIC, COMPOSEFS_VERSION, EROFS_SUPER_MAGIC, EROFS_SUPER_OFFSET } from './image.js';
 import { createLogger } from './log.js';
 import { detectPlanEnv, formatPlan, planMounts } from './plan.js';
 import { executePlan } from './sys/execute.js';
@@ -35,9 +36,9 @@ const BOOTCSUM = 'b'.repeat(64);
 /** A minimal image: composefs header (SPEC §3) and the EROFS superblock magic at 1024. */
 function warmImage(): Buffer {
   const image = Buffer.alloc(3 * 4096 + 100); // more than one block: the Merkle tree has a level above the data
-  image.writeUInt32LE(0xd078629a, 0); // composefs magic
-  image.writeUInt32LE(1, 4); // header version
-  image.writeUInt32LE(0xe0f5e1e2, 1024); // EROFS_SUPER_MAGIC_V1
+  image.writeUInt32LE(COMPOSEFS_MAGIC, 0);
+  image.writeUInt32LE(COMPOSEFS_VERSION, 4); // header version
+  image.writeUInt32LE(EROFS_SUPER_MAGIC, EROFS_SUPER_OFFSET);
   return image;
 }
 

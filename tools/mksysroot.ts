@@ -30,6 +30,13 @@ import { execFileSync } from 'node:child_process';
 import { fsverityDigest } from '../src/fsverity.js';
 import { encodeVardict, type Variant } from '../src/gvariant.js';
 import { encodeCommit, type Commit } from '../src/commit.js';
+import {
+  checkErofsSuperblock,
+  COMPOSEFS_FLAG_HAS_ACL,
+  COMPOSEFS_HEADER_SIZE,
+  COMPOSEFS_MAGIC,
+  COMPOSEFS_VERSION,
+} from '../src/image.js';
 
 export interface SysrootOptions {
   /** Directory to create (must not exist or be empty). */
@@ -86,7 +93,6 @@ export interface SysrootInfo {
   imageSize: number;
 }
 
-const COMPOSEFS_MAGIC = 0xd078629a;
 const BOOTCSUM = 'b'.repeat(64);
 
 export function makeSysroot(opts: SysrootOptions): SysrootInfo {
@@ -282,13 +288,11 @@ export function makeSysroot(opts: SysrootOptions): SysrootInfo {
 }
 
 export function writeComposefsHeader(image: Buffer, hasAcl: boolean): void {
-  if (image.length < 1024 + 4 || image.readUInt32LE(1024) !== 0xe0f5e1e2) {
-    throw new Error('mksysroot: mkfs.erofs output has no EROFS superblock at 1024');
-  }
-  image.fill(0, 0, 32);
+  checkErofsSuperblock(image, 'mksysroot: mkfs.erofs output');
+  image.fill(0, 0, COMPOSEFS_HEADER_SIZE);
   image.writeUInt32LE(COMPOSEFS_MAGIC, 0);
-  image.writeUInt32LE(1, 4); // header version
-  image.writeUInt32LE(hasAcl ? 1 : 0, 8); // flags
+  image.writeUInt32LE(COMPOSEFS_VERSION, 4); // header version
+  image.writeUInt32LE(hasAcl ? COMPOSEFS_FLAG_HAS_ACL : 0, 8); // flags
   image.writeUInt32LE(2, 12); // composefs version
 }
 
