@@ -16,6 +16,7 @@ DRACUT_MODULES_DIR ?= $(PREFIX)/lib/dracut/modules.d
 # GVariant vectors via python3-gi, busybox for the test initramfs root).
 APT_PACKAGES := erofs-utils fsverity attr busybox-static python3-gi gir1.2-glib-2.0 util-linux mount e2fsprogs
 
+MINIFY ?= --minify
 VERSION := $(shell $(NODE) -p "require('./package.json').version")
 SRC := $(shell find src -name '*.ts')
 SEA_FUSE := NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2
@@ -44,7 +45,7 @@ deps: npm-deps apt-deps
 dist/cfsroot.cjs: $(SRC) node_modules/.installed
 	@mkdir -p dist
 	npx esbuild src/main.ts --bundle --platform=node --target=node20 --format=cjs \
-	  --minify --legal-comments=none --log-level=warning \
+	  $(MINIFY) --legal-comments=none --log-level=warning \
 	  --define:__CFSROOT_VERSION__=\"$(VERSION)\" --outfile=$@
 	@echo "bundle: $$(stat -c %s $@) bytes"
 
@@ -53,7 +54,7 @@ dist/cfsroot.cjs: $(SRC) node_modules/.installed
 NODE_INCLUDE ?= $(shell $(NODE) -p "require('path').resolve(process.execPath, '../../include/node')")
 build/native/cfsroot_sys.node: native/cfsroot_sys.c
 	@mkdir -p $(@D)
-	$(CC) -O2 -Wall -Wextra -shared -fPIC -s -DNODE_GYP_MODULE_NAME=cfsroot_sys -I$(NODE_INCLUDE) -o $@ $<
+	$(CC) -O2 -Wall -Wextra -shared -fPIC -s -DNODE_GYP_MODULE_NAME=cfsroot_sys -I$(NODE_INCLUDE) -o $@ $< -lpthread
 
 # useSnapshot: start from a V8 heap snapshot of the bundle's top level
 # (src/main.ts explains; faster start than useCodeCache, bench/RESULTS.md).

@@ -7,11 +7,12 @@
 
 import { CfsError, describeSystemError } from './errors.js';
 import { decideBoot } from './decide.js';
-import { detectPlanEnv, planMounts } from './plan.js';
+import { IMAGE_DIGEST_ALG, detectPlanEnv, planMounts } from './plan.js';
 import { executePlan } from './sys/index.js';
 // mount(2) through the embedded addon when it loads, else mount(8) (src/sys/native.ts).
 import { bootSys } from './sys/native.js';
 import { createLogger, type Logger } from './log.js';
+import { mark, startTimings, timingsReport } from './timings.js';
 import type { Io } from './cli.js';
 
 export interface BootOptions {
@@ -23,11 +24,31 @@ export interface BootOptions {
 /** Returns the exit status; never throws (the reason is logged once, to stderr and kmsg). */
 export async function boot(opts: BootOptions, io: Io, logger?: Logger): Promise<number> {
   const log = logger ?? createLogger({ stderr: io.err });
+  // $CFSROOT_TIMINGS=1: one extra line saying where the time went (make bench reads it).
+  const timed = Boolean(process.env['CFSROOT_TIMINGS']);
+  if (timed) startTimings();
   try {
-    const decision = await decideBoot({ ...opts, measure: false });
+    // The backend first: with the addon, the image is read and hashed on
+    // another thread while the signature is checked and the plan is made.
+    const sys = bootSys({ warn: (m) => log.warn(m) });
+    mark('backend');
+    const runDir = '/run';
+    const decision = await decideBoot({
+      ...opts,
+      measure: false,
+      runDir,
+      onImage: (image) => sys.prefetchImage?.(image, IMAGE_DIGEST_ALG, runDir),
+    });
     for (const w of decision.warnings) log.warn(`warning: ${w}`);
-    const steps = planMounts(decision, detectPlanEnv(decision));
-    const result = await executePlan(steps, bootSys({ warn: (m) => log.warn(m) }), log);
+    const steps = planMounts(decision, detectPlanEnv(decision, runDir));
+    mark('plan');
+    const result = await executePlan(steps, sys, log);
+    mark('execute');
+    if (timed) {
+      const byKind = new Map<string, number>();
+      for (const r of result.steps) byKind.set(r.kind, (byKind.get(r.kind) ?? 0) + r.ms);
+      log.info(`timings (ms): ${timingsReport()}; steps: ${[...byKind].map(([k, ms]) => `${k} ${ms.toFixed(2)}`).join(', ')}`);
+    }
     const cfs = decision.composefs;
     log.info(
       cfs

@@ -22,6 +22,7 @@ import { readComposefsHeader } from './image.js';
 import { fsverityDigestFile } from './fsverity.js';
 import { loadPublicKeys } from './keys.js';
 import { verifySignedCommit } from './signature.js';
+import { mark } from './timings.js';
 
 export interface DecideOptions {
   /** The physical root, mounted (SYSROOT; /sysroot at boot). */
@@ -34,6 +35,12 @@ export interface DecideOptions {
   measure: boolean;
   /** Where the boot copies the image (default /run, the initramfs tmpfs); its free space bounds the image size. */
   runDir?: string;
+  /**
+   * Told the image path as soon as the image passed its cheap checks (header,
+   * size), before the signature check: the boot starts reading and hashing
+   * it in the background there. Must not throw.
+   */
+  onImage?: (image: string) => void;
 }
 
 export async function decideBoot(opts: DecideOptions): Promise<BootDecision> {
@@ -41,11 +48,11 @@ export async function decideBoot(opts: DecideOptions): Promise<BootDecision> {
   const initramfsRoot = path.resolve(opts.initramfsRoot);
   const warnings: string[] = [];
 
-  const kargs = step('reading the kernel command line', () => parseKernelCmdline(opts.cmdline));
-  const conf = step('reading prepare-root.conf', () => loadPrepareRootConf(initramfsRoot));
+  const kargs = step('reading the kernel command line', () => parseKernelCmdline(opts.cmdline), 'kargs');
+  const conf = step('reading prepare-root.conf', () => loadPrepareRootConf(initramfsRoot), 'conf');
   for (const k of unknownConfigKeys(conf)) warnings.push(`${conf.path}: unknown key ${k} (ignored)`);
-  const config = step('resolving the boot configuration', () => resolveBootConfig(kargs, conf, sysroot));
-  const deployment = step('resolving the deployment', () => resolveDeployment(sysroot, config.ostreeTarget));
+  const config = step('resolving the boot configuration', () => resolveBootConfig(kargs, conf, sysroot), 'config');
+  const deployment = step('resolving the deployment', () => resolveDeployment(sysroot, config.ostreeTarget), 'deployment');
 
   let composefs: ComposefsDecision | null = null;
   if (config.composefs !== 'no') {
@@ -65,17 +72,20 @@ export async function decideBoot(opts: DecideOptions): Promise<BootDecision> {
               : ', or set [composefs] enabled=maybe to allow legacy boots.'),
         );
       }
-      const header = step(`checking the composefs image ${image}`, () => readComposefsHeader(image));
+      const header = step(`checking the composefs image ${image}`, () => readComposefsHeader(image), 'header');
       // Before the digest: measuring a huge image would take as long as copying it.
       checkRunSpace(image, opts.runDir ?? '/run');
+      opts.onImage?.(image);
+      mark('runspace');
 
       let signed: SignedCommit | null = null;
       if (config.composefsSigned) {
         signed = step('checking the commit signature', () => {
           const keyFile = path.join(initramfsRoot, config.keypath);
           const keys = loadPublicKeys(keyFile);
+          mark('keys');
           return verifySignedCommit(path.join(sysroot, 'ostree/repo'), deployment.commit, keys, config.keypath);
-        });
+        }, 'signature');
       }
 
       let expectedDigest: string | null = null;
@@ -142,6 +152,7 @@ export async function decideBoot(opts: DecideOptions): Promise<BootDecision> {
     );
   }
 
+  mark('statedirs');
   return { sysroot, initramfsRoot, config, deployment, composefs, usrOverlay, warnings };
 }
 
@@ -197,9 +208,11 @@ function checkStateDir(dir: string, mountedAs: string): void {
   if (!st.isDirectory()) fail('EDEPLOY', `${dir} is not a directory: expected the directory the boot mounts as ${mountedAs}`);
 }
 
-function step<T>(what: string, fn: () => T): T {
+function step<T>(what: string, fn: () => T, phase?: string): T {
   try {
-    return fn();
+    const r = fn();
+    if (phase) mark(phase);
+    return r;
   } catch (e) {
     // Parsers already name the file/karg; keep their message, add what was being done.
     throw e instanceof CfsError ? e : withContext(what, e);

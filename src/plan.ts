@@ -117,6 +117,9 @@ export function escapeOverlayPath(p: string): string {
  * The facts about this machine the plan needs, read from the system (not
  * pure: uname, stat of SYSROOT, random bytes).
  */
+/** The image digest composefs pins (ostree.composefs.digest.v0 is a SHA-256 fs-verity digest). */
+export const IMAGE_DIGEST_ALG = 'sha256' satisfies VerityAlg;
+
 export function detectPlanEnv(d: Pick<BootDecision, 'sysroot'>, runDir = '/run'): PlanEnv {
   const st = fs.statSync(d.sysroot, { bigint: true });
   return {
@@ -194,7 +197,7 @@ export function planMounts(d: BootDecision, env: PlanEnv): MountStep[] {
       kind: 'copy-image-and-verify',
       src: cfs.image,
       dest: P.imageCopy,
-      alg: 'sha256',
+      alg: IMAGE_DIGEST_ALG,
       expectedDigest: cfs.expectedDigest,
       expectedDigestSource: cfs.expectedDigestSource,
     });

@@ -9,6 +9,8 @@
  * executor adds which step failed).
  */
 
+import type { VerityAlg } from '../model.js';
+
 export type Propagation = 'rprivate' | 'private' | 'slave' | 'shared';
 
 export interface MountCall {
@@ -49,5 +51,19 @@ export interface Sys {
    * the copy may then finish asynchronously (I/O overlapping the hashing).
    */
   copyFile(src: string, dest: string, observe?: (written: Uint8Array) => void): void | Promise<void>;
+  /**
+   * Optional fast path of copyFile + an fs-verity hasher (the native addon):
+   * create `dest` exclusively with the bytes of `src` and return the
+   * fs-verity digest of exactly the bytes written. On failure dest is gone.
+   */
+  copyVerity?(src: string, dest: string, alg: VerityAlg): Uint8Array;
+  /**
+   * Optional head start for copyVerity: begin reading and hashing `src` in
+   * the background now (the boot calls it as soon as it knows the image, so
+   * this overlaps its remaining checks); `copyDir` is a directory on the
+   * filesystem the copy will be created in. Never throws; problems surface
+   * in copyVerity. The copy itself is still only made by copyVerity.
+   */
+  prefetchImage?(src: string, alg: VerityAlg, copyDir: string): void;
   unlink(path: string): void;
 }
