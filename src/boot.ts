@@ -52,8 +52,9 @@ export async function boot(opts: BootOptions, io: Io, logger?: Logger): Promise<
     const cfs = decision.composefs;
     log.info(
       cfs
-        ? `mounted composefs root of ${decision.deployment.relDir} (image sha256:${result.imageDigest ?? 'unchecked'}` +
-            `${cfs.signed ? ', signed commit verified' : ''}${cfs.verity ? ', verity=require' : ''})`
+        ? `mounted composefs root of ${decision.deployment.relDir} (image fs-verity sha256:${result.imageDigest ?? 'unchecked'}` +
+            `${cfs.expectedDigestSource ? `, matching the ${cfs.expectedDigestSource}` : ', not pinned'}` +
+            `${cfs.signed ? ', signature verified' : ''}${cfs.verity ? ', verity=require' : ''})`
         : `mounted ${decision.deployment.relDir} as the root (no composefs)`,
     );
     return 0;

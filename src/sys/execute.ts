@@ -124,7 +124,9 @@ export async function executePlan(
             );
           }
           imageDigest = got;
-          log.info(
+          // The boot's closing line repeats the digest and what pinned it; each
+          // line is a kmsg write at boot, so this one only comes with --verbose.
+          if (opts.verbose) log.info(
             `composefs image ${step.src}: fs-verity ${step.alg}:${got}` +
               (step.expectedDigest !== null ? ` matches the ${step.expectedDigestSource ?? 'expected digest'}` : ' (not pinned)'),
           );

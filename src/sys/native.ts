@@ -45,6 +45,8 @@ export interface NativeAddon {
   setReadonly(target: string, readonly: boolean): void;
   /** statvfs ST_RDONLY: the mount holding `path`, or its filesystem, is read-only. Optional: older builds and test fakes. */
   isReadonly?(path: string): boolean;
+  /** Fill OpenSSL's first-use caches on a detached thread (see native/cfsroot_sys.c). */
+  warmCrypto?(): boolean;
   /**
    * Present when the executable exports OpenSSL's SHA256/SHA512 (Node's
    * builds do). threads: 0 = one per CPU, at most 2. See native/cfsroot_sys.c.
@@ -251,5 +253,7 @@ export function bootSys(opts: BootSysOptions = {}): Sys {
     if (choice === 'native') throw new Error('CFSROOT_SYS=native but no mount addon is available');
     return fallback;
   }
+  // The commit check (node:crypto) comes soon after: let OpenSSL set up meanwhile.
+  addon.warmCrypto?.();
   return nativeSysFrom(addon, fallback);
 }
