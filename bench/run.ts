@@ -113,7 +113,39 @@ function figuresBoot(sys: SysrootJson): void {
     s,
     '--version',
   );
+  results['phases'] = bootPhases(root, sys);
   root.remove();
+}
+
+/**
+ * Where a boot's time goes: the same boot with $CFSROOT_TIMINGS=1, which
+ * adds one log line of per-phase milliseconds (src/timings.ts). Medians per
+ * phase over the rounds. Not interleaved with (a): the extra line is extra work.
+ */
+function bootPhases(root: ReturnType<typeof buildBenchRoot>, sys: SysrootJson): Record<string, number> {
+  const seen = new Map<string, number[]>();
+  for (let r = 0; r < ROUNDS; r++) {
+    runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot', '/sysroot', sys.cmdline], env: { CFSROOT_SYS: 'native', CFSROOT_TIMINGS: '1' } });
+    const line = /timings \(ms\): (.*)/.exec(fs.readFileSync(path.join(BENCH_DIR, 'out/stderr'), 'utf8'))?.[1];
+    if (!line) throw new Error('bench: the boot printed no timings line');
+    // "phase ms, phase ms, ...; steps: kind ms, ..." (the steps are inside `execute`).
+    const [phases = '', steps = ''] = line.split('; steps:');
+    const add = (text: string, prefix: string) => {
+      for (const part of text.split(',')) {
+        const m = /^(.+) ([\d.]+)$/.exec(part.trim());
+        if (m) seen.set(prefix + m[1], [...(seen.get(prefix + m[1]) ?? []), Number(m[2])]);
+      }
+    };
+    add(phases, '');
+    add(steps, '  step ');
+  }
+  console.log(`\n(a') where the boot's time goes: CFSROOT_TIMINGS=1, median ms of ${ROUNDS} runs (start = process start to the boot's first line of code)`);
+  const out: Record<string, number> = {};
+  for (const [name, xs] of seen) {
+    out[name.trim()] = median(xs);
+    console.log(`  ${name.padEnd(34)} ${fmt(median(xs), 2).padStart(8)}`);
+  }
+  return out;
 }
 
 /**

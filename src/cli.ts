@@ -160,9 +160,11 @@ async function commandDigest(args: string[], io: Io): Promise<number> {
     }
   }
   if (files.length === 0) fail('EUSAGE', 'digest: no FILE given');
-  const { fsverityDigestFile, formatDigest } = await import('./fsverity.js');
+  const { formatDigest } = await import('./fsverity.js');
+  const { fileDigester } = await import('./sys/native.js');
+  const digester = fileDigester();
   for (const f of files) {
-    const d = await fsverityDigestFile(f, alg);
+    const d = await digester.digest(f, alg);
     io.out(`${formatDigest(alg, d)} ${f}\n`);
   }
   return EXIT_OK;
@@ -170,11 +172,17 @@ async function commandDigest(args: string[], io: Io): Promise<number> {
 
 async function decideFor(o: CommonOptions, measure: boolean): Promise<BootDecision> {
   const { decideBoot } = await import('./decide.js');
+  // verify measures the image: through the addon when it loads, started as
+  // soon as the image is known so that it overlaps the signature check.
+  const digester = measure ? (await import('./sys/native.js')).fileDigester() : null;
   return decideBoot({
     sysroot: o.sysroot,
     cmdline: o.cmdline ?? readProcCmdline(),
     initramfsRoot: o.initramfsRoot,
     measure,
+    ...(digester
+      ? { onImage: (image: string) => digester.start(image, 'sha256'), digestImage: (image: string, alg: 'sha256') => digester.digest(image, alg) }
+      : {}),
   });
 }
 

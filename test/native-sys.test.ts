@@ -159,8 +159,10 @@ test('the real addon: mount, bind, read-only flip that keeps nosuid/nodev, move,
     addon.mount('tmpfs', a, 'tmpfs', 2 | 4, 'mode=0755,size=1m'); // MS_NOSUID|MS_NODEV
     fs.writeFileSync(a + '/f', 'x');
     addon.mount(a, b, null, 0x1000, null);
+    out.isRoBefore = [addon.isReadonly(a), addon.isReadonly(b)];
     addon.setReadonly(b, true);
     out.bRo = info(b)[0];
+    out.isRoAfter = [addon.isReadonly(a), addon.isReadonly(b)];
     out.writeB = err(() => fs.writeFileSync(b + '/g', 'y'));
     out.writeA = err(() => fs.writeFileSync(a + '/g', 'y'));
     addon.setReadonly(b, false);
@@ -182,6 +184,9 @@ test('the real addon: mount, bind, read-only flip that keeps nosuid/nodev, move,
   const opts = (line: unknown) => String(line).split(' ')[5]!.split(',');
   t.deepEqual(opts(o['bRo']).sort(), ['nodev', 'nosuid', 'relatime', 'ro'].sort());
   t.deepEqual(opts(o['bRw']).sort(), ['nodev', 'nosuid', 'relatime', 'rw'].sort());
+  // isReadonly (statvfs) sees the per-mount flag: only the bind went read-only.
+  t.deepEqual(o['isRoBefore'], [false, false]);
+  t.deepEqual(o['isRoAfter'], [false, true]);
   t.is((o['writeB'] as { code: string }).code, 'EROFS');
   t.is(o['writeA'], null);
   t.deepEqual(o['afterMove'], [0, 1, 'x']);
