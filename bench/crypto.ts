@@ -8,6 +8,7 @@
  */
 
 import * as crypto from 'node:crypto';
+import type { NativeAddon } from '../src/sys/native.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { sha256 } from '@noble/hashes/sha2.js';
@@ -74,10 +75,11 @@ export async function cryptoFigures(info: SysrootInfo, rounds: number): Promise<
   }
 
   const variants: Record<string, () => unknown> = {
-    'image fs-verity: src/fsverity.ts, file (boot path)': () => fsverityDigestFile(info.image, 'sha256'),
+    'image fs-verity: src/fsverity.ts, file (no-addon fallback)': () => fsverityDigestFile(info.image, 'sha256'),
     'image fs-verity: src/fsverity.ts, in memory': () => fsverityDigest(image, 'sha256'),
     'image fs-verity: @noble/hashes, in memory': () => nobleFsverity(image),
     'image one-shot sha256 (node:crypto floor)': () => crypto.createHash('sha256').update(image).digest(),
+    ...nativeVariants(info.image, info.imageDigest),
     'commit: verifySignedCommit (boot path)': () => verifySignedCommit(repo, info.commit, [key!], 'bench key'),
     'commit: node:crypto verify (key object made)': () =>
       crypto.verify(null, commitBytes, crypto.createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(key!).toString('base64url') }, format: 'jwk' }), sig),
@@ -102,4 +104,24 @@ export async function cryptoFigures(info: SysrootInfo, rounds: number): Promise<
     console.log(`  ${n.padEnd(52)} ${fmt(median(t), 3).padStart(10)} ms`);
   }
   return out;
+}
+
+/**
+ * The addon's C digest (native/cfsroot_sys.c: OpenSSL's SHA256 per block,
+ * the same library node:crypto runs on), as the boot and verify use it; from
+ * build/native (make builds it). Checked against the generator's digest.
+ */
+function nativeVariants(image: string, want: string): Record<string, () => unknown> {
+  const file = path.resolve(import.meta.dirname, '../build/native/cfsroot_sys.node');
+  if (!fs.existsSync(file)) return {};
+  const mod = { exports: {} as Partial<NativeAddon> };
+  process.dlopen(mod, file);
+  const addon = mod.exports;
+  if (!addon.digestFile) return {};
+  const got = addon.digestFile(image, 'sha256', 1).toString('hex');
+  if (got !== want) throw new Error(`addon digest ${got} disagrees with the generator's ${want}`);
+  return {
+    'image fs-verity: addon digestFile, 1 thread': () => addon.digestFile!(image, 'sha256', 1),
+    'image fs-verity: addon digestFile, 2 threads': () => addon.digestFile!(image, 'sha256', 2),
+  };
 }
