@@ -722,6 +722,7 @@ struct prefetch {
     pthread_cond_t cond;
     pthread_t tid, hasher_tid;
     int thread, hasher;        /* the reader / hasher thread was started and not yet joined */
+    atomic_int cancel;         /* set when the handle is dropped unfinished: the threads stop early */
     int finished;
     char path[];
 };
@@ -790,6 +791,10 @@ static int prefetch_read(struct prefetch *p) {
     unsigned char *bounce = NULL; /* only if the source cannot splice */
     int err = 0;
     for (uint64_t pos = 0; pos < p->size && err == 0; pos += PREFETCH_CHUNK) {
+        if (atomic_load(&p->cancel)) {
+            err = ECANCELED;
+            break;
+        }
         size_t len = p->size - pos < PREFETCH_CHUNK ? (size_t)(p->size - pos) : PREFETCH_CHUNK;
         size_t span = (len + VERITY_BLOCK - 1) / VERITY_BLOCK * VERITY_BLOCK;
         if (p->tmp_fd >= 0) {
@@ -825,7 +830,7 @@ static void hash_groups_as_read(struct prefetch *p) {
         while (p->read_blocks < end && !p->read_done) pthread_cond_wait(&p->cond, &p->lock);
         int ready = p->read_blocks >= end;
         pthread_mutex_unlock(&p->lock);
-        if (!ready) return;
+        if (!ready || atomic_load(&p->cancel)) return;
         for (size_t b = g * GROUP_BLOCKS; b < end; b++)
             p->c.fn(j->data + b * VERITY_BLOCK, VERITY_BLOCK, j->out + b * p->c.hash_size);
     }
@@ -860,6 +865,7 @@ static void prefetch_join(struct prefetch *p) {
 }
 
 static void prefetch_release(struct prefetch *p) {
+    atomic_store(&p->cancel, 1); /* a no-op after finish*(): the threads are done by then */
     prefetch_join(p);
     if (p->fd >= 0) close(p->fd);
     p->fd = -1;

@@ -332,7 +332,8 @@ function applyComposefsKargs(kargs: KernelArgs, base: ComposefsState, sources: R
 }
 
 /** ostree= or the androidboot.* slot selection (which wins over ostree=). */
-function resolveOstreeTarget(kargs: KernelArgs): Decided<string> {
+/** The ostree= target (or its Android-slot form); kernel arguments only. */
+export function resolveOstreeTarget(kargs: KernelArgs): Decided<string> {
   const SLOT = 'androidboot.slot_suffix';
   if (kargs.has(SLOT)) {
     const v = kargs.get(SLOT) ?? null;

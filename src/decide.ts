@@ -14,9 +14,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CfsError, fail, withContext } from './errors.js';
-import type { BootDecision, ComposefsDecision, SignedCommit } from './model.js';
+import type { BootDecision, ComposefsDecision, Deployment, SignedCommit } from './model.js';
 import { parseKernelCmdline } from './cmdline.js';
-import { loadPrepareRootConf, resolveBootConfig, unknownConfigKeys } from './config.js';
+import { loadPrepareRootConf, resolveBootConfig, resolveOstreeTarget, unknownConfigKeys } from './config.js';
 import { resolveDeployment } from './deployment.js';
 import { readComposefsHeader } from './image.js';
 import { fsverityDigestFile } from './fsverity.js';
@@ -51,10 +51,14 @@ export async function decideBoot(opts: DecideOptions): Promise<BootDecision> {
   const warnings: string[] = [];
 
   const kargs = step('reading the kernel command line', () => parseKernelCmdline(opts.cmdline), 'kargs');
+  const early = opts.onImage ? earlyImage(sysroot, kargs, opts.runDir ?? '/run', opts.onImage) : null;
   const conf = step('reading prepare-root.conf', () => loadPrepareRootConf(initramfsRoot), 'conf');
   for (const k of unknownConfigKeys(conf)) warnings.push(`${conf.path}: unknown key ${k} (ignored)`);
   const config = step('resolving the boot configuration', () => resolveBootConfig(kargs, conf, sysroot), 'config');
-  const deployment = step('resolving the deployment', () => resolveDeployment(sysroot, config.ostreeTarget), 'deployment');
+  const deployment =
+    early?.target === config.ostreeTarget
+      ? early.deployment
+      : step('resolving the deployment', () => resolveDeployment(sysroot, config.ostreeTarget), 'deployment');
 
   let composefs: ComposefsDecision | null = null;
   if (config.composefs !== 'no') {
@@ -156,6 +160,38 @@ export async function decideBoot(opts: DecideOptions): Promise<BootDecision> {
 
   mark('statedirs');
   return { sysroot, initramfsRoot, config, deployment, composefs, usrOverlay, warnings };
+}
+
+/**
+ * The head start (issue 5): the deployment, and so the image, depend only
+ * on the kernel arguments, so they are looked up before prepare-root.conf is
+ * read, and `onImage` is told at once; the boot starts reading and hashing
+ * the image while the configuration and the signature are checked. Nothing
+ * is decided here: any problem is ignored and the same checks run again in
+ * their usual order, which reports it (and an image that turns out not to be
+ * wanted is simply never used). Returns what it resolved, for reuse.
+ */
+function earlyImage(
+  sysroot: string,
+  kargs: ReturnType<typeof parseKernelCmdline>,
+  runDir: string,
+  onImage: (image: string) => void,
+): { target: string; deployment: Deployment } | null {
+  try {
+    const target = resolveOstreeTarget(kargs).value;
+    const deployment = resolveDeployment(sysroot, target);
+    mark('deployment (early)');
+    const image = path.join(deployment.dir, '.ostree.cfs');
+    const st = fs.lstatSync(image);
+    // The same limits as the real checks: a regular file that fits in runDir.
+    if (st.isFile()) {
+      const free = fs.statfsSync(runDir);
+      if (st.size <= free.bavail * free.bsize) onImage(image);
+    }
+    return { target, deployment };
+  } catch {
+    return null;
+  }
 }
 
 /**

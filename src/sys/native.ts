@@ -174,6 +174,7 @@ export function nativeSysFrom(addon: NativeAddon, fallback: Sys = spawnSys()): S
     };
     if (prefetch && finishCopy) {
       hashing.prefetchImage = (src, alg, copyDir) => {
+        if (started.has(src)) return; // already under way (the boot asks early and again later)
         try {
           started.set(src, { alg, handle: prefetch(src, alg, copyDir) });
         } catch {
@@ -286,7 +287,7 @@ export function fileDigester(opts: NativeSysOptions = {}): FileDigester {
   const js = async (path: string, alg: VerityAlg): Promise<Buffer> => (await import('../fsverity.js')).fsverityDigestFile(path, alg);
   return {
     start(path, alg) {
-      if (!addon?.prefetch) return;
+      if (!addon?.prefetch || started.has(path)) return;
       try {
         started.set(path, { alg, handle: addon.prefetch(path, alg, null) });
       } catch {
