@@ -18,7 +18,7 @@ import fc from 'fast-check';
 import { build } from 'esbuild';
 import { createVerityHasher, fsverityDigest, fsverityDigestFile, formatDigest, type DigestStats, type VerityAlg } from '../src/fsverity.js';
 import { CfsError } from '../src/errors.js';
-import { referenceDigest } from './helpers/noble-verity.js';
+import { pseudoRandom, referenceDigest } from './helpers/noble-verity.js';
 
 const ALGS: VerityAlg[] = ['sha256', 'sha512'];
 const B = 4096;
@@ -41,18 +41,6 @@ function toolDigest(file: string, alg: VerityAlg): string {
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
-/** Deterministic bytes for a seed (xorshift32), so fast-check can shrink and replay. */
-function pseudoRandom(size: number, seed: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let x = seed | 1;
-  for (let i = 0; i < size; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 test('SPEC §3 vectors (sha256), sync and file API', async (t) => {
   const vectors: [Uint8Array, string][] = [

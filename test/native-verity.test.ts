@@ -19,7 +19,7 @@ import fc from 'fast-check';
 import { fsverityDigest, type VerityAlg } from '../src/fsverity.js';
 import { nativeSysFrom, type NativeAddon, type PrefetchHandle } from '../src/sys/native.js';
 import { spawnSys } from '../src/sys/spawn.js';
-import { referenceDigest } from './helpers/noble-verity.js';
+import { pseudoRandom, referenceDigest } from './helpers/noble-verity.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const B = 4096;
@@ -50,18 +50,6 @@ function writeTemp(data: Uint8Array, mode = 0o644): string {
 const fresh = (dir = tmp): string => path.join(dir, `out${seq++}`);
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
-/** Deterministic bytes (xorshift32). */
-function pseudoRandom(size: number, seed: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let x = seed | 1;
-  for (let i = 0; i < size; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 /**
  * Every native way of getting the digest of `data`, each checked against

@@ -45,3 +45,16 @@ export function referenceDigest(data: Uint8Array, alg: VerityAlg): Uint8Array {
   return H(desc);
 }
 
+
+/** Deterministic bytes for a seed (xorshift32), so fast-check can shrink and replay. */
+export function pseudoRandom(size: number, seed: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let x = seed | 1;
+  for (let i = 0; i < size; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = x & 0xff;
+  }
+  return out;
+}

@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { encodeCommit, objectPath, type Commit } from '../../src/commit.js';
 import { encodeVardict, type Variant } from '../../src/gvariant.js';
+import { rawPublicKey } from '../../tools/mksysroot.js';
 
 export interface KeyPair {
   /** Raw 32-byte Ed25519 public key (what the key file holds, base64). */
@@ -17,9 +18,8 @@ export interface KeyPair {
 }
 
 export function generateKeyPair(): KeyPair {
-  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
-  const jwk = publicKey.export({ format: 'jwk' });
-  return { publicKey: new Uint8Array(Buffer.from(jwk.x!, 'base64url')), privateKey };
+  const { privateKey } = generateKeyPairSync('ed25519');
+  return { publicKey: new Uint8Array(rawPublicKey(privateKey)), privateKey };
 }
 
 export function publicKeyBase64(raw: Uint8Array): string {
