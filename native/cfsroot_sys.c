@@ -50,6 +50,7 @@
  *       SHA512 (Node's official builds do: they are what node:crypto runs
  *       on); src/sys/native.ts falls back to src/fsverity.ts otherwise.
  *       threads: 0 = one per online CPU (at most 2), else that many (1-2).
+ *       `hashFunctions` names the OpenSSL functions in use (see below).
  *
  * Only Node-API (stable ABI, node_api.h), libc and the hash functions
  * looked up at run time are used, so the same build loads in any Node >= 18
@@ -363,6 +364,59 @@ static napi_value js_set_readonly(napi_env env, napi_callback_info info) {
 
 typedef unsigned char *(*sha_oneshot)(const unsigned char *data, size_t len, unsigned char *md);
 static sha_oneshot sha256_fn, sha512_fn;
+
+/*
+ * In OpenSSL 3, SHA256()/SHA512() go through the EVP layer on every call
+ * (an algorithm fetch each time): measured here, 5.9 ms for the 5.47 MB
+ * image's 1,343 blocks against 4.7 ms with the low-level Init/Update/Final,
+ * which is also what a one-shot hash of all the bytes costs. So the block
+ * hash copies a context initialised once and runs Update + Final on it. The
+ * context stays opaque (no OpenSSL headers): 256 bytes hold SHA256_CTX (112)
+ * and SHA512_CTX (216). Without these symbols, SHA256()/SHA512() are used.
+ */
+typedef int (*sha_init_fn)(void *ctx);
+typedef int (*sha_update_fn)(void *ctx, const void *data, size_t len);
+typedef int (*sha_final_fn)(unsigned char *md, void *ctx);
+typedef union {
+    unsigned char bytes[256];
+    uint64_t align;
+} sha_ctx;
+struct sha_lowlevel {
+    sha_update_fn update;
+    sha_final_fn final;
+    sha_ctx initial;
+};
+static struct sha_lowlevel sha256_ll, sha512_ll;
+
+static unsigned char *block_hash(const struct sha_lowlevel *ll, const unsigned char *data, size_t len, unsigned char *md) {
+    sha_ctx ctx = ll->initial;
+    ll->update(&ctx, data, len);
+    ll->final(md, &ctx);
+    return md;
+}
+static unsigned char *sha256_block(const unsigned char *data, size_t len, unsigned char *md) {
+    return block_hash(&sha256_ll, data, len, md);
+}
+static unsigned char *sha512_block(const unsigned char *data, size_t len, unsigned char *md) {
+    return block_hash(&sha512_ll, data, len, md);
+}
+
+/* Switch to the low-level functions when all of them are there. */
+static void use_lowlevel_sha(void) {
+    const char *names[2][3] = {{"SHA256_Init", "SHA256_Update", "SHA256_Final"}, {"SHA512_Init", "SHA512_Update", "SHA512_Final"}};
+    struct sha_lowlevel *ll[2] = {&sha256_ll, &sha512_ll};
+    sha_init_fn init[2];
+    for (int i = 0; i < 2; i++) {
+        init[i] = (sha_init_fn)dlsym(RTLD_DEFAULT, names[i][0]);
+        ll[i]->update = (sha_update_fn)dlsym(RTLD_DEFAULT, names[i][1]);
+        ll[i]->final = (sha_final_fn)dlsym(RTLD_DEFAULT, names[i][2]);
+        if (init[i] == NULL || ll[i]->update == NULL || ll[i]->final == NULL) return;
+    }
+    for (int i = 0; i < 2; i++)
+        if (init[i](&ll[i]->initial) != 1) return;
+    sha256_fn = sha256_block;
+    sha512_fn = sha512_block;
+}
 
 #define VERITY_BLOCK 4096
 #define VERITY_DESC_SIZE 256
@@ -1194,6 +1248,7 @@ static napi_value init(napi_env env, napi_value exports) {
     sha256_fn = (sha_oneshot)dlsym(RTLD_DEFAULT, "SHA256");
     sha512_fn = (sha_oneshot)dlsym(RTLD_DEFAULT, "SHA512");
     if (sha256_fn != NULL && sha512_fn != NULL) {
+        use_lowlevel_sha();
         napi_property_descriptor hashing[] = {
             {"copyVerity", NULL, js_copy_verity, NULL, NULL, NULL, napi_enumerable, NULL},
             {"digestFile", NULL, js_digest_file, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -1202,6 +1257,12 @@ static napi_value init(napi_env env, napi_value exports) {
             {"finishDigest", NULL, js_finish_digest, NULL, NULL, NULL, napi_enumerable, NULL},
         };
         if (napi_define_properties(env, exports, sizeof hashing / sizeof hashing[0], hashing) != napi_ok) return NULL;
+        /* Which OpenSSL entry points hash the blocks (tests and the bench report it). */
+        napi_value which;
+        const char *impl = sha256_fn == sha256_block ? "SHA256_Init/Update/Final" : "SHA256()";
+        if (napi_create_string_utf8(env, impl, NAPI_AUTO_LENGTH, &which) != napi_ok ||
+            napi_set_named_property(env, exports, "hashFunctions", which) != napi_ok)
+            return NULL;
     }
     return exports;
 }

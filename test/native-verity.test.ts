@@ -81,6 +81,8 @@ test('the hashing exports exist (Node exports OpenSSL SHA256/SHA512)', (t) => {
     t.is(typeof addon[f], 'function', f);
   }
   t.true(addon.warmCrypto());
+  // This Node exports the low-level functions: the tests below exercise the fast path.
+  t.is(addon.hashFunctions, 'SHA256_Init/Update/Final');
 });
 
 test('SPEC §3 vectors, every native path', (t) => {

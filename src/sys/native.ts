@@ -45,6 +45,8 @@ export interface NativeAddon {
   setReadonly(target: string, readonly: boolean): void;
   /** statvfs ST_RDONLY: the mount holding `path`, or its filesystem, is read-only. Optional: older builds and test fakes. */
   isReadonly?(path: string): boolean;
+  /** "SHA256_Init/Update/Final" (the fast path) or "SHA256()": what hashes each block. */
+  hashFunctions?: string;
   /** Fill OpenSSL's first-use caches on a detached thread (see native/cfsroot_sys.c). */
   warmCrypto?(): boolean;
   /**
