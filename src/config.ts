@@ -331,8 +331,7 @@ function applyComposefsKargs(kargs: KernelArgs, base: ComposefsState, sources: R
   return base;
 }
 
-/** ostree= or the androidboot.* slot selection (which wins over ostree=). */
-/** The ostree= target (or its Android-slot form); kernel arguments only. */
+/** ostree= or the androidboot.* slot selection (which wins over ostree=): kernel arguments only. */
 export function resolveOstreeTarget(kargs: KernelArgs): Decided<string> {
   const SLOT = 'androidboot.slot_suffix';
   if (kargs.has(SLOT)) {

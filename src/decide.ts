@@ -36,9 +36,11 @@ export interface DecideOptions {
   /** Where the boot copies the image (default /run, the initramfs tmpfs); its free space bounds the image size. */
   runDir?: string;
   /**
-   * Told the image path as soon as the image passed its cheap checks (header,
-   * size), before the signature check: the boot starts reading and hashing
-   * it in the background there. Must not throw.
+   * Told the image path early, so the boot can start copying and hashing it
+   * in the background: first as soon as the kernel arguments name the
+   * deployment and the image is a regular file that fits in runDir
+   * (earlyImage), and again once it passed the header and free-space checks
+   * (the caller ignores a repeat). Must not throw.
    */
   onImage?: (image: string) => void;
   /** How `measure` computes the image digest (default src/fsverity.ts). */
@@ -182,11 +184,10 @@ function earlyImage(
     const deployment = resolveDeployment(sysroot, target);
     mark('deployment (early)');
     const image = path.join(deployment.dir, '.ostree.cfs');
-    const st = fs.lstatSync(image);
-    // The same limits as the real checks: a regular file that fits in runDir.
-    if (st.isFile()) {
-      const free = fs.statfsSync(runDir);
-      if (st.size <= free.bavail * free.bsize) onImage(image);
+    // The same limits as the real checks: a regular file that fits in runDir (else they throw).
+    if (fs.lstatSync(image).isFile()) {
+      checkRunSpace(image, runDir);
+      onImage(image);
     }
     return { target, deployment };
   } catch {

@@ -113,13 +113,13 @@ export function escapeOverlayPath(p: string): string {
   return p.replace(/[\\,:]/g, (c) => `\\${c}`);
 }
 
+/** The image digest composefs pins (ostree.composefs.digest.v0 is a SHA-256 fs-verity digest). */
+export const IMAGE_DIGEST_ALG = 'sha256' satisfies VerityAlg;
+
 /**
  * The facts about this machine the plan needs, read from the system (not
  * pure: uname, stat of SYSROOT, random bytes).
  */
-/** The image digest composefs pins (ostree.composefs.digest.v0 is a SHA-256 fs-verity digest). */
-export const IMAGE_DIGEST_ALG = 'sha256' satisfies VerityAlg;
-
 export function detectPlanEnv(d: Pick<BootDecision, 'sysroot'>, runDir = '/run'): PlanEnv {
   const st = fs.statSync(d.sysroot, { bigint: true });
   return {

@@ -94,14 +94,16 @@ export async function executePlan(
           sys.propagation(step.target, 'shared');
           break;
         case 'copy-image-and-verify': {
-          // Read the image once: each buffer written to the copy is hashed
-          // right after it is written, and the copy is never read back. The
-          // copy is on /run, created exclusively and written only by us, so the
-          // bytes mounted are exactly the bytes hashed (issue 5).
+          // The image is read once and the digest is taken of exactly the
+          // bytes of the copy, which is on /run, made exclusively and written
+          // only by us: so the bytes mounted are the bytes hashed (issue 5).
+          // The JavaScript path hashes each buffer as it writes it and never
+          // reads the copy back.
           let digest: Uint8Array;
           try {
             if (sys.copyVerity && !opts.hasher) {
-              // The addon does the same in C: each piece read once, written and hashed (two threads).
+              // The addon, in C: the copy made (often already under way since
+              // prefetchImage) and the digest taken of exactly its bytes.
               digest = sys.copyVerity(step.src, step.dest, step.alg);
             } else {
               const hasher = makeHasher(step.alg);

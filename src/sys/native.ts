@@ -161,29 +161,43 @@ export function loadNativeAddon(opts: NativeSysOptions = {}): NativeAddon | null
   throw new Error(`cannot load the embedded mount addon (${reasons.join('; ')})`);
 }
 
+/**
+ * Reads + digests started ahead of use (the addon's prefetch), one per path:
+ * `start` again for a path already under way does nothing, and `take` hands
+ * a handle out once, only for the algorithm it was started with.
+ */
+function prefetchTable(addon: NativeAddon) {
+  const started = new Map<string, { alg: VerityAlg; handle: PrefetchHandle }>();
+  return {
+    /** Never throws: only argument errors can, and then the caller computes it another way. */
+    start(path: string, alg: VerityAlg, copyDir: string | null): void {
+      if (!addon.prefetch || started.has(path)) return;
+      try {
+        started.set(path, { alg, handle: addon.prefetch(path, alg, copyDir) });
+      } catch {
+        /* see above */
+      }
+    },
+    take(path: string, alg: VerityAlg): PrefetchHandle | undefined {
+      const e = started.get(path);
+      started.delete(path);
+      return e?.alg === alg ? e.handle : undefined;
+    },
+  };
+}
+
 /** A `Sys` on top of a loaded addon. */
 export function nativeSysFrom(addon: NativeAddon, fallback: Sys = spawnSys()): Sys {
-  // Images whose reading and hashing started early (prefetchImage), by path.
-  const started = new Map<string, { alg: VerityAlg; handle: PrefetchHandle }>();
   const hashing: Partial<Sys> = {};
   if (addon.copyVerity) {
-    const { copyVerity, prefetch, finishCopy } = addon;
+    const { copyVerity, finishCopy } = addon;
+    const early = prefetchTable(addon);
     hashing.copyVerity = (src, dest, alg) => {
-      const early = started.get(src);
-      started.delete(src);
-      if (early && finishCopy && early.alg === alg) return finishCopy(early.handle, dest);
+      const handle = early.take(src, alg);
+      if (handle && finishCopy) return finishCopy(handle, dest);
       return copyVerity(src, dest, alg, 0);
     };
-    if (prefetch && finishCopy) {
-      hashing.prefetchImage = (src, alg, copyDir) => {
-        if (started.has(src)) return; // already under way (the boot asks early and again later)
-        try {
-          started.set(src, { alg, handle: prefetch(src, alg, copyDir) });
-        } catch {
-          // Only argument errors throw here; the copy step then streams the image as usual.
-        }
-      };
-    }
+    if (addon.prefetch && finishCopy) hashing.prefetchImage = (src, alg, copyDir) => early.start(src, alg, copyDir);
   }
   return {
     ...fallback,
@@ -285,22 +299,16 @@ export function fileDigester(opts: NativeSysOptions = {}): FileDigester {
       addon = null; // e.g. a noexec /run and temp dir: the JavaScript digest still works
     }
   }
-  const started = new Map<string, { alg: VerityAlg; handle: PrefetchHandle }>();
+  const early = addon ? prefetchTable(addon) : null;
   const js = async (path: string, alg: VerityAlg): Promise<Buffer> => (await import('../fsverity.js')).fsverityDigestFile(path, alg);
   return {
     start(path, alg) {
-      if (!addon?.prefetch || started.has(path)) return;
-      try {
-        started.set(path, { alg, handle: addon.prefetch(path, alg, null) });
-      } catch {
-        /* argument errors only; digest() computes it another way */
-      }
+      early?.start(path, alg, null);
     },
     async digest(path, alg) {
-      const early = started.get(path);
-      started.delete(path);
+      const handle = early?.take(path, alg);
       try {
-        if (early && early.alg === alg && addon?.finishDigest) return addon.finishDigest(early.handle);
+        if (handle && addon?.finishDigest) return addon.finishDigest(handle);
         if (addon?.digestFile) return addon.digestFile(path, alg, 0);
       } catch {
         // Fall through: the JavaScript digest reports the problem in its own words.
