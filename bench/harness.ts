@@ -24,6 +24,8 @@ export interface Sample {
   /** Peak resident set, KiB (wait4 ru_maxrss). */
   maxRssKiB: number;
   rc: number;
+  /** CPU time of all the process's threads, user + system, milliseconds (wait4 ru_utime + ru_stime). */
+  cpuMs: number;
 }
 
 export function median(xs: readonly number[]): number {
@@ -119,12 +121,12 @@ export function runInNamespace(root: BenchRoot, sysroot: string, run: NsRun): Sa
     encoding: 'utf8',
   });
   const result = fs.existsSync(path.join(out, 'result')) ? fs.readFileSync(path.join(out, 'result'), 'utf8') : '';
-  const m = /^(\d+) (\d+) (\d+)$/m.exec(result);
+  const m = /^(\d+) (\d+) (\d+) (\d+) (\d+)$/m.exec(result);
   if (!m || m[3] !== '0') {
     const stderr = fs.existsSync(path.join(out, 'stderr')) ? fs.readFileSync(path.join(out, 'stderr'), 'utf8') : '';
     throw new Error(`${run.argv.join(' ')} failed (harness ${r.status}): ${stderr.trim() || r.stderr.trim()}`);
   }
-  return { ms: Number(m[1]) / 1e6, maxRssKiB: Number(m[2]), rc: Number(m[3]) };
+  return { ms: Number(m[1]) / 1e6, maxRssKiB: Number(m[2]), rc: Number(m[3]), cpuMs: (Number(m[4]) + Number(m[5])) / 1e3 };
 }
 
 /** Run argv once under tcmd on the host (no namespace). */
@@ -136,9 +138,9 @@ export function runOnHost(argv: string[], env?: Record<string, string>): Sample 
     encoding: 'utf8',
     maxBuffer: 1 << 26,
   });
-  const m = /^(\d+) (\d+) (\d+)$/m.exec(fs.existsSync(res) ? fs.readFileSync(res, 'utf8') : '');
+  const m = /^(\d+) (\d+) (\d+) (\d+) (\d+)$/m.exec(fs.existsSync(res) ? fs.readFileSync(res, 'utf8') : '');
   if (!m || m[3] !== '0') throw new Error(`${argv.join(' ')} failed: ${r.stderr}`);
-  return { ms: Number(m[1]) / 1e6, maxRssKiB: Number(m[2]), rc: 0 };
+  return { ms: Number(m[1]) / 1e6, maxRssKiB: Number(m[2]), rc: 0, cpuMs: (Number(m[4]) + Number(m[5])) / 1e3 };
 }
 
 /**

@@ -76,13 +76,15 @@ function row(name: string, cells: string[]): void {
 
 function table(title: string, samples: Record<string, Sample[]>, base: string): Record<string, unknown> {
   console.log(`\n${title}`);
-  row('', ['median ms', 'IQR ms', `- ${base}`, 'paired', 'peak RSS']);
+  row('', ['median ms', 'IQR ms', `- ${base}`, 'paired', 'CPU ms', 'CPU -base', 'peak RSS']);
   const out: Record<string, unknown> = {};
   for (const [name, s] of Object.entries(samples)) {
     const v = versus(s, samples[base]!);
     const rss = median(s.map((x) => x.maxRssKiB)) / 1024;
-    row(name, [fmt(v.median), fmt(iqr(s.map((x) => x.ms))), name === base ? '' : fmt(v.diff), name === base ? '' : fmt(v.pairedDiff), `${rss.toFixed(1)} MiB`]);
-    out[name] = { medianMs: v.median, iqrMs: iqr(s.map((x) => x.ms)), minusBaseMs: v.diff, pairedMinusBaseMs: v.pairedDiff, peakRssMiB: rss, n: s.length };
+    const cpu = median(s.map((x) => x.cpuMs));
+    const cpuDiff = cpu - median(samples[base]!.map((x) => x.cpuMs));
+    row(name, [fmt(v.median), fmt(iqr(s.map((x) => x.ms))), name === base ? '' : fmt(v.diff), name === base ? '' : fmt(v.pairedDiff), fmt(cpu), name === base ? '' : fmt(cpuDiff), `${rss.toFixed(1)} MiB`]);
+    out[name] = { medianMs: v.median, iqrMs: iqr(s.map((x) => x.ms)), minusBaseMs: v.diff, pairedMinusBaseMs: v.pairedDiff, cpuMs: cpu, cpuMinusBaseMs: cpuDiff, peakRssMiB: rss, n: s.length };
   }
   return out;
 }

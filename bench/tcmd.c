@@ -5,11 +5,13 @@
  *
  *   tcmd RESULT_FILE COMMAND [ARG...]
  *
- * Appends one line to RESULT_FILE: "<wall ns> <peak RSS KiB> <exit status>".
+ * Appends one line to RESULT_FILE:
+ * "<wall ns> <peak RSS KiB> <exit status> <user CPU us> <system CPU us>".
  * Wall time is CLOCK_MONOTONIC around posix_spawn + wait4, so it covers the
  * whole process: exec, dynamic loading, Node start-up, the work, exit. Peak
  * RSS is wait4's ru_maxrss (largest RSS of the child, or of any descendant
- * it waited for). The command's stdout/stderr are inherited.
+ * it waited for); CPU times are wait4's ru_utime/ru_stime, summed over all
+ * of the child's threads. The command's stdout/stderr are inherited.
  */
 #define _GNU_SOURCE
 #include <spawn.h>
@@ -49,7 +51,9 @@ int main(int argc, char **argv) {
         perror("tcmd: result file");
         return 127;
     }
-    fprintf(f, "%lld %ld %d\n", ns, ru.ru_maxrss, code);
+    long long user_us = (long long)ru.ru_utime.tv_sec * 1000000LL + ru.ru_utime.tv_usec;
+    long long sys_us = (long long)ru.ru_stime.tv_sec * 1000000LL + ru.ru_stime.tv_usec;
+    fprintf(f, "%lld %ld %d %lld %lld\n", ns, ru.ru_maxrss, code, user_us, sys_us);
     fclose(f);
     return code;
 }
