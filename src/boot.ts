@@ -14,6 +14,7 @@ import { bootSys } from './sys/native.js';
 import { createLogger, type Logger } from './log.js';
 import { mark, startTimings, timingsReport } from './timings.js';
 import type { Io } from './cli.js';
+import type { Sys } from './sys/types.js';
 
 export interface BootOptions {
   sysroot: string;
@@ -21,8 +22,22 @@ export interface BootOptions {
   initramfsRoot: string;
 }
 
+/**
+ * What a real boot takes from the machine, replaceable for the snapshot's
+ * warm-up (src/warmup.ts), which runs this very function with mounts that do
+ * nothing, in a temp directory.
+ */
+export interface BootDeps {
+  /** Default: bootSys() (the addon, else mount(8)). */
+  sys?: Sys;
+  /** Default /run. */
+  runDir?: string;
+  /** Default /sysroot.tmp (src/plan.ts). */
+  stagingDir?: string;
+}
+
 /** Returns the exit status; never throws (the reason is logged once, to stderr and kmsg). */
-export async function boot(opts: BootOptions, io: Io, logger?: Logger): Promise<number> {
+export async function boot(opts: BootOptions, io: Io, logger?: Logger, deps: BootDeps = {}): Promise<number> {
   const log = logger ?? createLogger({ stderr: io.err });
   // $CFSROOT_TIMINGS=1: one extra line saying where the time went (make bench reads it).
   const timed = Boolean(process.env['CFSROOT_TIMINGS']);
@@ -30,9 +45,9 @@ export async function boot(opts: BootOptions, io: Io, logger?: Logger): Promise<
   try {
     // The backend first: with the addon, the image is read and hashed on
     // another thread while the signature is checked and the plan is made.
-    const sys = bootSys({ warn: (m) => log.warn(m) });
+    const sys = deps.sys ?? bootSys({ warn: (m) => log.warn(m) });
     mark('backend');
-    const runDir = '/run';
+    const runDir = deps.runDir ?? '/run';
     const decision = await decideBoot({
       ...opts,
       measure: false,
@@ -40,7 +55,9 @@ export async function boot(opts: BootOptions, io: Io, logger?: Logger): Promise<
       onImage: (image) => sys.prefetchImage?.(image, IMAGE_DIGEST_ALG, runDir),
     });
     for (const w of decision.warnings) log.warn(`warning: ${w}`);
-    const steps = planMounts(decision, detectPlanEnv(decision, runDir));
+    const env = detectPlanEnv(decision, runDir);
+    if (deps.stagingDir !== undefined) env.stagingDir = deps.stagingDir;
+    const steps = planMounts(decision, env);
     mark('plan');
     const result = await executePlan(steps, sys, log);
     mark('execute');

@@ -13,7 +13,7 @@
 import * as fs from 'node:fs';
 import { CfsError, describeSystemError, fail } from './errors.js';
 import { VERSION } from './version.js';
-import { oneLine } from './log.js';
+import { oneLine, writeToFd } from './log.js';
 import type { BootDecision, VerityAlg } from './model.js';
 
 export const EXIT_OK = 0;
@@ -51,8 +51,8 @@ export interface Io {
 }
 
 const defaultIo: Io = {
-  out: (s) => process.stdout.write(s),
-  err: (s) => process.stderr.write(s),
+  out: (s) => writeToFd(1, s),
+  err: (s) => writeToFd(2, s),
 };
 
 interface CommonOptions {

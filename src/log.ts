@@ -20,7 +20,7 @@ const PRIORITY = { error: 3, warn: 4, info: 6 } as const;
 type Level = keyof typeof PRIORITY;
 
 export interface LogSinkOptions {
-  /** Where person-readable lines go (default process.stderr). */
+  /** Where person-readable lines go (default file descriptor 2, see writeToFd). */
   stderr?: (line: string) => void;
   /** Path of the kernel log device; null disables it (default /dev/kmsg). */
   kmsgPath?: string | null;
@@ -31,7 +31,7 @@ export interface LogSinkOptions {
 /** A logger writing to stderr and, when writable, the kernel log. */
 export function createLogger(opts: LogSinkOptions = {}): Logger {
   const tag = opts.tag ?? 'cfsroot';
-  const toStderr = opts.stderr ?? ((line: string) => void process.stderr.write(line));
+  const toStderr = opts.stderr ?? ((line: string) => writeToFd(2, line));
   // Under systemd with stderr connected to the journal (JOURNAL_STREAM is
   // set), the journal already forwards our lines to the console and kmsg;
   // writing kmsg ourselves would print every message twice.
@@ -79,6 +79,32 @@ export function createLogger(opts: LogSinkOptions = {}): Logger {
     error: (m) => emit('error', m),
   };
 }
+
+/**
+ * Straight to the file descriptor: a line is written before the call
+ * returns, and the first line costs no stream set-up (making
+ * process.stderr loads and runs a stream stack, ~0.5 ms at boot, issue 5).
+ * A descriptor that would block (a full non-blocking pipe) hands the rest
+ * to the stream, which waits for it.
+ */
+export function writeToFd(fd: 1 | 2, text: string): void {
+  const stream = () => (fd === 1 ? process.stdout : process.stderr);
+  // Once a write went to the stream, the rest follows it there, in order.
+  if (handedToStream[fd]) return void stream().write(text);
+  const bytes = Buffer.from(text);
+  let done = 0;
+  while (done < bytes.length) {
+    try {
+      done += fs.writeSync(fd, bytes, done);
+    } catch (e) {
+      if ((e as { code?: unknown }).code !== 'EAGAIN') throw e;
+      handedToStream[fd] = true;
+      stream().write(bytes.subarray(done));
+      return;
+    }
+  }
+}
+const handedToStream: Record<1 | 2, boolean> = { 1: false, 2: false };
 
 /**
  * A message as one printable line: control characters (newline, CR, ESC,

@@ -18,16 +18,16 @@ import { createHash, generateKeyPairSync, sign } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { describeDecision, toJson } from './cli.js';
+import { boot } from './boot.js';
+import { describeDecision, run, toJson } from './cli.js';
 import { encodeCommit, objectPath, type Commit } from './commit.js';
 import { decideBoot } from './decide.js';
-import { formatDigest, fsverityDigest, fsverityDigestFile } from './fsverity.js';
+import { fsverityDigest, fsverityDigestFile, type VerityAlg } from './fsverity.js';
 import { encodeVardict } from './gvariant.js';
 import { COMPOSEFS_MAGIC, COMPOSEFS_VERSION, EROFS_SUPER_MAGIC, EROFS_SUPER_OFFSET } from './image.js';
 import { createLogger } from './log.js';
 import { detectPlanEnv, formatPlan, planMounts } from './plan.js';
-import { executePlan } from './sys/execute.js';
-import { nativeSysFrom } from './sys/native.js';
+import { nativeSysFrom, type NativeAddon, type PrefetchHandle } from './sys/native.js';
 import { spawnSys } from './sys/spawn.js';
 import type { Sys } from './sys/types.js';
 
@@ -84,11 +84,32 @@ function writeDeployment(sysroot: string, initramfs: string): string {
   return `BOOT_IMAGE=/vmlinuz root=UUID=0 rw quiet "x=a b" ostree=/ostree/boot.1/warm/${BOOTCSUM}/0`;
 }
 
-/** node:fs for files, no-ops for mounts: the executor runs every step, the namespace is untouched. */
+/**
+ * node:fs for files, no-ops for mounts, and the addon's copy-and-hash calls
+ * done in JavaScript: the executor runs every step, the namespace is
+ * untouched, and the boot's own wrappers around those calls (prefetch, take,
+ * finish) are compiled too.
+ */
 function dryRunSys(): Sys {
   const files = spawnSys();
   const noop = () => {};
-  const addon = { mount: noop, umount: noop, setReadonly: noop, mountLoop: () => '/dev/loop0' };
+  const copyAndHash = (src: string, dest: string, alg: VerityAlg): Buffer => {
+    fs.copyFileSync(src, dest, fs.constants.COPYFILE_EXCL);
+    return Buffer.from(fsverityDigest(fs.readFileSync(dest), alg));
+  };
+  const addon: NativeAddon = {
+    mount: noop,
+    umount: noop,
+    setReadonly: noop,
+    isReadonly: () => false,
+    mountLoop: () => '/dev/loop0',
+    copyVerity: (src, dest, alg) => copyAndHash(src, dest, alg),
+    prefetch: (src, alg) => ({ src, alg }) as unknown as PrefetchHandle,
+    finishCopy: (handle, dest) => {
+      const { src, alg } = handle as unknown as { src: string; alg: VerityAlg };
+      return copyAndHash(src, dest, alg);
+    },
+  };
   return nativeSysFrom(addon, files);
 }
 
@@ -112,11 +133,19 @@ export async function warmUp(): Promise<void> {
     const runDir = path.join(dir, 'run');
     fs.mkdirSync(runDir);
     const env = { ...detectPlanEnv(decision, runDir), stagingDir: path.join(dir, 'staging') };
-    const steps = planMounts(decision, env);
-    formatPlan(steps);
+    formatPlan(planMounts(decision, env));
+    // The boot itself, as the initramfs runs it, minus the kernel: decide
+    // (with the head start), plan, execute, the closing line.
     const quiet = createLogger({ stderr: () => {}, kmsgPath: null });
-    const result = await executePlan(steps, dryRunSys(), quiet);
-    quiet.info(formatDigest('sha256', Buffer.from(result.imageDigest ?? '', 'hex')));
+    const nullIo = { out: () => {}, err: () => {} };
+    const status = await boot({ sysroot, cmdline, initramfsRoot: initramfs }, nullIo, quiet, {
+      sys: dryRunSys(),
+      runDir,
+      stagingDir: path.join(dir, 'staging2'),
+    });
+    if (status !== 0) throw new Error(`the warm-up boot failed (status ${status})`);
+    // The command line's dispatch, on the one command that touches nothing.
+    if ((await run(['--version'], nullIo)) !== 0) throw new Error('the warm-up --version failed');
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
