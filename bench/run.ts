@@ -100,6 +100,7 @@ function figuresBoot(sys: SysrootJson): void {
   const variants: Record<string, () => Sample> = {
     '--version': () => runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot', '--version'] }),
     'boot (native mount backend)': boot('/usr/bin/cfsroot'),
+    ...(process.env['XVAR'] ? { 'boot XVAR': () => runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot', '/sysroot', cmdline], env: { CFSROOT_SYS: 'native', ...JSON.parse(process.env['XVAR']!) } }) } : {}),
     ...(process.env['BENCH_NO_SPAWN'] ? {} : {
       'boot (mount(8) backend)': () => runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot', '/sysroot', cmdline], env: { CFSROOT_SYS: 'spawn' } }),
     }),

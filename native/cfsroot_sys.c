@@ -24,11 +24,6 @@
  *       mount_setattr(2) (Linux 5.12); before that a bind remount that
  *       carries the mount's other per-mount flags over from statvfs(2).
  *
- *   warmCrypto() -> boolean     start a thread that makes one Ed25519
- *       verification and one SHA-256 through OpenSSL's EVP interface, so
- *       that OpenSSL's first-use set-up (its algorithm fetch cache, about
- *       1 ms) is done off the main thread before node:crypto verifies the
- *       commit. The result is thrown away; false when the symbols are absent.
  *   isReadonly(path) -> boolean    statvfs(2) ST_RDONLY of the mount holding
  *       path: set when the mount or its filesystem is read-only (the
  *       executor's undo of a remount; cheaper than reading mountinfo).
@@ -1141,85 +1136,6 @@ static napi_value js_finish_digest(napi_env env, napi_callback_info info) {
     return finish_common(env, argv[0], NULL);
 }
 
-/*
- * OpenSSL 3 looks algorithms up in a process-wide cache that is filled on
- * first use; node:crypto's first createHash and Ed25519 verify pay for it.
- * The cache is shared by all threads, so filling it here helps the main
- * thread. Nothing computed here is used.
- */
-#define CFS_NID_ED25519 1087 /* NID_ED25519 = EVP_PKEY_ED25519 */
-typedef void *(*pkey_new_raw_fn)(int type, void *engine, const unsigned char *key, size_t len);
-typedef void *(*md_ctx_new_fn)(void);
-typedef int (*digest_verify_init_fn)(void *ctx, void **pctx, const void *md, void *engine, void *pkey);
-typedef int (*digest_verify_fn)(void *ctx, const unsigned char *sig, size_t siglen, const unsigned char *tbs, size_t tbslen);
-typedef void (*free_fn)(void *);
-typedef void *(*md_fetch_fn)(void *libctx, const char *name, const char *props);
-typedef int (*md_digest_fn)(const void *data, size_t count, unsigned char *md, unsigned int *size, const void *type, void *engine);
-typedef void (*err_clear_fn)(void);
-
-struct crypto_syms {
-    pkey_new_raw_fn pkey_new_raw;
-    md_ctx_new_fn md_ctx_new;
-    digest_verify_init_fn verify_init;
-    digest_verify_fn verify;
-    free_fn md_ctx_free, pkey_free, md_free;
-    md_fetch_fn md_fetch;
-    md_digest_fn digest;
-    err_clear_fn err_clear;
-};
-
-static void *crypto_warm_thread(void *arg) {
-    struct crypto_syms *f = arg;
-    unsigned char key[32] = {0}, sig[64] = {0}, out[64];
-    unsigned int outlen = 0;
-    void *md = f->md_fetch(NULL, "SHA256", NULL);
-    if (md != NULL) {
-        f->digest(key, sizeof key, out, &outlen, md, NULL);
-        f->md_free(md);
-    }
-    void *pkey = f->pkey_new_raw(CFS_NID_ED25519, NULL, key, sizeof key);
-    void *ctx = f->md_ctx_new();
-    if (pkey != NULL && ctx != NULL && f->verify_init(ctx, NULL, NULL, NULL, pkey) == 1)
-        (void)f->verify(ctx, sig, sizeof sig, key, sizeof key); /* fails: all it is for is the set-up */
-    if (ctx != NULL) f->md_ctx_free(ctx);
-    if (pkey != NULL) f->pkey_free(pkey);
-    f->err_clear(); /* this thread's error queue */
-    free(f);
-    return NULL;
-}
-
-/* warmCrypto() -> boolean */
-static napi_value js_warm_crypto(napi_env env, napi_callback_info info) {
-    (void)info;
-    napi_value result = NULL;
-    struct crypto_syms *f = calloc(1, sizeof *f);
-    int ok = 0;
-    if (f != NULL) {
-        f->pkey_new_raw = (pkey_new_raw_fn)dlsym(RTLD_DEFAULT, "EVP_PKEY_new_raw_public_key");
-        f->md_ctx_new = (md_ctx_new_fn)dlsym(RTLD_DEFAULT, "EVP_MD_CTX_new");
-        f->verify_init = (digest_verify_init_fn)dlsym(RTLD_DEFAULT, "EVP_DigestVerifyInit");
-        f->verify = (digest_verify_fn)dlsym(RTLD_DEFAULT, "EVP_DigestVerify");
-        f->md_ctx_free = (free_fn)dlsym(RTLD_DEFAULT, "EVP_MD_CTX_free");
-        f->pkey_free = (free_fn)dlsym(RTLD_DEFAULT, "EVP_PKEY_free");
-        f->md_free = (free_fn)dlsym(RTLD_DEFAULT, "EVP_MD_free");
-        f->md_fetch = (md_fetch_fn)dlsym(RTLD_DEFAULT, "EVP_MD_fetch");
-        f->digest = (md_digest_fn)dlsym(RTLD_DEFAULT, "EVP_Digest");
-        f->err_clear = (err_clear_fn)dlsym(RTLD_DEFAULT, "ERR_clear_error");
-        if (f->pkey_new_raw && f->md_ctx_new && f->verify_init && f->verify && f->md_ctx_free && f->pkey_free &&
-            f->md_free && f->md_fetch && f->digest && f->err_clear) {
-            pthread_t tid;
-            pthread_attr_t attr;
-            pthread_attr_init(&attr);
-            pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-            ok = pthread_create(&tid, &attr, crypto_warm_thread, f) == 0;
-            pthread_attr_destroy(&attr);
-        }
-        if (!ok) free(f);
-    }
-    napi_get_boolean(env, ok, &result);
-    return result;
-}
-
 /* isReadonly(path) -> boolean */
 static napi_value js_is_readonly(napi_env env, napi_callback_info info) {
     napi_value argv[1], result = NULL;
@@ -1241,7 +1157,6 @@ static napi_value init(napi_env env, napi_value exports) {
         {"mountLoop", NULL, js_mount_loop, NULL, NULL, NULL, napi_enumerable, NULL},
         {"setReadonly", NULL, js_set_readonly, NULL, NULL, NULL, napi_enumerable, NULL},
         {"isReadonly", NULL, js_is_readonly, NULL, NULL, NULL, napi_enumerable, NULL},
-        {"warmCrypto", NULL, js_warm_crypto, NULL, NULL, NULL, napi_enumerable, NULL},
     };
     if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
     /* The hashing exports only when the executable provides OpenSSL's one-shot SHA-2 functions. */

@@ -47,8 +47,6 @@ export interface NativeAddon {
   isReadonly?(path: string): boolean;
   /** "SHA256_Init/Update/Final" (the fast path) or "SHA256()": what hashes each block. */
   hashFunctions?: string;
-  /** Fill OpenSSL's first-use caches on a detached thread (see native/cfsroot_sys.c). */
-  warmCrypto?(): boolean;
   /**
    * Present when the executable exports OpenSSL's SHA256/SHA512 (Node's
    * builds do). threads: 0 = one per CPU, at most 2. See native/cfsroot_sys.c.
@@ -270,8 +268,6 @@ export function bootSys(opts: BootSysOptions = {}): Sys {
     if (choice === 'native') throw new Error('CFSROOT_SYS=native but no mount addon is available');
     return fallback;
   }
-  // The commit check (node:crypto) comes soon after: let OpenSSL set up meanwhile.
-  addon.warmCrypto?.();
   return nativeSysFrom(addon, fallback);
 }
 
