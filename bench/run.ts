@@ -18,7 +18,9 @@
  * Environment: BENCH_ROUNDS (default 21), BENCH_DIGEST_ROUNDS (default 7),
  * BENCH_ONLY=a,b,c,d,e (subset), BENCH_COMPARE=<another cfsroot binary> (its
  * boot and --version interleaved with ours, for before/after), BENCH_NO_SPAWN=1
- * (skip the mount(8) backend variant).
+ * (skip the mount(8) backend variant), BENCH_VARIANT_ENV='{"NAME":"value"}'
+ * (our boot once more with that environment added, interleaved: for trying a
+ * switch read from the environment without building a second binary).
  */
 
 import * as crypto from 'node:crypto';
@@ -93,6 +95,8 @@ function figuresBoot(sys: SysrootJson): void {
   // BENCH_COMPARE=/path/to/another/cfsroot: the same boot by that binary too,
   // interleaved with this one, to measure a change before/after.
   const other = process.env['BENCH_COMPARE'];
+  // BENCH_VARIANT_ENV='{"NAME":"value"}': the same boot with extra environment, interleaved too.
+  const variantEnv = process.env['BENCH_VARIANT_ENV'] ? (JSON.parse(process.env['BENCH_VARIANT_ENV']) as Record<string, string>) : null;
   const root = buildBenchRoot(other ? { cfsroot: DIST, 'cfsroot-b': other } : { cfsroot: DIST }, sys.publicKeyBase64);
   const cmdline = sys.cmdline;
   const boot = (bin: string) => () =>
@@ -100,7 +104,7 @@ function figuresBoot(sys: SysrootJson): void {
   const variants: Record<string, () => Sample> = {
     '--version': () => runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot', '--version'] }),
     'boot (native mount backend)': boot('/usr/bin/cfsroot'),
-    ...(process.env['XVAR'] ? { 'boot XVAR': () => runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot', '/sysroot', cmdline], env: { CFSROOT_SYS: 'native', ...JSON.parse(process.env['XVAR']!) } }) } : {}),
+    ...(variantEnv ? { 'boot (BENCH_VARIANT_ENV)': () => runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot', '/sysroot', cmdline], env: { CFSROOT_SYS: 'native', ...variantEnv } }) } : {}),
     ...(process.env['BENCH_NO_SPAWN'] ? {} : {
       'boot (mount(8) backend)': () => runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot', '/sysroot', cmdline], env: { CFSROOT_SYS: 'spawn' } }),
     }),
