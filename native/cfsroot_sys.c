@@ -33,13 +33,18 @@
  *       Each piece of src is read once into private memory; from there it
  *       is both written to dest and hashed, so dest holds what was hashed.
  *   digestFile(path, alg, threads) -> Buffer    the same digest, no copy.
- *   prefetch(path, alg) -> handle     start reading the whole file into
- *       private memory and hashing it on a new thread, and return at once,
- *       so the boot's other checks run meanwhile (issue 5). Never throws for
- *       the file: its errors are reported by the finish call.
- *   finishCopy(handle, dest) -> Buffer    wait for the read, create dest
- *       exclusively from that memory, hash what the thread has not reached
- *       yet, and return the digest of exactly the bytes written.
+ *   prefetch(path, alg, copyDir|null[, privateCopy]) -> handle    start
+ *       copying the file (with a copyDir) or reading it into memory, and
+ *       hashing it, on threads, and return at once, so the boot's other
+ *       checks run meanwhile (issue 5). The copy goes to a private tmpfs
+ *       that is mounted nowhere (privateCopy, the default, when the kernel
+ *       allows), else to an unnamed file in copyDir. Never throws for the
+ *       file: its errors are reported by the finish call.
+ *   finishCopy(handle, dest) -> { digest: Buffer, fd }    wait for the
+ *       copy, hash what the threads have not reached yet, and return the
+ *       digest of exactly the copy's bytes. A private copy is handed over
+ *       as fd (close-on-exec; nothing is created at dest); otherwise fd is
+ *       -1 and the copy has been given the name dest (never replacing).
  *   finishDigest(handle) -> Buffer        the same without the copy.
  *       Both exist only when the executable exports OpenSSL's SHA256 and
  *       SHA512 (Node's official builds do: they are what node:crypto runs
@@ -755,6 +760,7 @@ static napi_value js_copy_verity(napi_env env, napi_callback_info info) {
 struct prefetch {
     int fd;
     int tmp_fd;                /* unnamed file (O_TMPFILE) in the copy's filesystem, or -1 */
+    int private_copy;          /* tmp_fd is on a private tmpfs of our own (see private_tmpfs_file) */
     uint64_t size;
     mode_t mode;
     int alg_id;
@@ -935,14 +941,71 @@ static void prefetch_finalize(napi_env env, void *data, void *hint) {
     free(p);
 }
 
-/* prefetch(path, alg, copyDir|null) -> handle */
+/*
+ * An unnamed file on a tmpfs of its own that is mounted nowhere: fsopen +
+ * fsmount (Linux 5.2) give a mount that no path leads to, and the file keeps
+ * it alive. Nobody else can open the copy, not even root through /run, and
+ * it is freed with its last user (the loop device, or this process if the
+ * boot stops first). huge=always: the 5.5 MB bench image then takes three
+ * 2 MiB pages instead of ~1,340 small ones; measured here, copying into it
+ * takes 1.6 ms instead of 2.5, mapping it for the hash 0.1 ms instead of
+ * 0.6, unmapping 0.03 instead of 0.14, for 0.1-0.3 ms to make the mount.
+ * -1 when the kernel cannot (no new mount API, no transparent huge pages,
+ * no CAP_SYS_ADMIN): the caller then uses an O_TMPFILE in the copy's
+ * directory, as before.
+ */
+#ifndef SYS_fsopen
+#define SYS_fsopen 430 /* the same number on every architecture */
+#endif
+#ifndef SYS_fsconfig
+#define SYS_fsconfig 431
+#endif
+#ifndef SYS_fsmount
+#define SYS_fsmount 432
+#endif
+#define CFS_FSOPEN_CLOEXEC 0x1
+#define CFS_FSCONFIG_SET_STRING 1
+#define CFS_FSCONFIG_CMD_CREATE 6
+#define CFS_FSMOUNT_CLOEXEC 0x1
+#define CFS_MOUNT_ATTR_NOSUID 0x2
+#define CFS_MOUNT_ATTR_NODEV 0x4
+#define CFS_MOUNT_ATTR_NOEXEC 0x8
+
+static int private_tmpfs_file(void) {
+    int fs = (int)syscall(SYS_fsopen, "tmpfs", CFS_FSOPEN_CLOEXEC);
+    if (fs < 0) return -1;
+    int mnt = -1, fd = -1;
+    if (syscall(SYS_fsconfig, fs, CFS_FSCONFIG_SET_STRING, "huge", "always", 0) == 0 &&
+        syscall(SYS_fsconfig, fs, CFS_FSCONFIG_SET_STRING, "mode", "0700", 0) == 0 &&
+        syscall(SYS_fsconfig, fs, CFS_FSCONFIG_CMD_CREATE, NULL, NULL, 0) == 0)
+        mnt = (int)syscall(SYS_fsmount, fs, CFS_FSMOUNT_CLOEXEC, CFS_MOUNT_ATTR_NOSUID | CFS_MOUNT_ATTR_NODEV | CFS_MOUNT_ATTR_NOEXEC);
+    if (mnt >= 0) {
+        fd = openat(mnt, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        close(mnt); /* the open file holds the mount */
+    }
+    close(fs);
+    return fd;
+}
+
+/* prefetch(path, alg, copyDir|null[, privateCopy = true]) -> handle */
 static napi_value js_prefetch(napi_env env, napi_callback_info info) {
-    napi_value argv[3], result = NULL;
+    napi_value argv[4], result = NULL;
     char *path = NULL, *copy_dir = NULL;
     sha_oneshot fn;
     size_t hash_size;
     int alg_id;
-    if (get_args(env, info, 3, argv) != 0 || get_string(env, argv[0], 0, "path", &path) != 0) return NULL;
+    bool private_wanted = true;
+    size_t argc = 4;
+    if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+    if (argc < 3) {
+        throw_type(env, "expected 3 arguments");
+        return NULL;
+    }
+    if (argc > 3 && napi_get_value_bool(env, argv[3], &private_wanted) != napi_ok) {
+        throw_type(env, "privateCopy must be a boolean");
+        return NULL;
+    }
+    if (get_string(env, argv[0], 0, "path", &path) != 0) return NULL;
     if (pick_alg(env, argv[1], &fn, &hash_size, &alg_id) != 0 || get_string(env, argv[2], 1, "copyDir", &copy_dir) != 0) {
         free(path);
         return NULL;
@@ -955,9 +1018,15 @@ static napi_value js_prefetch(napi_env env, napi_callback_info info) {
     }
     strcpy(p->path, path);
     free(path);
-    /* The copy-to-be: unnamed until finishCopy links it at its name. If the
-       directory's filesystem cannot do that, finishCopy writes a copy instead. */
-    p->tmp_fd = copy_dir == NULL ? -1 : open(copy_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    /* The copy-to-be: on a private tmpfs (never named), else unnamed in
+       copyDir until finishCopy links it at its name; if copyDir's filesystem
+       cannot do that either, finishCopy writes a copy instead. */
+    p->tmp_fd = -1;
+    if (copy_dir != NULL && private_wanted) {
+        p->tmp_fd = private_tmpfs_file();
+        p->private_copy = p->tmp_fd >= 0;
+    }
+    if (copy_dir != NULL && p->tmp_fd < 0) p->tmp_fd = open(copy_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     free(copy_dir);
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->cond, NULL);
@@ -1022,8 +1091,12 @@ static struct prefetch *take_prefetch(napi_env env, napi_value v) {
     return p;
 }
 
-/* Wait for the read; then optionally write dest; hash the rest; the digest or -1 with *e. */
-static int prefetch_finish(struct prefetch *p, const char *dest, unsigned char *digest, struct verity_error *e) {
+/*
+ * Wait for the read; then name (or write) the copy at dest, unless it is a
+ * private copy, whose descriptor goes to *private_fd instead; hash the rest.
+ * The digest, or -1 with *e.
+ */
+static int prefetch_finish(struct prefetch *p, const char *dest, unsigned char *digest, struct verity_error *e, int *private_fd) {
     if (p->open_err != 0) {
         e->what = p->open_err == EINVAL ? "not a regular file:" : "open";
         e->err = p->open_err;
@@ -1040,7 +1113,17 @@ static int prefetch_finish(struct prefetch *p, const char *dest, unsigned char *
     }
     int rc = 0;
     int linked = 0;
-    if (dest != NULL && p->tmp_fd >= 0) {
+    if (dest != NULL && p->private_copy) {
+        /* Mounted nowhere: it needs no name, and the caller mounts it through the descriptor. */
+        hash_groups(&p->c);
+        prefetch_join(p);
+        if (fchmod(p->tmp_fd, p->mode & 07777) != 0) {
+            e->what = "chmod of the copy of";
+            e->err = errno;
+            return -1;
+        }
+        linked = 1;
+    } else if (dest != NULL && p->tmp_fd >= 0) {
         /* The copy already holds the bytes: give it its name. linkat never replaces (EEXIST). */
         hash_groups(&p->c); /* before the name exists, so nothing sees a copy whose check is pending */
         prefetch_join(p);
@@ -1094,6 +1177,10 @@ static int prefetch_finish(struct prefetch *p, const char *dest, unsigned char *
         else
             merkle_root(&p->c, p->level, p->c.job.blocks, root);
         descriptor_digest(&p->c, p->alg_id, p->size, root, digest);
+        if (dest != NULL && p->private_copy) {
+            *private_fd = p->tmp_fd; /* kept open: the release below must not free the copy */
+            p->tmp_fd = -1;
+        }
     }
     return rc;
 }
@@ -1104,8 +1191,21 @@ static napi_value finish_common(napi_env env, napi_value handle, const char *des
     unsigned char digest[64];
     struct verity_error e = {0};
     napi_value result = NULL;
-    if (prefetch_finish(p, dest, digest, &e) == 0) {
+    int private_fd = -1;
+    if (prefetch_finish(p, dest, digest, &e, &private_fd) == 0) {
         result = digest_buffer(env, digest, p->c.hash_size);
+        if (dest != NULL) {
+            /* finishCopy: { digest, fd }, fd -1 when the copy is at dest. */
+            napi_value obj, fdv;
+            if (napi_create_object(env, &obj) != napi_ok || napi_create_int32(env, private_fd, &fdv) != napi_ok ||
+                napi_set_named_property(env, obj, "digest", result) != napi_ok ||
+                napi_set_named_property(env, obj, "fd", fdv) != napi_ok) {
+                if (private_fd >= 0) close(private_fd);
+                result = NULL;
+            } else {
+                result = obj;
+            }
+        }
     } else if (e.err == EINVAL && p->open_err == EINVAL) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s: not a regular file", p->path);
@@ -1119,7 +1219,7 @@ static napi_value finish_common(napi_env env, napi_value handle, const char *des
     return result;
 }
 
-/* finishCopy(handle, dest) -> Buffer */
+/* finishCopy(handle, dest) -> { digest: Buffer, fd } */
 static napi_value js_finish_copy(napi_env env, napi_callback_info info) {
     napi_value argv[2], result = NULL;
     char *dest = NULL;

@@ -107,7 +107,7 @@ function dryRunSys(): Sys {
     prefetch: (src, alg) => ({ src, alg }) as unknown as PrefetchHandle,
     finishCopy: (handle, dest) => {
       const { src, alg } = handle as unknown as { src: string; alg: VerityAlg };
-      return copyAndHash(src, dest, alg);
+      return { digest: copyAndHash(src, dest, alg), fd: -1 };
     },
   };
   return nativeSysFrom(addon, files);

@@ -7,7 +7,9 @@
  * hashing groups, 1 MiB prefetch chunks, 16 MiB copy segments); the copy
  * must hold exactly the source's bytes and permission bits; and every
  * failure must be an errno-coded error that leaves no copy behind.
- * No root needed: these are plain files.
+ * No root needed: these are plain files, except the private copies
+ * (prefetch's own tmpfs needs CAP_SYS_ADMIN): as root they are checked,
+ * otherwise the fallback to a named copy is.
  */
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
@@ -26,6 +28,9 @@ const B = 4096;
 const ALGS: VerityAlg[] = ['sha256', 'sha512'];
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cfsroot-native-verity-'));
 let addon: Required<NativeAddon>;
+/** prefetch with a copyDir makes its copy on a private tmpfs (fsopen needs CAP_SYS_ADMIN; make check runs as root). */
+const PRIVATE_COPIES = process.getuid?.() === 0;
+const TMPFS_MAGIC = 0x01021994;
 
 test.before(() => {
   // A private build of the addon, as test/native-sys.test.ts does.
@@ -61,8 +66,8 @@ function checkAllWays(t: import('ava').ExecutionContext, data: Uint8Array, alg: 
   const ways: Array<[string, (dest: string) => Buffer]> = [
     ['copyVerity, 1 thread', (d) => addon.copyVerity(src, d, alg, 1)],
     ['copyVerity, 2 threads', (d) => addon.copyVerity(src, d, alg, 2)],
-    ['prefetch without copyDir + finishCopy (writes the copy)', (d) => addon.finishCopy(addon.prefetch(src, alg, null), d)],
-    ['prefetch into an unnamed file + finishCopy (links it)', (d) => addon.finishCopy(addon.prefetch(src, alg, tmp), d)],
+    ['prefetch without copyDir + finishCopy (writes the copy)', (d) => namedCopy(addon.finishCopy(addon.prefetch(src, alg, null), d))],
+    ['prefetch into an unnamed file + finishCopy (links it)', (d) => namedCopy(addon.finishCopy(addon.prefetch(src, alg, tmp, false), d))],
   ];
   for (const [way, run] of ways) {
     const dest = fresh();
@@ -71,9 +76,33 @@ function checkAllWays(t: import('ava').ExecutionContext, data: Uint8Array, alg: 
     t.is(fs.statSync(dest).mode & 0o7777, mode, `${label}: ${way}: copy has the source's permission bits`);
     fs.rmSync(dest);
   }
+  // The private copy: on a tmpfs of its own, reached only through the descriptor.
+  const dest = fresh();
+  const r = addon.finishCopy(addon.prefetch(src, alg, tmp), dest);
+  t.is(hex(r.digest), want, `${label}: private copy`);
+  if (PRIVATE_COPIES) {
+    t.false(fs.existsSync(dest), `${label}: a private copy makes nothing at dest`);
+    const fdPath = `/proc/self/fd/${r.fd}`;
+    t.true(Buffer.from(data).equals(fs.readFileSync(fdPath)), `${label}: private copy holds the source bytes`);
+    t.is(fs.fstatSync(r.fd).mode & 0o7777, mode, `${label}: private copy has the source's permission bits`);
+    t.is(fs.statfsSync(fdPath).type, TMPFS_MAGIC, `${label}: private copy is on a tmpfs`);
+    t.not(fs.fstatSync(r.fd).dev, fs.statSync(tmp).dev, `${label}: ... of its own`);
+    fs.closeSync(r.fd);
+  } else {
+    // Without CAP_SYS_ADMIN there is no private tmpfs: the copy is named at dest as before.
+    t.is(r.fd, -1);
+    t.true(Buffer.from(data).equals(fs.readFileSync(dest)), `${label}: fallback copy holds the source bytes`);
+    fs.rmSync(dest);
+  }
   t.is(hex(addon.digestFile(src, alg, 0)), want, `${label}: digestFile`);
   t.is(hex(addon.finishDigest(addon.prefetch(src, alg, null))), want, `${label}: prefetch + finishDigest`);
   fs.rmSync(src);
+}
+
+/** finishCopy's digest, checking that the copy went to dest (fd -1). */
+function namedCopy(r: { digest: Buffer; fd: number }): Buffer {
+  if (r.fd !== -1) throw new Error(`expected the copy at dest, got private fd ${r.fd}`);
+  return r.digest;
 }
 
 test('the hashing exports exist (Node exports OpenSSL SHA256/SHA512)', (t) => {
@@ -161,7 +190,7 @@ test('errors carry the errno code, name the file, and leave no copy', (t) => {
   };
   for (const [label, run] of [
     ['copyVerity', (s: string, d: string) => addon.copyVerity(s, d, 'sha256', 0)],
-    ['prefetch + finishCopy', (s: string, d: string) => addon.finishCopy(addon.prefetch(s, 'sha256', tmp), d)],
+    ['prefetch + finishCopy', (s: string, d: string) => namedCopy(addon.finishCopy(addon.prefetch(s, 'sha256', tmp, false), d))],
   ] as const) {
     const missing = path.join(tmp, 'no-such-image');
     const dest = fresh();
@@ -185,6 +214,18 @@ test('errors carry the errno code, name the file, and leave no copy', (t) => {
   }
   t.is(code(() => addon.digestFile(path.join(tmp, 'nope'), 'sha256', 0)), 'ENOENT');
   t.is(code(() => addon.finishDigest(addon.prefetch(tmp, 'sha256', null))), 'EINVAL');
+  // A private copy reports source errors the same way, and never touches dest.
+  const dest = fresh();
+  fs.writeFileSync(dest, 'keep');
+  t.is(code(() => addon.finishCopy(addon.prefetch(path.join(tmp, 'no-such-image'), 'sha256', tmp), dest)), 'ENOENT');
+  t.is(code(() => addon.finishCopy(addon.prefetch(fifo, 'sha256', tmp), dest)), 'EINVAL');
+  if (PRIVATE_COPIES) {
+    const r = addon.finishCopy(addon.prefetch(src, 'sha256', tmp), dest);
+    t.is(fs.readFileSync(dest, 'utf8'), 'keep', 'a private copy leaves dest alone');
+    fs.closeSync(r.fd);
+  } else {
+    t.is(code(() => addon.finishCopy(addon.prefetch(src, 'sha256', tmp), dest)), 'EEXIST');
+  }
 });
 
 test('misuse: unknown algorithm, a foreign or reused handle', (t) => {
@@ -196,6 +237,7 @@ test('misuse: unknown algorithm, a foreign or reused handle', (t) => {
   addon.finishDigest(h);
   t.throws(() => addon.finishDigest(h), { code: 'EINVAL', message: /already used/ });
   t.throws(() => addon.finishCopy(h, fresh()), { code: 'EINVAL' });
+  t.throws(() => addon.prefetch(src, 'sha256', tmp, 'yes' as unknown as boolean), { instanceOf: TypeError, message: /privateCopy/ });
   // A handle that is never finished is simply collected.
   addon.prefetch(src, 'sha256', tmp);
 });
@@ -211,14 +253,24 @@ test('Sys glue: prefetchImage gives copyVerity a head start; other images and al
   sys.prefetchImage!(srcA, 'sha256', tmp);
   sys.prefetchImage!(srcB, 'sha512', tmp);
   const dA = fresh();
-  t.is(hex(sys.copyVerity!(srcA, dA, 'sha256')), hex(fsverityDigest(a, 'sha256')));
-  t.true(Buffer.from(a).equals(fs.readFileSync(dA)));
-  // Started for sha512, asked for sha256: streamed, same answer as the reference.
+  const copyA = sys.copyVerity!(srcA, dA, 'sha256');
+  t.is(hex(copyA.digest), hex(fsverityDigest(a, 'sha256')));
+  t.true(Buffer.from(a).equals(fs.readFileSync(copyA.path)), 'the copy opens from the path returned');
+  if (PRIVATE_COPIES) {
+    // The head start made a private copy: no name at dA, an open descriptor instead.
+    t.regex(copyA.path, /^\/proc\/self\/fd\/\d+$/);
+    t.false(fs.existsSync(dA));
+    fs.closeSync(Number(copyA.path.split('/').pop()));
+  } else {
+    t.is(copyA.path, dA);
+  }
+  // Started for sha512, asked for sha256: streamed into dest, same answer as the reference.
   const dB = fresh();
-  t.is(hex(sys.copyVerity!(srcB, dB, 'sha256')), hex(fsverityDigest(b, 'sha256')));
-  // A second copy of A (the head start is used once): streamed.
+  t.deepEqual(sys.copyVerity!(srcB, dB, 'sha256'), { digest: Buffer.from(fsverityDigest(b, 'sha256')), path: dB });
+  t.true(Buffer.from(b).equals(fs.readFileSync(dB)));
+  // A second copy of A (the head start is used once): streamed into dest.
   const dA2 = fresh();
-  t.is(hex(sys.copyVerity!(srcA, dA2, 'sha256')), hex(fsverityDigest(a, 'sha256')));
+  t.deepEqual(sys.copyVerity!(srcA, dA2, 'sha256'), { digest: Buffer.from(fsverityDigest(a, 'sha256')), path: dA2 });
   // A fake addon without the hashing exports: no fast path offered.
   const bare = nativeSysFrom({ mount() {}, umount() {}, mountLoop: () => '/dev/loop0', setReadonly() {} }, spawnSys());
   t.is(bare.copyVerity, undefined);

@@ -299,3 +299,34 @@ test('executePlan: a file already at the copy path is named as stale state, not 
   t.notRegex(err!.message, /: EEXIST/);
   t.deepEqual(sys.snapshot(), before);
 });
+
+test('executePlan: a private image copy (copyVerity gave a /proc/self/fd path) is what EROFS mounts, and has no name to remove', async (t) => {
+  const PRIVATE = '/proc/self/fd/42';
+  class PrivateCopySys extends FakeSys {
+    copyVerity(src: string, _dest: string): { digest: Uint8Array; path: string } {
+      const c = this.files.get(src);
+      if (c === undefined) throw new Error(`${src}: ENOENT`);
+      this.files.set(PRIVATE, c); // what the descriptor reaches; nothing is created at dest
+      return { digest: Buffer.from(DIGEST, 'hex'), path: PRIVATE };
+    }
+  }
+  const d = makeDecision({ mode: 'signed' });
+  const init = {
+    mounts: ['/', '/run', '/sysroot'],
+    dirs: ['/', '/run', '/sysroot', d.deployment.dir],
+    files: { [`${d.deployment.dir}/.ostree.cfs`]: 'IMAGE' },
+  };
+  const steps = planMounts(d, ENV);
+  const dest = find(steps, 'copy-image-and-verify')[0]!.dest;
+  const ok = new PrivateCopySys(init);
+  const r = await executePlan(steps, ok, silentLogger);
+  t.is(r.imageDigest, DIGEST);
+  t.true(ok.calls.includes('mount erofs /run/ostree/.private/cfsroot-lower.Ab12Cd'));
+  t.false(ok.files.has(dest), 'nothing named at the plan path');
+  // The EROFS mount read the private copy (FakeSys refuses an erofs source it has no file for).
+  const failing = new PrivateCopySys(init);
+  failing.failAt = ok.calls.indexOf('mount overlay /sysroot.tmp');
+  await t.throwsAsync(executePlan(steps, failing, silentLogger), { message: /all earlier steps were undone$/ });
+  t.false(failing.calls.some((c) => c.startsWith('unlink')), 'no unlink of a copy that has no name');
+  t.false(failing.mounts.some((m) => m.what.startsWith('erofs:')), 'the EROFS mount was undone');
+});

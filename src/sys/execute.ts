@@ -61,6 +61,8 @@ export async function executePlan(
   const undo: Undo[] = [];
   const records: StepRecord[] = [];
   let imageDigest: string | null = null;
+  /** Plan path of an image copy -> where copyVerity actually put it. */
+  const copies = new Map<string, string>();
 
   const pushUnmount = (target: string) =>
     undo.push({ description: `umount ${target}`, mountAt: target, run: () => unmountForUndo(sys, log, target) });
@@ -100,11 +102,12 @@ export async function executePlan(
           // The JavaScript path hashes each buffer as it writes it and never
           // reads the copy back.
           let digest: Uint8Array;
+          let copyPath = step.dest;
           try {
             if (sys.copyVerity && !opts.hasher) {
               // The addon, in C: the copy made (often already under way since
               // prefetchImage) and the digest taken of exactly its bytes.
-              digest = sys.copyVerity(step.src, step.dest, step.alg);
+              ({ digest, path: copyPath } = sys.copyVerity(step.src, step.dest, step.alg));
             } else {
               const hasher = makeHasher(step.alg);
               await sys.copyFile(step.src, step.dest, (written) => hasher.update(written));
@@ -115,7 +118,10 @@ export async function executePlan(
             // this is no longer expected; kept so a collision is still explained.
             throw staleOr(e, step.dest);
           }
-          undo.push({ description: `rm ${step.dest}`, run: () => sys.unlink(step.dest) });
+          // A private copy (copyPath a /proc/self/fd path) has no name to remove:
+          // it goes with the last user of its descriptor.
+          if (copyPath === step.dest) undo.push({ description: `rm ${step.dest}`, run: () => sys.unlink(step.dest) });
+          copies.set(step.dest, copyPath);
           const got = Buffer.from(digest).toString('hex');
           if (step.expectedDigest !== null && got !== step.expectedDigest.toLowerCase()) {
             throw new CfsError(
@@ -134,10 +140,14 @@ export async function executePlan(
           );
           break;
         }
-        case 'mount-erofs':
-          sys.mount({ fstype: 'erofs', source: step.source, target: step.target, options: step.options, readonly: true, loop: step.loop });
+        case 'mount-erofs': {
+          // The image as verified: the copy made above, wherever it lives.
+          const source = copies.get(step.source) ?? step.source;
+          if (opts.verbose && source !== step.source) log.info(`the copy of the image is private: mounting it from ${source}`);
+          sys.mount({ fstype: 'erofs', source, target: step.target, options: step.options, readonly: true, loop: step.loop });
           pushUnmount(step.target);
           break;
+        }
         case 'mount-overlay':
           sys.mount({ fstype: 'overlay', source: step.source, target: step.target, options: step.options, readonly: step.readonly });
           pushUnmount(step.target);

@@ -53,9 +53,14 @@ export interface NativeAddon {
    */
   copyVerity?(src: string, dest: string, alg: VerityAlg, threads: number): Buffer;
   digestFile?(path: string, alg: VerityAlg, threads: number): Buffer;
-  /** Start reading + hashing `path` on a thread; copyDir: where the copy will be linked (null: no copy). */
-  prefetch?(path: string, alg: VerityAlg, copyDir: string | null): PrefetchHandle;
-  finishCopy?(handle: PrefetchHandle, dest: string): Buffer;
+  /**
+   * Start copying (with copyDir) or reading `path`, and hashing it, on threads.
+   * The copy goes to a private tmpfs mounted nowhere when privateCopy (default
+   * true) and the kernel allow it, else to an unnamed file in copyDir.
+   */
+  prefetch?(path: string, alg: VerityAlg, copyDir: string | null, privateCopy?: boolean): PrefetchHandle;
+  /** The digest; fd >= 0: the private copy, handed over (close-on-exec) and nothing made at dest; -1: the copy is at dest. */
+  finishCopy?(handle: PrefetchHandle, dest: string): { digest: Buffer; fd: number };
   finishDigest?(handle: PrefetchHandle): Buffer;
 }
 
@@ -192,8 +197,13 @@ export function nativeSysFrom(addon: NativeAddon, fallback: Sys = spawnSys()): S
     const early = prefetchTable(addon);
     hashing.copyVerity = (src, dest, alg) => {
       const handle = early.take(src, alg);
-      if (handle && finishCopy) return finishCopy(handle, dest);
-      return copyVerity(src, dest, alg, 0);
+      if (handle && finishCopy) {
+        const { digest, fd } = finishCopy(handle, dest);
+        // A private copy stays open until the process ends: the loop device
+        // opens it through this path and holds it from then on.
+        return { digest, path: fd >= 0 ? `/proc/self/fd/${fd}` : dest };
+      }
+      return { digest: copyVerity(src, dest, alg, 0), path: dest };
     };
     if (addon.prefetch && finishCopy) hashing.prefetchImage = (src, alg, copyDir) => early.start(src, alg, copyDir);
   }

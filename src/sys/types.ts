@@ -24,6 +24,13 @@ export interface MountCall {
   loop?: boolean;
 }
 
+/** What copyVerity returns. */
+export interface VerifiedCopy {
+  digest: Uint8Array;
+  /** Where the copy opens from: the requested dest, or /proc/self/fd/N (a private copy; open for the process's life). */
+  path: string;
+}
+
 export interface Sys {
   mount(m: MountCall): void;
   bind(source: string, target: string, recursive: boolean): void;
@@ -53,16 +60,19 @@ export interface Sys {
   copyFile(src: string, dest: string, observe?: (written: Uint8Array) => void): void | Promise<void>;
   /**
    * Optional fast path of copyFile + an fs-verity hasher (the native addon):
-   * create `dest` exclusively with the bytes of `src` and return the
-   * fs-verity digest of exactly the bytes written. On failure dest is gone.
+   * copy `src` and return the fs-verity digest of exactly the copy's bytes,
+   * with `path`, where the copy is to be opened from: `dest` (created
+   * exclusively), or a /proc/self/fd path when the copy lives on a private
+   * tmpfs that no other path reaches (src/sys/native.ts). On failure nothing
+   * is left behind.
    */
-  copyVerity?(src: string, dest: string, alg: VerityAlg): Uint8Array;
+  copyVerity?(src: string, dest: string, alg: VerityAlg): VerifiedCopy;
   /**
    * Optional head start for copyVerity: begin reading and hashing `src` in
    * the background now (the boot calls it as soon as it knows the image, so
    * this overlaps its remaining checks); `copyDir` is a directory on the
    * filesystem the copy will be created in. Never throws; problems surface
-   * in copyVerity. The copy itself is still only made by copyVerity.
+   * in copyVerity, which finishes this copy (or makes one if this did not start).
    */
   prefetchImage?(src: string, alg: VerityAlg, copyDir: string): void;
   unlink(path: string): void;

@@ -164,12 +164,15 @@ export function bootInNamespace(o: BootOptions): BootRun & { probe2: string; bet
   const read = (f: string) => fs.readFileSync(path.join(out, f), 'utf8');
   // Device of the namespace's /run: field 3 of its (last) line in mountinfo.
   const runDev = read('before').split('\n').map((l) => l.split(' ')).filter((f) => f[4] === '/run').map((f) => f[2]).pop() ?? '?';
+  // Ours: backed by a file on /run, on the sysroot, or on a filesystem that
+  // is mounted nowhere (the private tmpfs of the image copy, native/cfsroot_sys.c).
+  const mountedDevs = new Set(read('before').split('\n').map((l) => l.split(' ')[2]));
   const ours = (text: string) =>
     text
       .split('\n')
       .map((l) => l.trim().split(/\s+/))
-      .filter(([name, dev, file]) => name !== undefined && file !== undefined && (dev === runDev || file.includes(o.sysroot)))
-      .map(([name, , file]) => `${name} ${file}`);
+      .filter(([name, dev, file]) => name !== undefined && file !== undefined && (dev === runDev || file.includes(o.sysroot) || !mountedDevs.has(dev)))
+      .map(([name, dev, file]) => `${name} ${dev === runDev || file.includes(o.sysroot) ? file : `(private) ${file}`}`);
   const run: BootRun & { probe2: string; between: string } = {
     rc: Number(read('rc').trim()),
     stdout: read('stdout'),
