@@ -157,14 +157,22 @@ export function runOnHost(argv: string[], env?: Record<string, string>): Sample 
 }
 
 /**
- * Run each variant once per round, in the same order every round, after
+ * Run each variant once per round (the order rotating from round to round), after
  * one unrecorded warm-up round (page cache, loop/erofs module state).
  */
 export function interleave<K extends string>(rounds: number, variants: Record<K, () => Sample>): Record<K, Sample[]> {
   const names = Object.keys(variants) as K[];
   for (const n of names) variants[n]();
   const out = Object.fromEntries(names.map((n) => [n, [] as Sample[]])) as Record<K, Sample[]>;
-  for (let r = 0; r < rounds; r++) for (const n of names) out[n].push(variants[n]());
+  // The order rotates each round, so that no variant always runs right after
+  // the same other one (a boot leaves the page cache and the CPU caches different
+  // from a --version).
+  for (let r = 0; r < rounds; r++) {
+    for (let i = 0; i < names.length; i++) {
+      const n = names[(r + i) % names.length]!;
+      out[n].push(variants[n]());
+    }
+  }
   return out;
 }
 

@@ -189,7 +189,10 @@ export function planMounts(d: BootDecision, env: PlanEnv): MountStep[] {
   add({ kind: 'mkdir', path: T, mode: 0o755 });
 
   if (cfs) {
-    // §4.2 with §3's difference: digest the copy, mount the copy.
+    // §4.2 with §3's difference: digest the copy, mount the copy. `dest` is
+    // the copy's name; the native backend keeps it nameless instead, on a
+    // private tmpfs (native/cfsroot_sys.c), and the executor mounts it from
+    // there (Sys.copyVerity returns where the copy lives).
     if (cfs.verity && !k.overlayVerity) {
       fail('EMOUNT', `composefs verity is required but overlayfs verity=require needs Linux >= 6.6 (running ${k.release})`);
     }
@@ -207,7 +210,7 @@ export function planMounts(d: BootDecision, env: PlanEnv): MountStep[] {
       source: P.imageCopy,
       target: P.lower,
       options: cfs.header.hasAcl ? [] : ['noacl'],
-      // Always a loop device: the copy is on /run, a tmpfs, and tmpfs has
+      // Always a loop device: the copy is on a tmpfs (/run, or its own), and tmpfs has
       // no read_folio, so even a 6.12+ kernel that mounts EROFS from a file
       // answers ENOTBLK for this one (measured on 6.18, bench/RESULTS.md).
       // `fileBackedErofs` stays in kernelFeatures for a copy on a disk fs.

@@ -170,9 +170,12 @@ export function bootInNamespace(o: BootOptions): BootRun & { probe2: string; bet
   const ours = (text: string) =>
     text
       .split('\n')
-      .map((l) => l.trim().split(/\s+/))
-      .filter(([name, dev, file]) => name !== undefined && file !== undefined && (dev === runDev || file.includes(o.sysroot) || !mountedDevs.has(dev)))
-      .map(([name, dev, file]) => `${name} ${dev === runDev || file.includes(o.sysroot) ? file : `(private) ${file}`}`);
+      .flatMap((l) => {
+        const [name, dev, file] = l.trim().split(/\s+/);
+        if (name === undefined || dev === undefined || file === undefined) return [];
+        if (dev === runDev || file.includes(o.sysroot)) return [`${name} ${file}`];
+        return mountedDevs.has(dev) ? [] : [`${name} (private) ${file}`];
+      });
   const run: BootRun & { probe2: string; between: string } = {
     rc: Number(read('rc').trim()),
     stdout: read('stdout'),
