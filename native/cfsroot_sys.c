@@ -761,6 +761,8 @@ struct prefetch {
     int fd;
     int tmp_fd;                /* unnamed file (O_TMPFILE) in the copy's filesystem, or -1 */
     int private_copy;          /* tmp_fd is on a private tmpfs of our own (see private_tmpfs_file) */
+    char *copy_dir;            /* where the copy goes if not private; NULL: no copy (digest only) */
+    int private_wanted;
     uint64_t size;
     mode_t mode;
     int alg_id;
@@ -831,7 +833,68 @@ static int append_from(int out, int in, off_t *off, size_t len, unsigned char **
  * anonymous buffer. Memory past the end of the file reads as zeros, which
  * is the padding of the last block.
  */
+/*
+ * An unnamed file on a tmpfs of its own that is mounted nowhere: fsopen +
+ * fsmount (Linux 5.2) give a mount that no path leads to, and the file keeps
+ * it alive. Nobody else can open the copy, not even root through /run, and
+ * it is freed with its last user (the loop device, or this process if the
+ * boot stops first). huge=always: the 5.5 MB bench image then takes three
+ * 2 MiB pages instead of ~1,340 small ones; measured here, copying into it
+ * takes 1.6 ms instead of 2.5, mapping it for the hash 0.1 ms instead of
+ * 0.6, unmapping 0.03 instead of 0.14, for 0.1-0.3 ms to make the mount.
+ * -1 when the kernel cannot (no new mount API, no transparent huge pages,
+ * no CAP_SYS_ADMIN): the caller then uses an O_TMPFILE in the copy's
+ * directory, as before.
+ */
+#ifndef SYS_fsopen
+#define SYS_fsopen 430 /* the same number on every architecture */
+#endif
+#ifndef SYS_fsconfig
+#define SYS_fsconfig 431
+#endif
+#ifndef SYS_fsmount
+#define SYS_fsmount 432
+#endif
+#define CFS_FSOPEN_CLOEXEC 0x1
+#define CFS_FSCONFIG_SET_STRING 1
+#define CFS_FSCONFIG_CMD_CREATE 6
+#define CFS_FSMOUNT_CLOEXEC 0x1
+#define CFS_MOUNT_ATTR_NOSUID 0x2
+#define CFS_MOUNT_ATTR_NODEV 0x4
+#define CFS_MOUNT_ATTR_NOEXEC 0x8
+
+static int private_tmpfs_file(void) {
+    int fs = (int)syscall(SYS_fsopen, "tmpfs", CFS_FSOPEN_CLOEXEC);
+    if (fs < 0) return -1;
+    int mnt = -1, fd = -1;
+    if (syscall(SYS_fsconfig, fs, CFS_FSCONFIG_SET_STRING, "huge", "always", 0) == 0 &&
+        syscall(SYS_fsconfig, fs, CFS_FSCONFIG_SET_STRING, "mode", "0700", 0) == 0 &&
+        syscall(SYS_fsconfig, fs, CFS_FSCONFIG_CMD_CREATE, NULL, NULL, 0) == 0)
+        mnt = (int)syscall(SYS_fsmount, fs, CFS_FSMOUNT_CLOEXEC, CFS_MOUNT_ATTR_NOSUID | CFS_MOUNT_ATTR_NODEV | CFS_MOUNT_ATTR_NOEXEC);
+    if (mnt >= 0) {
+        fd = openat(mnt, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        close(mnt); /* the open file holds the mount */
+    }
+    close(fs);
+    return fd;
+}
+
+/*
+ * The copy-to-be: on a private tmpfs (never named), else unnamed in copyDir
+ * until finishCopy links it at its name; if copyDir's filesystem cannot do
+ * that either, finishCopy writes a copy instead (tmp_fd stays -1).
+ */
+static void prefetch_make_copy(struct prefetch *p) {
+    if (p->copy_dir == NULL) return;
+    if (p->private_wanted) {
+        p->tmp_fd = private_tmpfs_file();
+        p->private_copy = p->tmp_fd >= 0;
+    }
+    if (p->tmp_fd < 0) p->tmp_fd = open(p->copy_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+}
+
 static int prefetch_read(struct prefetch *p) {
+    prefetch_make_copy(p);
     if (p->size == 0) return 0; /* nothing to read or hash */
     if (p->tmp_fd >= 0)
         p->buf = mmap(NULL, p->buf_bytes, PROT_READ, MAP_SHARED, p->tmp_fd, 0);
@@ -936,55 +999,10 @@ static void prefetch_finalize(napi_env env, void *data, void *hint) {
     (void)env, (void)hint;
     struct prefetch *p = data;
     prefetch_release(p);
+    free(p->copy_dir);
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->cond);
     free(p);
-}
-
-/*
- * An unnamed file on a tmpfs of its own that is mounted nowhere: fsopen +
- * fsmount (Linux 5.2) give a mount that no path leads to, and the file keeps
- * it alive. Nobody else can open the copy, not even root through /run, and
- * it is freed with its last user (the loop device, or this process if the
- * boot stops first). huge=always: the 5.5 MB bench image then takes three
- * 2 MiB pages instead of ~1,340 small ones; measured here, copying into it
- * takes 1.6 ms instead of 2.5, mapping it for the hash 0.1 ms instead of
- * 0.6, unmapping 0.03 instead of 0.14, for 0.1-0.3 ms to make the mount.
- * -1 when the kernel cannot (no new mount API, no transparent huge pages,
- * no CAP_SYS_ADMIN): the caller then uses an O_TMPFILE in the copy's
- * directory, as before.
- */
-#ifndef SYS_fsopen
-#define SYS_fsopen 430 /* the same number on every architecture */
-#endif
-#ifndef SYS_fsconfig
-#define SYS_fsconfig 431
-#endif
-#ifndef SYS_fsmount
-#define SYS_fsmount 432
-#endif
-#define CFS_FSOPEN_CLOEXEC 0x1
-#define CFS_FSCONFIG_SET_STRING 1
-#define CFS_FSCONFIG_CMD_CREATE 6
-#define CFS_FSMOUNT_CLOEXEC 0x1
-#define CFS_MOUNT_ATTR_NOSUID 0x2
-#define CFS_MOUNT_ATTR_NODEV 0x4
-#define CFS_MOUNT_ATTR_NOEXEC 0x8
-
-static int private_tmpfs_file(void) {
-    int fs = (int)syscall(SYS_fsopen, "tmpfs", CFS_FSOPEN_CLOEXEC);
-    if (fs < 0) return -1;
-    int mnt = -1, fd = -1;
-    if (syscall(SYS_fsconfig, fs, CFS_FSCONFIG_SET_STRING, "huge", "always", 0) == 0 &&
-        syscall(SYS_fsconfig, fs, CFS_FSCONFIG_SET_STRING, "mode", "0700", 0) == 0 &&
-        syscall(SYS_fsconfig, fs, CFS_FSCONFIG_CMD_CREATE, NULL, NULL, 0) == 0)
-        mnt = (int)syscall(SYS_fsmount, fs, CFS_FSMOUNT_CLOEXEC, CFS_MOUNT_ATTR_NOSUID | CFS_MOUNT_ATTR_NODEV | CFS_MOUNT_ATTR_NOEXEC);
-    if (mnt >= 0) {
-        fd = openat(mnt, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-        close(mnt); /* the open file holds the mount */
-    }
-    close(fs);
-    return fd;
 }
 
 /* prefetch(path, alg, copyDir|null[, privateCopy = true]) -> handle */
@@ -1013,21 +1031,16 @@ static napi_value js_prefetch(napi_env env, napi_callback_info info) {
     struct prefetch *p = calloc(1, sizeof *p + strlen(path) + 1);
     if (p == NULL) {
         free(path);
+        free(copy_dir);
         napi_throw_error(env, "ENOMEM", "out of memory");
         return NULL;
     }
     strcpy(p->path, path);
     free(path);
-    /* The copy-to-be: on a private tmpfs (never named), else unnamed in
-       copyDir until finishCopy links it at its name; if copyDir's filesystem
-       cannot do that either, finishCopy writes a copy instead. */
+    /* The copy-to-be is made by the reader thread (prefetch_make_copy), off this one. */
     p->tmp_fd = -1;
-    if (copy_dir != NULL && private_wanted) {
-        p->tmp_fd = private_tmpfs_file();
-        p->private_copy = p->tmp_fd >= 0;
-    }
-    if (copy_dir != NULL && p->tmp_fd < 0) p->tmp_fd = open(copy_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    free(copy_dir);
+    p->copy_dir = copy_dir;
+    p->private_wanted = private_wanted;
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->cond, NULL);
     p->alg_id = alg_id;

@@ -188,6 +188,7 @@ function earlyImage(
     if (fs.lstatSync(image).isFile()) {
       checkRunSpace(image, runDir);
       onImage(image);
+      mark('image copy started');
     }
     return { target, deployment };
   } catch {
