@@ -106,6 +106,11 @@ export function writeToFd(fd: 1 | 2, text: string): void {
 }
 const handedToStream: Record<1 | 2, boolean> = { 1: false, 2: false };
 
+/** True once every line went straight to its descriptor (none waits in a stream). */
+export function allOutputWritten(): boolean {
+  return !handedToStream[1] && !handedToStream[2];
+}
+
 /**
  * A message as one printable line: control characters (newline, CR, ESC,
  * ...) become `\n`, `\r` or `\xHH`. Messages quote paths and values read

@@ -16,6 +16,8 @@
 import * as v8 from 'node:v8';
 import { run } from './cli.js';
 import { warmUp } from './warmup.js';
+import { allOutputWritten } from './log.js';
+import { exitNowIfLoaded } from './sys/native.js';
 
 function internalError(e: unknown): void {
   process.stderr.write(`cfsroot: internal error: ${e instanceof Error ? e.message : String(e)}\n`);
@@ -30,6 +32,9 @@ function start(): void {
   run(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;
+      // Every line is written by now (src/log.ts): skip Node's teardown when
+      // the addon can (the boot, verify, digest); else the normal exit.
+      if (allOutputWritten()) exitNowIfLoaded(code);
     },
     (e: unknown) => {
       internalError(e);

@@ -12,7 +12,7 @@
  * otherwise the fallback to a named copy is.
  */
 import test from 'ava';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -275,4 +275,19 @@ test('Sys glue: prefetchImage gives copyVerity a head start; other images and al
   const bare = nativeSysFrom({ mount() {}, umount() {}, mountLoop: () => '/dev/loop0', setReadonly() {} }, spawnSys());
   t.is(bare.copyVerity, undefined);
   t.is(bare.prefetchImage, undefined);
+});
+
+test('exitNow ends the process with the code, after what was written synchronously, running nothing more', (t) => {
+  const file = path.join(tmp, 'cfsroot_sys.node');
+  const script = [
+    `const m = { exports: {} }; process.dlopen(m, ${JSON.stringify(file)});`,
+    "process.on('exit', () => require('fs').writeSync(1, 'exit handler ran\\n'));",
+    "require('fs').writeSync(1, 'written\\n');",
+    'm.exports.exitNow(7);',
+    "require('fs').writeSync(1, 'after exitNow\\n');",
+  ].join('\n');
+  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+  t.is(r.status, 7);
+  t.is(r.stdout, 'written\n');
+  t.throws(() => addon.exitNow('x' as unknown as number), { instanceOf: TypeError, message: /code/ });
 });

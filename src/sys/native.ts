@@ -43,6 +43,8 @@ export interface NativeAddon {
   /** Attach `file` to a loop device (autoclear) and mount it; returns the device path. */
   mountLoop(file: string, target: string, fstype: string, flags: number, data: string | null): string;
   setReadonly(target: string, readonly: boolean): void;
+  /** _exit(2): no Node teardown (src/main.ts uses it once all output is written). Optional: older builds and test fakes. */
+  exitNow?(code: number): never;
   /** statvfs ST_RDONLY: the mount holding `path`, or its filesystem, is read-only. Optional: older builds and test fakes. */
   isReadonly?(path: string): boolean;
   /** "SHA256_Init/Update/Final" (the fast path) or "SHA256()": what hashes each block. */
@@ -122,10 +124,23 @@ function dlopen(file: string): NativeAddon {
   if (typeof a.mount !== 'function' || typeof a.umount !== 'function' || typeof a.mountLoop !== 'function' || typeof a.setReadonly !== 'function') {
     throw new Error(`${file} is not the cfsroot_sys addon (missing mount/umount/mountLoop/setReadonly)`);
   }
-  return a as NativeAddon;
+  loadedAddon = a as NativeAddon;
+  return loadedAddon;
 }
 
 let extractions = 0;
+/** The addon this process loaded, if any (for exitNowIfLoaded). Set per run, never in the snapshot's warm-up. */
+let loadedAddon: NativeAddon | null = null;
+
+/**
+ * End the process at once with `code` when a command loaded the addon:
+ * nothing is left to do (every write cfsroot makes is synchronous), and
+ * Node's teardown costs 1-2.6 ms per boot (bench/RESULTS.md). Returns if
+ * there is no addon; the caller then exits normally.
+ */
+export function exitNowIfLoaded(code: number): void {
+  loadedAddon?.exitNow?.(code);
+}
 
 /**
  * Load the addon, or return null if none is configured. Throws if one is
