@@ -291,3 +291,43 @@ test('exitNow ends the process with the code, after what was written synchronous
   t.is(r.stdout, 'written\n');
   t.throws(() => addon.exitNow('x' as unknown as number), { instanceOf: TypeError, message: /code/ });
 });
+
+test('prefetchDeploymentImage: SYSROOT/<ostree= target>/.ostree.cfs as realpath(3) resolves it, or null', (t) => {
+  const root = fs.mkdtempSync(path.join(tmp, 'sysroot-'));
+  const deploy = path.join(root, 'ostree/deploy/os/deploy', `${'c'.repeat(64)}.0`);
+  fs.mkdirSync(deploy, { recursive: true });
+  const data = pseudoRandom(300000, 5);
+  fs.writeFileSync(path.join(deploy, '.ostree.cfs'), data);
+  fs.mkdirSync(path.join(root, 'ostree/boot.1.1/os/b'), { recursive: true });
+  fs.symlinkSync('boot.1.1', path.join(root, 'ostree/boot.1'));
+  fs.symlinkSync(`../../../deploy/os/deploy/${'c'.repeat(64)}.0`, path.join(root, 'ostree/boot.1.1/os/b/0'));
+  const r = addon.prefetchDeploymentImage(root, '/ostree/boot.1/os/b/0', 'sha256', tmp);
+  t.truthy(r);
+  // The path src/deployment.ts arrives at (realpath of the link, then the image name).
+  t.is(r!.path, path.join(fs.realpathSync.native(path.join(root, 'ostree/boot.1/os/b/0')), '.ostree.cfs'));
+  const dest = fresh();
+  const done = addon.finishCopy(r!.handle, dest);
+  t.is(hex(done.digest), hex(fsverityDigest(data, 'sha256')));
+  if (done.fd >= 0) fs.closeSync(done.fd);
+  else fs.rmSync(dest);
+
+  // Every lookup failure is null, never an exception.
+  fs.symlinkSync(tmp, path.join(root, 'ostree/boot.1.1/os/b/escape')); // resolves outside SYSROOT
+  fs.mkdirSync(path.join(root, 'ostree/deploy/os/deploy/dir.0/.ostree.cfs'), { recursive: true }); // not a regular file
+  fs.symlinkSync('dir.0', path.join(root, 'ostree/boot.1.1/os/b/dir'));
+  const linked = path.join(root, 'ostree/deploy/os/deploy/link.0');
+  fs.mkdirSync(linked);
+  fs.symlinkSync(path.join(deploy, '.ostree.cfs'), path.join(linked, '.ostree.cfs')); // the image itself a symlink
+  fs.symlinkSync('../../../deploy/os/deploy/link.0', path.join(root, 'ostree/boot.1.1/os/b/link'));
+  for (const [target, why] of [
+    ['/ostree/boot.1/os/b/nope', 'missing'],
+    ['/ostree/boot.1/os/b/escape', 'outside SYSROOT'],
+    ['/ostree/boot.1/os/b/dir', 'image is a directory'],
+    ['/ostree/boot.1/os/b/link', 'image is a symlink'],
+    ['/..', 'SYSROOT itself or above'],
+  ] as const) {
+    t.is(addon.prefetchDeploymentImage(root, target, 'sha256', tmp), null, why);
+  }
+  t.is(addon.prefetchDeploymentImage(path.join(tmp, 'no-sysroot'), '/x', 'sha256', tmp), null, 'missing SYSROOT');
+  t.throws(() => addon.prefetchDeploymentImage(root, 5 as unknown as string, 'sha256', tmp), { instanceOf: TypeError, message: /target/ });
+});
