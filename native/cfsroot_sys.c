@@ -43,11 +43,6 @@
  *       that is mounted nowhere (privateCopy, the default, when the kernel
  *       allows), else to an unnamed file in copyDir. Never throws for the
  *       file: its errors are reported by the finish call.
- *   prefetchDeploymentImage(sysroot, target, alg, copyDir) -> { path, handle } | null
- *       prefetch() of SYSROOT/<ostree= target>/.ostree.cfs, resolved here
- *       with realpath(3) as src/deployment.ts resolves it, so the copy starts
- *       before the JavaScript has looked the deployment up (issue 5); null
- *       when that lookup fails (the boot's own checks then report why).
  *   finishCopy(handle, dest) -> { digest: Buffer, fd }    wait for the
  *       copy, hash what the threads have not reached yet, and return the
  *       digest of exactly the copy's bytes. A private copy is handed over
@@ -70,7 +65,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1014,18 +1008,38 @@ static void prefetch_finalize(napi_env env, void *data, void *hint) {
     free(p);
 }
 
-/*
- * Open `path` and start the threads that copy (copy_dir != NULL) or read it
- * and hash it. Takes copy_dir (malloc'd or NULL). NULL only when out of
- * memory; every problem with the file is kept for the finish call.
- */
-static struct prefetch *prefetch_start(const char *path, sha_oneshot fn, size_t hash_size, int alg_id, char *copy_dir, int private_wanted) {
+/* prefetch(path, alg, copyDir|null[, privateCopy = true]) -> handle */
+static napi_value js_prefetch(napi_env env, napi_callback_info info) {
+    napi_value argv[4], result = NULL;
+    char *path = NULL, *copy_dir = NULL;
+    sha_oneshot fn;
+    size_t hash_size;
+    int alg_id;
+    bool private_wanted = true;
+    size_t argc = 4;
+    if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+    if (argc < 3) {
+        throw_type(env, "expected 3 arguments");
+        return NULL;
+    }
+    if (argc > 3 && napi_get_value_bool(env, argv[3], &private_wanted) != napi_ok) {
+        throw_type(env, "privateCopy must be a boolean");
+        return NULL;
+    }
+    if (get_string(env, argv[0], 0, "path", &path) != 0) return NULL;
+    if (pick_alg(env, argv[1], &fn, &hash_size, &alg_id) != 0 || get_string(env, argv[2], 1, "copyDir", &copy_dir) != 0) {
+        free(path);
+        return NULL;
+    }
     struct prefetch *p = calloc(1, sizeof *p + strlen(path) + 1);
     if (p == NULL) {
+        free(path);
         free(copy_dir);
+        napi_throw_error(env, "ENOMEM", "out of memory");
         return NULL;
     }
     strcpy(p->path, path);
+    free(path);
     /* The copy-to-be is made by the reader thread (prefetch_make_copy), off this one. */
     p->tmp_fd = -1;
     p->copy_dir = copy_dir;
@@ -1069,109 +1083,11 @@ static struct prefetch *prefetch_start(const char *path, sha_oneshot fn, size_t 
             }
         }
     }
-    return p;
-}
-
-static napi_value prefetch_handle(napi_env env, struct prefetch *p) {
-    napi_value result = NULL;
-    if (p == NULL) {
-        napi_throw_error(env, "ENOMEM", "out of memory");
-        return NULL;
-    }
     if (napi_create_external(env, p, prefetch_finalize, NULL, &result) != napi_ok) {
         prefetch_finalize(env, p, NULL);
         return NULL;
     }
     return result;
-}
-
-/* prefetch(path, alg, copyDir|null[, privateCopy = true]) -> handle */
-static napi_value js_prefetch(napi_env env, napi_callback_info info) {
-    napi_value argv[4];
-    char *path = NULL, *copy_dir = NULL;
-    sha_oneshot fn;
-    size_t hash_size;
-    int alg_id;
-    bool private_wanted = true;
-    size_t argc = 4;
-    if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-    if (argc < 3) {
-        throw_type(env, "expected 3 arguments");
-        return NULL;
-    }
-    if (argc > 3 && napi_get_value_bool(env, argv[3], &private_wanted) != napi_ok) {
-        throw_type(env, "privateCopy must be a boolean");
-        return NULL;
-    }
-    if (get_string(env, argv[0], 0, "path", &path) != 0) return NULL;
-    if (pick_alg(env, argv[1], &fn, &hash_size, &alg_id) != 0 || get_string(env, argv[2], 1, "copyDir", &copy_dir) != 0) {
-        free(path);
-        return NULL;
-    }
-    struct prefetch *p = prefetch_start(path, fn, hash_size, alg_id, copy_dir, private_wanted);
-    free(path);
-    return prefetch_handle(env, p);
-}
-
-/*
- * The deployment's image as the kernel resolves it: realpath(SYSROOT), then
- * realpath of SYSROOT/<target> (the ostree= link), which must stay strictly
- * inside it, then .ostree.cfs there, which must be a regular file (lstat)
- * that fits in copyDir's free space. NULL if any of that fails: this only
- * guesses early, and the boot's own checks (src/deployment.ts, which calls
- * the same realpath(3)) decide later, in their order.
- */
-static char *deployment_image(const char *sysroot, const char *target, const char *copy_dir) {
-    char root[PATH_MAX], dir[PATH_MAX], link[PATH_MAX + 1];
-    if (realpath(sysroot, root) == NULL) return NULL;
-    if (snprintf(link, sizeof link, "%s/%s", root, target) >= (int)sizeof link) return NULL;
-    if (realpath(link, dir) == NULL) return NULL;
-    size_t rl = strcmp(root, "/") == 0 ? 0 : strlen(root);
-    if (strncmp(dir, root, rl) != 0 || dir[rl] != '/' || dir[rl + 1] == '\0') return NULL;
-    size_t need = strlen(dir) + sizeof "/.ostree.cfs";
-    char *image = malloc(need);
-    if (image == NULL) return NULL;
-    snprintf(image, need, "%s/.ostree.cfs", dir);
-    struct stat st;
-    struct statvfs vfs;
-    if (lstat(image, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > PREFETCH_MAX ||
-        (copy_dir != NULL && statvfs(copy_dir, &vfs) == 0 && (uint64_t)st.st_size > (uint64_t)vfs.f_bavail * vfs.f_bsize)) {
-        free(image);
-        return NULL;
-    }
-    return image;
-}
-
-/* prefetchDeploymentImage(sysroot, target, alg, copyDir|null) -> { path, handle } | null */
-static napi_value js_prefetch_deployment_image(napi_env env, napi_callback_info info) {
-    napi_value argv[4], result = NULL;
-    char *sysroot = NULL, *target = NULL, *copy_dir = NULL;
-    sha_oneshot fn;
-    size_t hash_size;
-    int alg_id;
-    if (get_args(env, info, 4, argv) != 0 || get_string(env, argv[0], 0, "sysroot", &sysroot) != 0) return NULL;
-    if (get_string(env, argv[1], 0, "target", &target) != 0 || pick_alg(env, argv[2], &fn, &hash_size, &alg_id) != 0 ||
-        get_string(env, argv[3], 1, "copyDir", &copy_dir) != 0) {
-        free(sysroot), free(target);
-        return NULL;
-    }
-    char *image = deployment_image(sysroot, target, copy_dir);
-    free(sysroot), free(target);
-    if (image == NULL) {
-        free(copy_dir);
-        napi_get_null(env, &result);
-        return result;
-    }
-    napi_value handle = prefetch_handle(env, prefetch_start(image, fn, hash_size, alg_id, copy_dir, 1));
-    napi_value path, obj;
-    if (handle == NULL || napi_create_string_utf8(env, image, NAPI_AUTO_LENGTH, &path) != napi_ok ||
-        napi_create_object(env, &obj) != napi_ok || napi_set_named_property(env, obj, "path", path) != napi_ok ||
-        napi_set_named_property(env, obj, "handle", handle) != napi_ok) {
-        free(image);
-        return NULL;
-    }
-    free(image);
-    return obj;
 }
 
 /* The handle's prefetch, once; NULL with a pending exception otherwise. */
@@ -1381,7 +1297,6 @@ static napi_value init(napi_env env, napi_value exports) {
             {"copyVerity", NULL, js_copy_verity, NULL, NULL, NULL, napi_enumerable, NULL},
             {"digestFile", NULL, js_digest_file, NULL, NULL, NULL, napi_enumerable, NULL},
             {"prefetch", NULL, js_prefetch, NULL, NULL, NULL, napi_enumerable, NULL},
-            {"prefetchDeploymentImage", NULL, js_prefetch_deployment_image, NULL, NULL, NULL, napi_enumerable, NULL},
             {"finishCopy", NULL, js_finish_copy, NULL, NULL, NULL, napi_enumerable, NULL},
             {"finishDigest", NULL, js_finish_digest, NULL, NULL, NULL, napi_enumerable, NULL},
         };

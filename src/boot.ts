@@ -53,10 +53,6 @@ export async function boot(opts: BootOptions, io: Io, logger?: Logger, deps: Boo
       measure: false,
       runDir,
       onImage: (image) => sys.prefetchImage?.(image, IMAGE_DIGEST_ALG, runDir),
-      // With the addon, the copy starts from the kernel arguments alone, before any JavaScript lookup.
-      ...(sys.prefetchDeploymentImage
-        ? { onOstreeTarget: (root: string, target: string) => sys.prefetchDeploymentImage!(root, target, IMAGE_DIGEST_ALG, runDir) }
-        : {}),
     });
     for (const w of decision.warnings) log.warn(`warning: ${w}`);
     const env = detectPlanEnv(decision, runDir);

@@ -43,13 +43,6 @@ export interface DecideOptions {
    * (the caller ignores a repeat). Must not throw.
    */
   onImage?: (image: string) => void;
-  /**
-   * Told SYSROOT and the ostree= target as soon as the kernel arguments are
-   * parsed, before any other check (the boot has the addon start copying the
-   * image from there). When given, the JavaScript early lookup of onImage is
-   * skipped; onImage is still told after the image checks. Must not throw.
-   */
-  onOstreeTarget?: (sysroot: string, target: string) => void;
   /** How `measure` computes the image digest (default src/fsverity.ts). */
   digestImage?: (image: string, alg: 'sha256') => Promise<Uint8Array>;
 }
@@ -60,14 +53,7 @@ export async function decideBoot(opts: DecideOptions): Promise<BootDecision> {
   const warnings: string[] = [];
 
   const kargs = step('reading the kernel command line', () => parseKernelCmdline(opts.cmdline), 'kargs');
-  let early: ReturnType<typeof earlyImage> = null;
-  if (opts.onOstreeTarget) {
-    const target = ostreeTargetOrNull(kargs);
-    if (target !== null) opts.onOstreeTarget(sysroot, target);
-    mark('image copy started');
-  } else if (opts.onImage) {
-    early = earlyImage(sysroot, kargs, opts.runDir ?? '/run', opts.onImage);
-  }
+  const early = opts.onImage ? earlyImage(sysroot, kargs, opts.runDir ?? '/run', opts.onImage) : null;
   const conf = step('reading prepare-root.conf', () => loadPrepareRootConf(initramfsRoot), 'conf');
   for (const k of unknownConfigKeys(conf)) warnings.push(`${conf.path}: unknown key ${k} (ignored)`);
   const config = step('resolving the boot configuration', () => resolveBootConfig(kargs, conf, sysroot), 'config');
@@ -187,15 +173,6 @@ export async function decideBoot(opts: DecideOptions): Promise<BootDecision> {
  * their usual order, which reports it (and an image that turns out not to be
  * wanted is simply never used). Returns what it resolved, for reuse.
  */
-/** The ostree= target, or null where resolveOstreeTarget would throw (it throws again, in order, later). */
-function ostreeTargetOrNull(kargs: ReturnType<typeof parseKernelCmdline>): string | null {
-  try {
-    return resolveOstreeTarget(kargs).value;
-  } catch {
-    return null;
-  }
-}
-
 function earlyImage(
   sysroot: string,
   kargs: ReturnType<typeof parseKernelCmdline>,

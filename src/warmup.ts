@@ -105,10 +105,6 @@ function dryRunSys(): Sys {
     mountLoop: () => '/dev/loop0',
     copyVerity: (src, dest, alg) => copyAndHash(src, dest, alg),
     prefetch: (src, alg) => ({ src, alg }) as unknown as PrefetchHandle,
-    prefetchDeploymentImage: (root, target, alg) => {
-      const image = path.join(fs.realpathSync.native(path.join(fs.realpathSync.native(root), target)), '.ostree.cfs');
-      return { path: image, handle: { src: image, alg } as unknown as PrefetchHandle };
-    },
     finishCopy: (handle, dest) => {
       const { src, alg } = handle as unknown as { src: string; alg: VerityAlg };
       return { digest: copyAndHash(src, dest, alg), fd: -1 };

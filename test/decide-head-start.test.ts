@@ -81,32 +81,3 @@ test('composefs off: the early announcement may happen, the decision has no comp
   t.is(d.composefs, null);
   t.true(seen.length <= 1);
 });
-
-test('onOstreeTarget: told SYSROOT and the target before prepare-root.conf is read; the JavaScript early lookup is skipped', async (t) => {
-  const fx = fixture({ conf: '[composefs]\nenabled = sometimes\n' });
-  const targets: Array<[string, string]> = [];
-  const images: string[] = [];
-  const e = await t.throwsAsync(
-    decide(fx, images, { onOstreeTarget: (root, target) => targets.push([root, target]) }),
-    { instanceOf: CfsError },
-  );
-  t.is(e?.code, 'ECONFIG', 'the broken conf is still what is reported');
-  t.is(targets.length, 1, 'told from the kernel arguments alone');
-  t.is(targets[0]![0], path.resolve(fx.sysroot));
-  t.is(targets[0]![1], /ostree=(\S+)/.exec(fx.cmdline)?.[1] ?? '(no ostree= in the fixture)');
-  t.deepEqual(images, [], 'no early JavaScript lookup announced the image');
-});
-
-test('onOstreeTarget: the decision is the same; onImage still follows the image checks; no ostree= tells nothing', async (t) => {
-  const fx = fixture();
-  const targets: string[] = [];
-  const images: string[] = [];
-  const d = await decide(fx, images, { onOstreeTarget: (_root, target) => targets.push(target) });
-  t.deepEqual(d, await decideBoot({ sysroot: fx.sysroot, cmdline: fx.cmdline, initramfsRoot: fx.initramfs, measure: false, runDir: fx.dir }));
-  t.is(targets.length, 1);
-  t.deepEqual(images, [path.join(d.deployment.dir, '.ostree.cfs')]);
-  const none: string[] = [];
-  const e = await t.throwsAsync(decide(fx, [], { cmdline: 'quiet', onOstreeTarget: (_r, target) => none.push(target) }), { instanceOf: CfsError });
-  t.is(e?.code, 'ECMDLINE');
-  t.deepEqual(none, []);
-});

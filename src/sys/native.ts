@@ -61,8 +61,6 @@ export interface NativeAddon {
    * true) and the kernel allow it, else to an unnamed file in copyDir.
    */
   prefetch?(path: string, alg: VerityAlg, copyDir: string | null, privateCopy?: boolean): PrefetchHandle;
-  /** prefetch of SYSROOT/<ostree= target>/.ostree.cfs resolved in C with realpath(3); null when that lookup fails. */
-  prefetchDeploymentImage?(sysroot: string, target: string, alg: VerityAlg, copyDir: string | null): { path: string; handle: PrefetchHandle } | null;
   /** The digest; fd >= 0: the private copy, handed over (close-on-exec) and nothing made at dest; -1: the copy is at dest. */
   finishCopy?(handle: PrefetchHandle, dest: string): { digest: Buffer; fd: number };
   finishDigest?(handle: PrefetchHandle): Buffer;
@@ -198,16 +196,6 @@ function prefetchTable(addon: NativeAddon) {
         /* see above */
       }
     },
-    /** The same, with the image path looked up by the addon from SYSROOT and the ostree= target. */
-    startDeployment(sysroot: string, target: string, alg: VerityAlg, copyDir: string | null): void {
-      if (!addon.prefetchDeploymentImage) return;
-      try {
-        const r = addon.prefetchDeploymentImage(sysroot, target, alg, copyDir);
-        if (r && !started.has(r.path)) started.set(r.path, { alg, handle: r.handle });
-      } catch {
-        /* see above */
-      }
-    },
     take(path: string, alg: VerityAlg): PrefetchHandle | undefined {
       const e = started.get(path);
       started.delete(path);
@@ -233,9 +221,6 @@ export function nativeSysFrom(addon: NativeAddon, fallback: Sys = spawnSys()): S
       return { digest: copyVerity(src, dest, alg, 0), path: dest };
     };
     if (addon.prefetch && finishCopy) hashing.prefetchImage = (src, alg, copyDir) => early.start(src, alg, copyDir);
-    if (addon.prefetchDeploymentImage && finishCopy) {
-      hashing.prefetchDeploymentImage = (sysroot, target, alg, copyDir) => early.startDeployment(sysroot, target, alg, copyDir);
-    }
   }
   return {
     ...fallback,

@@ -75,12 +75,5 @@ export interface Sys {
    * in copyVerity, which finishes this copy (or makes one if this did not start).
    */
   prefetchImage?(src: string, alg: VerityAlg, copyDir: string): void;
-  /**
-   * prefetchImage for SYSROOT/<ostree= target>/.ostree.cfs, looked up here
-   * (realpath(3), as src/deployment.ts does) so that the copy can start
-   * before the deployment checks run. A guess: copyVerity only uses it for
-   * exactly the image path the checks arrive at. Never throws.
-   */
-  prefetchDeploymentImage?(sysroot: string, ostreeTarget: string, alg: VerityAlg, copyDir: string): void;
   unlink(path: string): void;
 }
