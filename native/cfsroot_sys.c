@@ -65,6 +65,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -211,7 +212,20 @@ static napi_value js_umount(napi_env env, napi_callback_info info) {
 static int loop_attach(const char *file, int readonly, char *dev, size_t devlen) {
     int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
     if (ctl < 0) return -1;
-    int ffd = open(file, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    /* "/proc/self/fd/N" (a private image copy, which has no other name): the
+       descriptor itself, so that no mounted /proc is needed. */
+    const char *fdpath = "/proc/self/fd/";
+    int ffd = -1;
+    if (strncmp(file, fdpath, strlen(fdpath)) == 0) {
+        char *end = NULL;
+        long n = strtol(file + strlen(fdpath), &end, 10);
+        if (end != file + strlen(fdpath) && *end == '\0' && n >= 0 && n <= INT_MAX)
+            ffd = fcntl((int)n, F_DUPFD_CLOEXEC, 0);
+        else
+            errno = ENOENT;
+    } else {
+        ffd = open(file, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    }
     if (ffd < 0) {
         int e = errno;
         close(ctl);

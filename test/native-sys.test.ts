@@ -220,6 +220,17 @@ test('the real addon: an EROFS image on tmpfs is refused as a file (ENOTBLK) and
     out.freed = fs.existsSync(sysfs + 'loop/backing_file');
     out.badTarget = err(() => addon.mountLoop(d + '/tmp/image.erofs', d + '/missing', 'erofs', 1, null));
     out.badFile = err(() => addon.mountLoop(d + '/tmp/none', d + '/mnt', 'erofs', 1, null));
+    // A private image copy is passed as /proc/self/fd/N: the descriptor is
+    // used itself, so it works with no /proc mounted at all.
+    const fd = fs.openSync(d + '/tmp/image.erofs', 'r');
+    addon.umount('/proc', 2);
+    out.procGone = !fs.existsSync('/proc/self');
+    out.devFd = addon.mountLoop('/proc/self/fd/' + fd, d + '/mnt', 'erofs', 1, 'noacl');
+    out.contentFd = fs.readFileSync(d + '/mnt/sub/hello', 'utf8');
+    addon.umount(d + '/mnt', 0);
+    out.badFd = err(() => addon.mountLoop('/proc/self/fd/99999', d + '/mnt', 'erofs', 1, null));
+    out.notFd = err(() => addon.mountLoop('/proc/self/fd/1x', d + '/mnt', 'erofs', 1, null));
+    fs.closeSync(fd);
     addon.umount(d + '/tmp', 0);
   `);
   t.is(r.status, 0, r.stderr);
@@ -234,6 +245,11 @@ test('the real addon: an EROFS image on tmpfs is refused as a file (ENOTBLK) and
   t.regex(o['badTarget'].message, /^mount\(2\) .*\/missing: /);
   t.is(o['badFile'].code, 'ENOENT');
   t.regex(o['badFile'].message, /^loop device for .*\/tmp\/none: /);
+  t.true(o['procGone'], '/proc was unmounted for the descriptor case');
+  t.regex(o['devFd'], /^\/dev\/loop\d+$/);
+  t.is(o['contentFd'], 'hello from erofs\n');
+  t.is(o['badFd'].code, 'EBADF');
+  t.is(o['notFd'].code, 'ENOENT');
 });
 
 test('loading from embedded bytes: written to the first usable directory, loaded, and removed', (t) => {
