@@ -13,8 +13,9 @@ DESTDIR ?=
 DRACUT_MODULES_DIR ?= $(PREFIX)/lib/dracut/modules.d
 
 # Debian packages the tests need (erofs images, reference fsverity digests,
-# GVariant vectors via python3-gi, busybox for the test initramfs root).
-APT_PACKAGES := erofs-utils fsverity attr busybox-static python3-gi gir1.2-glib-2.0 util-linux mount e2fsprogs
+# GVariant vectors via python3-gi, busybox for the test initramfs root,
+# ostree and its GObject bindings for the deployment the real ostree makes).
+APT_PACKAGES := erofs-utils fsverity attr busybox-static python3-gi gir1.2-glib-2.0 util-linux mount e2fsprogs ostree gir1.2-ostree-1.0
 
 MINIFY ?= --minify
 VERSION := $(shell $(NODE) -p "require('./package.json').version")
@@ -83,7 +84,7 @@ QEMU_CHECK ?= 1
 # Tests that mount in private namespaces share one global resource, the loop
 # devices, and assert that none is left behind: they run one file at a time,
 # after the rest of the suite (which runs files in parallel).
-NS_TESTS := test/integration/boot.test.ts test/integration/modes.test.ts test/adversarial.test.ts test/native-sys.test.ts
+NS_TESTS := test/integration/boot.test.ts test/integration/modes.test.ts test/integration/real-ostree.test.ts test/adversarial.test.ts test/native-sys.test.ts
 UNIT_TESTS := $(filter-out $(NS_TESTS),$(wildcard test/*.test.ts test/*/*.test.ts))
 check: deps typecheck dist/cfsroot
 	npx ava $(UNIT_TESTS)

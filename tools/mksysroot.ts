@@ -124,62 +124,36 @@ export function makeSysroot(opts: SysrootOptions): SysrootInfo {
     fs.mkdirSync(path.join(stateroot, 'var/log'), { recursive: true });
     fs.writeFileSync(path.join(stateroot, 'var/lib/cfsroot-state'), 'persistent state from the stateroot var\n');
 
-    // Checkout + objects + staging tree for the image, in one walk.
+    // Checkout + objects in one walk; the image is built from the same tree.
     const deployTmp = path.join(work, 'deploy');
-    const staging = path.join(work, 'staging');
-    const xattrDump: string[] = [];
     const stats = { objects: 0, files: 0 };
     const seen = new Set<string>();
     fs.mkdirSync(deployTmp, { mode: 0o755 });
-    fs.mkdirSync(staging, { mode: 0o755 });
     walkTree(tree, '', (rel, st, abs) => {
       const dDst = path.join(deployTmp, rel);
-      const sDst = path.join(staging, rel);
       if (st.isDirectory()) {
         fs.mkdirSync(dDst, { recursive: true, mode: st.mode & 0o7777 });
-        fs.mkdirSync(sDst, { recursive: true, mode: st.mode & 0o7777 });
         fs.chmodSync(dDst, st.mode & 0o7777);
-        fs.chmodSync(sDst, st.mode & 0o7777);
       } else if (st.isSymbolicLink()) {
-        const target = fs.readlinkSync(abs);
-        fs.symlinkSync(target, dDst);
-        fs.symlinkSync(target, sDst);
+        fs.symlinkSync(fs.readlinkSync(abs), dDst);
       } else if (st.isFile()) {
         const data = fs.readFileSync(abs);
-        const sum = createHash('sha256').update(data).digest('hex');
-        const obj = path.join(objectsDir, sum.slice(0, 2), `${sum.slice(2)}.file`);
-        if (!seen.has(sum)) {
-          seen.add(sum);
+        const obj = path.join(objectsDir, objectNameBySha256(data));
+        if (!seen.has(obj)) {
+          seen.add(obj);
           fs.mkdirSync(path.dirname(obj), { recursive: true });
           fs.writeFileSync(obj, data, { mode: st.mode & 0o7777 });
           stats.objects++;
         }
         fs.linkSync(obj, dDst);
         stats.files++;
-        // Image entry: sparse file of the same size, data comes from the object.
-        fs.writeFileSync(sDst, '', { mode: st.mode & 0o7777 });
-        fs.truncateSync(sDst, data.length);
-        fs.chmodSync(sDst, st.mode & 0o7777);
-        if (data.length > 0) {
-          const verity = fsverityDigest(data, 'sha256');
-          const metacopy = Buffer.concat([Buffer.from([0, 36, 0, 1]), verity]);
-          xattrDump.push(
-            `# file: ${escapeDumpPath(path.join(staging, rel))}`,
-            `trusted.overlay.redirect=0s${Buffer.from(`/${sum.slice(0, 2)}/${sum.slice(2)}.file`).toString('base64')}`,
-            `trusted.overlay.metacopy=0s${metacopy.toString('base64')}`,
-            '',
-          );
-        }
       }
     });
     // Mount points the overlay root needs even when the tree lacks them.
-    for (const d of ['etc', 'var', 'sysroot', 'proc', 'sys', 'dev', 'run', 'tmp', 'boot']) {
-      fs.mkdirSync(path.join(staging, d), { recursive: true });
-      fs.mkdirSync(path.join(deployTmp, d), { recursive: true });
-    }
+    for (const d of MOUNT_POINTS) ensureDir(path.join(deployTmp, d));
     // ostree keeps the default /etc in usr/etc; the deployment's etc starts as a copy.
     const usrEtc = path.join(deployTmp, 'usr/etc');
-    if (fs.existsSync(usrEtc)) fs.cpSync(usrEtc, path.join(deployTmp, 'etc'), { recursive: true, dereference: false });
+    if (fs.existsSync(usrEtc)) fs.cpSync(usrEtc, path.join(deployTmp, 'etc'), { recursive: true, dereference: false, verbatimSymlinks: true });
     if (opts.usrOverlay) {
       fs.mkdirSync(path.join(deployTmp, '.usr-ovl-work'));
       fs.mkdirSync(path.join(deployTmp, '.usr-ovl-upper'));
@@ -188,21 +162,7 @@ export function makeSysroot(opts: SysrootOptions): SysrootInfo {
     let imageDigest: Buffer | null = null;
     let imageBytes: Buffer | null = null;
     if (withImage) {
-      if (xattrDump.length > 0) {
-        const dumpFile = path.join(work, 'xattrs.dump');
-        fs.writeFileSync(dumpFile, xattrDump.join('\n') + '\n');
-        execFileSync('setfattr', [`--restore=${dumpFile}`], { stdio: ['ignore', 'ignore', 'pipe'] });
-      }
-      const img = path.join(work, 'image.cfs');
-      // --chunksize keeps the sparse staging files as holes (no data in the image);
-      // -T0 and a fixed UUID make the image, and so its digest, reproducible.
-      execFileSync(
-        'mkfs.erofs',
-        ['--quiet', '--chunksize=4096', '-T0', '-U', '00000000-0000-0000-0000-000000000000', '--all-root', img, staging],
-        { stdio: ['ignore', 'ignore', 'pipe'] },
-      );
-      imageBytes = fs.readFileSync(img);
-      writeComposefsHeader(imageBytes, opts.imageHasAcl ?? false);
+      imageBytes = buildComposefsImage(tree, path.join(work, 'image'), (_rel, data) => objectNameBySha256(data), opts.imageHasAcl ?? false);
       imageDigest = fsverityDigest(imageBytes, 'sha256');
     }
 
@@ -282,6 +242,87 @@ export function makeSysroot(opts: SysrootOptions): SysrootInfo {
       files: stats.files,
       imageSize: imageBytes ? imageBytes.length : 0,
     };
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** Directories every composefs root gets, for the mounts the boot makes on them. */
+const MOUNT_POINTS = ['etc', 'var', 'sysroot', 'proc', 'sys', 'dev', 'run', 'tmp', 'boot'];
+
+/** mkdir unless something (a directory, or a symlink such as home -> var/home) is already there. */
+function ensureDir(dir: string): void {
+  if (fs.lstatSync(dir, { throwIfNoEntry: false }) === undefined) fs.mkdirSync(dir, { recursive: true });
+}
+
+/** This tool's object name for a file's bytes: "xx/<62 hex>.file" from their SHA-256 (see the top of this file). */
+function objectNameBySha256(data: Buffer): string {
+  const sum = createHash('sha256').update(data).digest('hex');
+  return `${sum.slice(0, 2)}/${sum.slice(2)}.file`;
+}
+
+/**
+ * A composefs image of `tree` (EROFS + the composefs header): directories,
+ * symlinks and modes as in the tree, and each non-empty regular file a
+ * sparse stand-in whose data overlayfs takes from the repo object
+ * `objectOf(rel, data)` names ("xx/<62 hex>.file", relative to
+ * ostree/repo/objects), with that data's fs-verity digest in the metacopy
+ * xattr. `work` must not exist; it is removed again. Needs root and
+ * mkfs.erofs + setfattr.
+ */
+export function buildComposefsImage(
+  tree: string,
+  work: string,
+  objectOf: (rel: string, data: Buffer) => string,
+  hasAcl = false,
+): Buffer {
+  const staging = path.join(work, 'staging');
+  fs.mkdirSync(staging, { recursive: true, mode: 0o755 });
+  try {
+    const xattrDump: string[] = [];
+    walkTree(tree, '', (rel, st, abs) => {
+      const dst = path.join(staging, rel);
+      const mode = st.mode & 0o7777;
+      if (st.isDirectory()) {
+        fs.mkdirSync(dst, { recursive: true, mode });
+        fs.chmodSync(dst, mode);
+      } else if (st.isSymbolicLink()) {
+        fs.symlinkSync(fs.readlinkSync(abs), dst);
+      } else if (st.isFile()) {
+        const data = fs.readFileSync(abs);
+        fs.writeFileSync(dst, '', { mode });
+        fs.truncateSync(dst, data.length);
+        fs.chmodSync(dst, mode);
+        if (data.length > 0) {
+          const metacopy = Buffer.concat([Buffer.from([0, 36, 0, 1]), fsverityDigest(data, 'sha256')]);
+          xattrDump.push(
+            `# file: ${escapeDumpPath(dst)}`,
+            `trusted.overlay.redirect=0s${Buffer.from(`/${objectOf(rel, data)}`).toString('base64')}`,
+            `trusted.overlay.metacopy=0s${metacopy.toString('base64')}`,
+            '',
+          );
+        }
+      }
+    });
+    // A tree may have a mount point as a symlink (home -> var/home is common,
+    // etc never is): then it stays a symlink, as in the deployment.
+    for (const d of MOUNT_POINTS) ensureDir(path.join(staging, d));
+    if (xattrDump.length > 0) {
+      const dumpFile = path.join(work, 'xattrs.dump');
+      fs.writeFileSync(dumpFile, xattrDump.join('\n') + '\n');
+      execFileSync('setfattr', [`--restore=${dumpFile}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    }
+    const img = path.join(work, 'image.cfs');
+    // --chunksize keeps the sparse staging files as holes (no data in the image);
+    // -T0 and a fixed UUID make the image, and so its digest, reproducible.
+    execFileSync(
+      'mkfs.erofs',
+      ['--quiet', '--chunksize=4096', '-T0', '-U', '00000000-0000-0000-0000-000000000000', '--all-root', img, staging],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    const image = fs.readFileSync(img);
+    writeComposefsHeader(image, hasAcl);
+    return image;
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
