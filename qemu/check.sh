@@ -13,7 +13,7 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
 all=(plain-root signed-ok digest-ok digest-mismatch bad-signature tampered-object
-     legacy-off maybe-no-image minimal-initramfs)
+     legacy-off maybe-no-image minimal-initramfs dracut-hook dracut-hook-bad-signature)
 if (($#)); then scenarios=("$@"); else scenarios=("${all[@]}"); fi
 limit=${QEMU_TIMEOUT:-300}
 
@@ -73,6 +73,10 @@ legacy_root() {
   expect '^CFSTEST mnt / fstype=ext4 source=/dev/vda ' 'root = bind of the deployment on the physical root'
   expect_not '^CFSTEST mnt / fstype=overlay' 'overlay root'
 }
+expect_console_not() { # REGEX DESCRIPTION: nowhere on the console
+  grep -a -q -E -- "$1" <<< "$console" && reasons+=("unexpected on console: $2")
+  return 0
+}
 emergency() { # KEYWORD
   expect_console 'CFSTEST emergency' 'emergency marker (initramfs emergency mode)'
   expect_not '^CFSTEST start' 'the test root booted'
@@ -90,6 +94,7 @@ run() {
   case $name in
     plain-root) base=$OUT/plain.img; args=$common ;;
     minimal-initramfs) initrd=$OUT/initrd-mini.img ;;
+    dracut-hook|dracut-hook-bad-signature) initrd=$OUT/initrd-dracut-hook.img ;;
     legacy-off) args="$args ot-composefs=off" ;;
     maybe-no-image) args="$args ot-composefs=maybe" ;;
     digest-ok) args="$args ot-composefs=digest=$IMAGE_DIGEST" ;;
@@ -113,7 +118,7 @@ EOF
       ;;
     maybe-no-image)
       debugfs -w -R "rm /$DEPLOY_REL/.ostree.cfs" "$disk" >/dev/null 2>"$dir/debugfs.err" ;;
-    bad-signature)
+    bad-signature|dracut-hook-bad-signature)
       local meta=ostree/repo/objects/${COMMIT:0:2}/${COMMIT:2}.commitmeta
       debugfs -R "dump /$meta $dir/commitmeta" "$disk" >/dev/null 2>&1
       /usr/bin/python3 "$QEMU_DIR/corrupt-signature.py" "$dir/commitmeta" >/dev/null || reasons+=("could not corrupt the signature")
@@ -141,6 +146,11 @@ EOF
     signed-ok|minimal-initramfs)
       booted; ostree_common; composefs_root yes; victim_ok
       expect_console 'cfsroot: .*signed commit' "cfsroot's note that the signed commit verified" ;;
+    dracut-hook)
+      booted; ostree_common; composefs_root yes; victim_ok
+      expect_console 'cfsroot: .*signed commit' "cfsroot's note that the signed commit verified"
+      expect_console 'cfsroot: preparing /sysroot' 'the pre-pivot hook ran cfsroot'
+      expect_console_not 'systemd\[1\].*(initrd|Initrd)' 'systemd in the initramfs' ;;
     digest-ok)
       booted; ostree_common; composefs_root yes; victim_ok ;;
     tampered-object)
@@ -151,6 +161,12 @@ EOF
       booted; ostree_common; legacy_root; victim_ok ;;
     digest-mismatch) emergency 'digest.*EDIGEST' ;;
     bad-signature) emergency 'signature.*ESIGNATURE' ;;
+    dracut-hook-bad-signature)
+      # dracut's shell init has no emergency service: die() stops the boot
+      # (rd.shell=0: init exits, the kernel panics, panic=-1 ends QEMU).
+      expect_not '^CFSTEST start' 'the test root booted'
+      expect_console 'cfsroot: .*signature.*ESIGNATURE' "cfsroot's message about the signature"
+      expect_console 'FATAL: cfsroot refused to prepare /sysroot' 'the hook stopped the boot' ;;
     *) reasons+=("unknown scenario") ;;
   esac
 
@@ -185,7 +201,7 @@ fi
 # ---- report ---------------------------------------------------------------
 echo
 echo "initramfs sizes (compressed / as loaded by the kernel):"
-for f in initrd-dracut initrd-dracut-plain initrd-mini initrd-mini-plain; do
+for f in initrd-dracut initrd-dracut-plain initrd-dracut-hook initrd-mini initrd-mini-plain; do
   [[ -f $OUT/$f.img ]] || continue
   printf '  %-24s %6.1f MiB\n' "$f.img" "$(awk -v b="$(stat -c %s "$OUT/$f.img")" 'BEGIN { print b / 1048576 }')"
 done

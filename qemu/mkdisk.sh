@@ -43,6 +43,9 @@ mkdir -p "$OUT/initrd-extra/usr/lib/ostree" "$OUT/initrd-extra/etc/ostree"
 printf '[composefs]\nenabled = signed\n' > "$OUT/initrd-extra/usr/lib/ostree/prepare-root.conf"
 (cd "$REPO" && npx tsx tools/mksysroot.ts --out "$OUT/sysroot" --tree "$OUT/rootfs" --os "$os" \
    --key-out "$OUT/initrd-extra/etc/ostree/initramfs-root-binding.key") > "$OUT/sysroot.json"
+# The top-level directories `ostree admin init-fs` gives a sysroot. dracut's
+# own (non-systemd) init refuses a root without proc, sys and dev.
+mkdir -p "$OUT"/sysroot/{boot,dev,home,proc,root,run,sys,tmp}
 json() { node -e 'const j=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")); const v=j[process.argv[2]]; if (v==null) process.exit(1); console.log(v)' "$OUT/sysroot.json" "$1"; }
 ostree_karg=$(json ostreeKarg)
 image_digest=$(json imageDigest)

@@ -3,6 +3,7 @@
 # by qemu/deps.sh:
 #   initrd-dracut.img         dracut 059 + systemd + cfsroot module (+ test module)
 #   initrd-dracut-plain.img   the same without cfsroot (size/boot-time baseline)
+#   initrd-dracut-hook.img    dracut 059 without systemd: cfsroot runs from its pre-pivot hook
 #   initrd-mini.img           initramfs/build.sh (busybox, no systemd) + cfsroot
 #   initrd-mini-plain.img     the same without cfsroot
 #
@@ -55,6 +56,10 @@ inc=()
 [[ -n $extra ]] && inc=(--include "$extra" /)
 run_dracut "$OUT/initrd-dracut.img" --modules "$dracut_modules cfsroot" "${inc[@]}"
 run_dracut "$OUT/initrd-dracut-plain.img" --modules "$dracut_modules"
+# No systemd: dracut's own shell init, and the cfsroot module's pre-pivot hook
+# in place of its unit (and no cfstest: it needs dracut-systemd).
+run_dracut "$OUT/initrd-dracut-hook.img" --modules "base rootfs-block kernel-modules fs-lib udev-rules shutdown cfsroot" \
+  --omit "systemd systemd-initrd dracut-systemd" "${inc[@]}"
 
 mini_inc=()
 [[ -n $extra ]] && mini_inc=(--include "$extra:/")
