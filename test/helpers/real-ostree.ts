@@ -72,7 +72,8 @@ const SYMLINKS: Record<string, string> = {
 };
 const EMPTY_DIRS = ['boot', 'dev', 'proc', 'run', 'sys', 'sysroot', 'tmp', 'var'];
 
-function ostree(args: string[]): string {
+/** Run ostree; its trimmed stdout. */
+export function ostree(args: string[]): string {
   return execFileSync('ostree', args, {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'pipe'],

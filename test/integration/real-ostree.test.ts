@@ -19,7 +19,9 @@ import * as path from 'node:path';
 import { BINARY } from '../helpers/fixture.js';
 import { buildInitramfsRoot, bootInNamespace, type InitramfsRoot } from '../helpers/initramfs-root.js';
 import { superOption, tableLines, under } from '../helpers/mountinfo.js';
-import { commitBytes, makeRealOstreeSysroot, OS_NAME, writeSignatures, type RealOstreeSysroot } from '../helpers/real-ostree.js';
+import { commitBytes, makeRealOstreeSysroot, ostree, OS_NAME, writeSignatures, type RealOstreeSysroot } from '../helpers/real-ostree.js';
+import { rawPublicKey } from '../../tools/mksysroot.js';
+import { IMAGE_CONFIG_KEY, verifySignedCommit } from '../../src/signature.js';
 import type { MountInfo } from '../../src/sys/mountinfo.js';
 import { parseCommit } from '../../src/commit.js';
 
@@ -80,6 +82,22 @@ test.serial('the .commit ostree wrote parses: root tree and meta as ostree lists
   t.is(c.parent.length, 0);
   t.deepEqual(c.metadata.get('version'), { type: 's', value: '1.0' });
   t.is(Buffer.from(c.metadata.get('ostree.composefs.digest.v0')!.value as Uint8Array).toString('hex'), real.imageDigest);
+});
+
+test.serial('bootc fallback on ostree-made objects: a child commit with an image config and no .commitmeta is verified by its signed parent', (t) => {
+  const repo = path.join(real.sysroot, 'ostree/repo');
+  const child = ostree([
+    'commit', `--repo=${repo}`, '--branch=cfsroot/child', `--parent=${real.commit}`, `--tree=ref=${real.commit}`,
+    '--subject=imported from a container image', `--add-metadata-string=${IMAGE_CONFIG_KEY}={}`,
+  ]);
+  t.is(Buffer.from(parseCommit(commitBytes(real.sysroot, child), 'child').parent).toString('hex'), real.commit);
+  const key = new Uint8Array(rawPublicKey(real.privateKey));
+  const r = verifySignedCommit(repo, child, [key], '/etc/ostree/initramfs-root-binding.key');
+  t.deepEqual(r, { commit: real.commit, viaParent: true, keyPath: '/etc/ostree/initramfs-root-binding.key', keyIndex: 0, digest: real.imageDigest });
+  // Without the image config it is an ordinary unsigned commit: refused.
+  const plain = ostree(['commit', `--repo=${repo}`, '--branch=cfsroot/plain-child', `--parent=${real.commit}`, `--tree=ref=${real.commit}`, '--subject=plain child']);
+  const e = t.throws(() => verifySignedCommit(repo, plain, [key], 'k'));
+  t.regex(e!.message, /has no detached signature metadata/);
 });
 
 test.serial('verify: the signature over the .commit ostree wrote, the .commitmeta libostree encoded, and the digest it pins', (t) => {
