@@ -133,13 +133,19 @@ export function runInNamespace(root: BenchRoot, sysroot: string, run: NsRun): Sa
     env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', R, SYSROOT: sysroot, OUT: out, ...run.env },
     encoding: 'utf8',
   });
-  const result = fs.existsSync(path.join(out, 'result')) ? fs.readFileSync(path.join(out, 'result'), 'utf8') : '';
-  const m = /^(\d+) (\d+) (\d+) (\d+) (\d+)$/m.exec(result);
-  if (!m || m[3] !== '0') {
+  const sample = readTcmdResult(path.join(out, 'result'));
+  if (sample === null) {
     const stderr = fs.existsSync(path.join(out, 'stderr')) ? fs.readFileSync(path.join(out, 'stderr'), 'utf8') : '';
     throw new Error(`${run.argv.join(' ')} failed (harness ${r.status}): ${stderr.trim() || r.stderr.trim()}`);
   }
-  return { ms: Number(m[1]) / 1e6, maxRssKiB: Number(m[2]), rc: Number(m[3]), cpuMs: (Number(m[4]) + Number(m[5])) / 1e3 };
+  return sample;
+}
+
+/** tcmd's line (bench/tcmd.c) as a Sample; null when it is missing or the command did not exit 0. */
+function readTcmdResult(file: string): Sample | null {
+  const m = /^(\d+) (\d+) (\d+) (\d+) (\d+)$/m.exec(fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '');
+  if (!m || m[3] !== '0') return null;
+  return { ms: Number(m[1]) / 1e6, maxRssKiB: Number(m[2]), rc: 0, cpuMs: (Number(m[4]) + Number(m[5])) / 1e3 };
 }
 
 /** Run argv once under tcmd on the host (no namespace). */
@@ -151,9 +157,9 @@ export function runOnHost(argv: string[], env?: Record<string, string>): Sample 
     encoding: 'utf8',
     maxBuffer: 1 << 26,
   });
-  const m = /^(\d+) (\d+) (\d+) (\d+) (\d+)$/m.exec(fs.existsSync(res) ? fs.readFileSync(res, 'utf8') : '');
-  if (!m || m[3] !== '0') throw new Error(`${argv.join(' ')} failed: ${r.stderr}`);
-  return { ms: Number(m[1]) / 1e6, maxRssKiB: Number(m[2]), rc: 0, cpuMs: (Number(m[4]) + Number(m[5])) / 1e3 };
+  const sample = readTcmdResult(res);
+  if (sample === null) throw new Error(`${argv.join(' ')} failed: ${r.stderr}`);
+  return sample;
 }
 
 /**
