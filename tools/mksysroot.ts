@@ -304,8 +304,7 @@ export function buildComposefsImage(
         }
       }
     });
-    // A tree may have a mount point as a symlink (home -> var/home is common,
-    // etc never is): then it stays a symlink, as in the deployment.
+    // A mount point the tree already has (a directory, or a symlink) stays as it is.
     for (const d of MOUNT_POINTS) ensureDir(path.join(staging, d));
     if (xattrDump.length > 0) {
       const dumpFile = path.join(work, 'xattrs.dump');

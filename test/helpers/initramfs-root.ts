@@ -19,7 +19,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { ExecutionContext } from 'ava';
 import { parseMountinfo, type MountInfo } from '../../src/sys/mountinfo.js';
+import { tableLines } from './mountinfo.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const BUSYBOX_APPLETS = ['sh', 'cat', 'ls', 'mkdir', 'echo', 'grep', 'find', 'readlink', 'stat', 'head', 'sed', 'sort', 'test', 'true', 'false', 'od', 'wc', 'dd', 'touch', 'rm', 'cp', 'env', 'tr'];
@@ -192,4 +194,11 @@ export function bootInNamespace(o: BootOptions): BootRun & { probe2: string; bet
   };
   fs.rmSync(out, { recursive: true, force: true });
   return run;
+}
+
+/** A refused boot left nothing behind: the mount table, the loop devices and /run as they were before it. */
+export function assertNothingLeft(t: ExecutionContext, r: BootRun): void {
+  t.deepEqual(tableLines(r.after), tableLines(r.before), 'mount table as found');
+  t.deepEqual(r.loopsAfter, r.loopsBefore, 'no loop devices left');
+  t.deepEqual(r.runAfter, r.runBefore, '/run as found');
 }

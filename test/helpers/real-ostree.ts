@@ -25,6 +25,7 @@ import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { objectPath } from '../../src/commit.js';
 import { fsverityDigest } from '../../src/fsverity.js';
 import { buildComposefsImage, rawPublicKey } from '../../tools/mksysroot.js';
 
@@ -100,7 +101,7 @@ export function writeSignatures(sysroot: string, commit: string, signatures: Uin
 
 /** The .commit bytes ostree wrote for `commit`. */
 export function commitBytes(sysroot: string, commit: string): Buffer {
-  return fs.readFileSync(path.join(sysroot, 'ostree/repo/objects', commit.slice(0, 2), `${commit.slice(2)}.commit`));
+  return fs.readFileSync(objectPath(path.join(sysroot, 'ostree/repo'), commit, 'commit'));
 }
 
 export function makeRealOstreeSysroot(): RealOstreeSysroot {

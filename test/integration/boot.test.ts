@@ -17,8 +17,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { makeSysroot, type SysrootInfo, type SysrootOptions } from '../../tools/mksysroot.js';
 import { decodeVardict } from '../../src/gvariant.js';
-import { buildInitramfsRoot, bootInNamespace, type BootOptions, type InitramfsRoot } from '../helpers/initramfs-root.js';
-import { superOption, tableLines, under } from '../helpers/mountinfo.js';
+import { assertNothingLeft, buildInitramfsRoot, bootInNamespace, type BootOptions, type InitramfsRoot } from '../helpers/initramfs-root.js';
+import { superOption, under } from '../helpers/mountinfo.js';
 import type { MountInfo } from '../../src/sys/mountinfo.js';
 
 const HELLO = 'hello from a composefs root\n';
@@ -64,12 +64,6 @@ function boot(info: SysrootInfo, kargs: string, extra: Partial<BootOptions> = {}
 const line = (m: MountInfo) => `${m.target} ${m.fstype} ${m.readonly ? 'ro' : 'rw'} ${m.root}`;
 const newRoot = (ms: MountInfo[]) => under(ms, '/sysroot').map(line);
 const rel = (info: SysrootInfo, p: string) => p.slice(info.sysroot.length) || '/';
-
-function assertNothingLeft(t: import('ava').ExecutionContext, r: ReturnType<typeof boot>) {
-  t.deepEqual(tableLines(r.after), tableLines(r.before), 'mount table as found');
-  t.deepEqual(r.loopsAfter, r.loopsBefore, 'no loop devices left');
-  t.deepEqual(r.runAfter, r.runBefore, '/run as found');
-}
 
 function booted(r: { probe: string }): Map<string, unknown> {
   const hex = /BOOTED:([0-9a-f \n]*):END/.exec(r.probe)![1]!.replace(/\s+/g, '');
