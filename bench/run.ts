@@ -218,6 +218,7 @@ function figuresStartup(): void {
     'cfsroot, neither': buildSea('plain', { main: BUNDLE, assets }),
     'cfsroot, V8 code cache': buildSea('codecache', { main: BUNDLE, useCodeCache: true, assets }),
     'cfsroot, startup snapshot (dist/cfsroot)': DIST,
+    ...(process.env['BENCH_COMPARE'] ? { 'BENCH_COMPARE (previous build)': process.env['BENCH_COMPARE'] } : {}),
   };
   const variants = Object.fromEntries(Object.entries(bins).map(([n, b]) => [n, () => runOnHost([b, '--version'])]));
   const s = interleave(ROUNDS, variants);

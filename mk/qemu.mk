@@ -9,6 +9,9 @@
 
 QEMU_OUT := qemu/out
 QEMU_SCENARIOS ?=
+# The guest's CPU model (qemu/boot.sh): not the host's, see qemu/README.md.
+QEMU_CPU ?= Nehalem
+export QEMU_CPU
 
 .PHONY: qemu-deps qemu-check qemu-disks qemu-initrds qemu-clean
 

@@ -26,7 +26,12 @@
  *
  *   exitNow(code)    _exit(2): end the process without Node's teardown (OpenSSL
  *       clean-up, platform threads, the heap), for a command whose output is
- *       all written (src/main.ts). Measured: 1-2.6 ms less per boot.
+ *       all written (src/startup/entry.ts). Measured: 1-2.6 ms less per boot.
+ *   execve(path, argv, envp)    execve(2), nothing else: start the executable
+ *       again with Node's variables removed from the environment
+ *       (src/startup/environment.ts). Node's own process.execve first ends
+ *       its profilers (NODE_V8_COVERAGE writes its file); this does not.
+ *       Returns only on failure, by throwing.
  *   isReadonly(path) -> boolean    statvfs(2) ST_RDONLY of the mount holding
  *       path: set when the mount or its filesystem is read-only (the
  *       executor's undo of a remount; cheaper than reading mountinfo).
@@ -1275,6 +1280,59 @@ static napi_value js_exit_now(napi_env env, napi_callback_info info) {
     _exit(code & 0xff);
 }
 
+/* A JS array of strings as a NULL-terminated malloc'd vector (each string malloc'd too). */
+static char **get_string_vector(napi_env env, napi_value v, const char *name) {
+    bool is_array = false;
+    uint32_t n = 0;
+    if (napi_is_array(env, v, &is_array) != napi_ok || !is_array || napi_get_array_length(env, v, &n) != napi_ok) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "%s must be an array of strings", name);
+        throw_type(env, msg);
+        return NULL;
+    }
+    char **vec = calloc((size_t)n + 1, sizeof *vec);
+    if (vec == NULL) {
+        napi_throw_error(env, "ENOMEM", "out of memory");
+        return NULL;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        napi_value item;
+        if (napi_get_element(env, v, i, &item) != napi_ok || get_string(env, item, 0, name, &vec[i]) != 0) {
+            for (uint32_t j = 0; j < i; j++) free(vec[j]);
+            free(vec);
+            return NULL;
+        }
+    }
+    return vec;
+}
+
+static void free_string_vector(char **vec) {
+    if (vec == NULL) return;
+    for (char **p = vec; *p != NULL; p++) free(*p);
+    free(vec);
+}
+
+/* execve(path, argv, envp): returns only by throwing */
+static napi_value js_execve(napi_env env, napi_callback_info info) {
+    napi_value argv[3];
+    char *file = NULL, **args = NULL, **envp = NULL;
+    if (get_args(env, info, 3, argv) == 0 && get_string(env, argv[0], 0, "path", &file) == 0 &&
+        (args = get_string_vector(env, argv[1], "argv")) != NULL &&
+        (envp = get_string_vector(env, argv[2], "envp")) != NULL) {
+        /* Node marks fds 0-2 close-on-exec at start-up: without this the new image starts with no stdio. */
+        for (int fd = 0; fd <= 2; fd++) {
+            int flags = fcntl(fd, F_GETFD);
+            if (flags >= 0) fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC);
+        }
+        execve(file, args, envp);
+        throw_errno(env, "execve(2)", file, errno);
+    }
+    free_string_vector(envp);
+    free_string_vector(args);
+    free(file);
+    return NULL;
+}
+
 /* isReadonly(path) -> boolean */
 static napi_value js_is_readonly(napi_env env, napi_callback_info info) {
     napi_value argv[1], result = NULL;
@@ -1295,6 +1353,7 @@ static napi_value init(napi_env env, napi_value exports) {
         {"umount", NULL, js_umount, NULL, NULL, NULL, napi_enumerable, NULL},
         {"mountLoop", NULL, js_mount_loop, NULL, NULL, NULL, napi_enumerable, NULL},
         {"exitNow", NULL, js_exit_now, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"execve", NULL, js_execve, NULL, NULL, NULL, napi_enumerable, NULL},
         {"setReadonly", NULL, js_set_readonly, NULL, NULL, NULL, napi_enumerable, NULL},
         {"isReadonly", NULL, js_is_readonly, NULL, NULL, NULL, napi_enumerable, NULL},
     };

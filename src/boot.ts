@@ -12,8 +12,8 @@ import { executePlan } from './sys/index.js';
 // mount(2) through the embedded addon when it loads, else mount(8) (src/sys/native.ts).
 import { bootSys } from './sys/native.js';
 import { createLogger, type Logger } from './log.js';
-import { mark, startTimings, timingsReport } from './timings.js';
-import type { Io } from './cli.js';
+import { mark, startTimings, timingsReport } from './startup/timings.js';
+import type { Io } from './io.js';
 import type { Sys } from './sys/types.js';
 
 export interface BootOptions {
@@ -24,7 +24,7 @@ export interface BootOptions {
 
 /**
  * What a real boot takes from the machine, replaceable for the snapshot's
- * warm-up (src/warmup.ts), which runs this very function with mounts that do
+ * warm-up (src/startup/warmup.ts), which runs this very function with mounts that do
  * nothing, in a temp directory.
  */
 export interface BootDeps {
@@ -54,6 +54,7 @@ export async function boot(opts: BootOptions, io: Io, logger?: Logger, deps: Boo
       runDir,
       onImage: (image) => sys.prefetchImage?.(image, IMAGE_DIGEST_ALG, runDir),
     });
+    mark('decide');
     for (const w of decision.warnings) log.warn(`warning: ${w}`);
     const env = detectPlanEnv(decision, runDir);
     if (deps.stagingDir !== undefined) env.stagingDir = deps.stagingDir;

@@ -14,6 +14,7 @@ import * as fs from 'node:fs';
 import { CfsError, describeSystemError, fail } from './errors.js';
 import { VERSION } from './version.js';
 import { oneLine, writeToFd } from './log.js';
+import type { Io } from './io.js';
 import type { BootDecision, VerityAlg } from './model.js';
 
 export const EXIT_OK = 0;
@@ -44,11 +45,6 @@ Options:
 
 Exit status: 0 success, 1 refused or failed (reason on stderr), 2 usage error.
 `;
-
-export interface Io {
-  out: (s: string) => void;
-  err: (s: string) => void;
-}
 
 const defaultIo: Io = {
   out: (s) => writeToFd(1, s),

@@ -22,7 +22,6 @@ import { readComposefsHeader } from './image.js';
 import { fsverityDigestFile } from './fsverity.js';
 import { loadPublicKeys } from './keys.js';
 import { verifySignedCommit } from './signature.js';
-import { mark } from './timings.js';
 
 export interface DecideOptions {
   /** The physical root, mounted (SYSROOT; /sysroot at boot). */
@@ -52,15 +51,15 @@ export async function decideBoot(opts: DecideOptions): Promise<BootDecision> {
   const initramfsRoot = path.resolve(opts.initramfsRoot);
   const warnings: string[] = [];
 
-  const kargs = step('reading the kernel command line', () => parseKernelCmdline(opts.cmdline), 'kargs');
+  const kargs = step('reading the kernel command line', () => parseKernelCmdline(opts.cmdline));
   const early = opts.onImage ? earlyImage(sysroot, kargs, opts.runDir ?? '/run', opts.onImage) : null;
-  const conf = step('reading prepare-root.conf', () => loadPrepareRootConf(initramfsRoot), 'conf');
+  const conf = step('reading prepare-root.conf', () => loadPrepareRootConf(initramfsRoot));
   for (const k of unknownConfigKeys(conf)) warnings.push(`${conf.path}: unknown key ${k} (ignored)`);
-  const config = step('resolving the boot configuration', () => resolveBootConfig(kargs, conf, sysroot), 'config');
+  const config = step('resolving the boot configuration', () => resolveBootConfig(kargs, conf, sysroot));
   const deployment =
     early?.target === config.ostreeTarget
       ? early.deployment
-      : step('resolving the deployment', () => resolveDeployment(sysroot, config.ostreeTarget), 'deployment');
+      : step('resolving the deployment', () => resolveDeployment(sysroot, config.ostreeTarget));
 
   let composefs: ComposefsDecision | null = null;
   if (config.composefs !== 'no') {
@@ -80,20 +79,18 @@ export async function decideBoot(opts: DecideOptions): Promise<BootDecision> {
               : ', or set [composefs] enabled=maybe to allow legacy boots.'),
         );
       }
-      const header = step(`checking the composefs image ${image}`, () => readComposefsHeader(image), 'header');
+      const header = step(`checking the composefs image ${image}`, () => readComposefsHeader(image));
       // Before the digest: measuring a huge image would take as long as copying it.
       checkRunSpace(image, opts.runDir ?? '/run');
       opts.onImage?.(image);
-      mark('runspace');
 
       let signed: SignedCommit | null = null;
       if (config.composefsSigned) {
         signed = step('checking the commit signature', () => {
           const keyFile = path.join(initramfsRoot, config.keypath);
           const keys = loadPublicKeys(keyFile);
-          mark('keys');
           return verifySignedCommit(path.join(sysroot, 'ostree/repo'), deployment.commit, keys, config.keypath);
-        }, 'signature');
+        });
       }
 
       let expectedDigest: string | null = null;
@@ -160,7 +157,6 @@ export async function decideBoot(opts: DecideOptions): Promise<BootDecision> {
     );
   }
 
-  mark('statedirs');
   return { sysroot, initramfsRoot, config, deployment, composefs, usrOverlay, warnings };
 }
 
@@ -182,13 +178,11 @@ function earlyImage(
   try {
     const target = resolveOstreeTarget(kargs).value;
     const deployment = resolveDeployment(sysroot, target);
-    mark('deployment (early)');
     const image = path.join(deployment.dir, '.ostree.cfs');
     // The same limits as the real checks: a regular file that fits in runDir (else they throw).
     if (fs.lstatSync(image).isFile()) {
       checkRunSpace(image, runDir);
       onImage(image);
-      mark('image copy started');
     }
     return { target, deployment };
   } catch {
@@ -248,10 +242,9 @@ function checkStateDir(dir: string, mountedAs: string): void {
   if (!st.isDirectory()) fail('EDEPLOY', `${dir} is not a directory: expected the directory the boot mounts as ${mountedAs}`);
 }
 
-function step<T>(what: string, fn: () => T, phase?: string): T {
+function step<T>(what: string, fn: () => T): T {
   try {
     const r = fn();
-    if (phase) mark(phase);
     return r;
   } catch (e) {
     // Parsers already name the file/karg; keep their message, add what was being done.

@@ -7,7 +7,7 @@
  * while copying it (createVerityHasher, fed by src/sys/copy.ts with the very
  * buffers written to the copy), so this runs at every boot and has to be
  * fast. Files below the worker threshold use a plain loop without Atomics,
- * so that the snapshot warm-up (src/warmup.ts) can run it. Per-block hashing,
+ * so that the snapshot warm-up (src/startup/warmup.ts) can run it. Per-block hashing,
  * measured on the 2-vCPU build VM (AMD EPYC with SHA-NI, Node 20.20, 64 MiB
  * in memory, medians of 7):
  *   one-shot createHash('sha256') of the whole buffer         1143 MiB/s (1.00)
@@ -388,7 +388,7 @@ export async function fsverityDigestFile(path: string, alg: VerityAlg, options: 
       stats.workerChunks = chunks - ownChunks;
     } else {
       // One thread: a plain loop without Atomics, so that the snapshot
-      // warm-up (src/warmup.ts), where Atomics does not exist, compiles it.
+      // warm-up (src/startup/warmup.ts), where Atomics does not exist, compiles it.
       try {
         hashFileOneThread(fd, size, alg, level0);
       } catch (e) {

@@ -43,8 +43,10 @@ export interface NativeAddon {
   /** Attach `file` to a loop device (autoclear) and mount it; returns the device path. */
   mountLoop(file: string, target: string, fstype: string, flags: number, data: string | null): string;
   setReadonly(target: string, readonly: boolean): void;
-  /** _exit(2): no Node teardown (src/main.ts uses it once all output is written). Optional: older builds and test fakes. */
+  /** _exit(2): no Node teardown (src/startup/entry.ts uses it once all output is written). Optional: older builds and test fakes. */
   exitNow?(code: number): never;
+  /** execve(2) alone (src/startup/environment.ts); returns only by throwing. Optional: older builds and test fakes. */
+  execve?(path: string, argv: string[], envp: string[]): never;
   /** statvfs ST_RDONLY: the mount holding `path`, or its filesystem, is read-only. Optional: older builds and test fakes. */
   isReadonly?(path: string): boolean;
   /** "SHA256_Init/Update/Final" (the fast path) or "SHA256()": what hashes each block. */

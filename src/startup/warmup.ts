@@ -1,6 +1,6 @@
 /**
  * Warm-up run while the single executable's V8 startup snapshot is built
- * (src/main.ts, issue 5). V8 compiles a function on its first call, and
+ * (src/startup/sea.ts, issue 5). V8 compiles a function on its first call, and
  * Node loads many of its own internals on first use; both then stay in the
  * heap that the snapshot saves. So the build runs every stage of the boot
  * once, on a throw-away signed deployment it writes to a temp directory,
@@ -18,18 +18,18 @@ import { createHash, generateKeyPairSync, sign } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { boot } from './boot.js';
-import { describeDecision, run, toJson } from './cli.js';
-import { encodeCommit, objectPath, type Commit } from './commit.js';
-import { decideBoot } from './decide.js';
-import { fsverityDigest, fsverityDigestFile, type VerityAlg } from './fsverity.js';
-import { encodeVardict } from './gvariant.js';
-import { COMPOSEFS_MAGIC, COMPOSEFS_VERSION, EROFS_SUPER_MAGIC, EROFS_SUPER_OFFSET } from './image.js';
-import { createLogger } from './log.js';
-import { detectPlanEnv, formatPlan, planMounts } from './plan.js';
-import { nativeSysFrom, type NativeAddon, type PrefetchHandle } from './sys/native.js';
-import { spawnSys } from './sys/spawn.js';
-import type { Sys } from './sys/types.js';
+import { boot } from '../boot.js';
+import { describeDecision, run, toJson } from '../cli.js';
+import { encodeCommit, objectPath, type Commit } from '../commit.js';
+import { decideBoot } from '../decide.js';
+import { fsverityDigest, fsverityDigestFile, type VerityAlg } from '../fsverity.js';
+import { encodeVardict } from '../gvariant.js';
+import { COMPOSEFS_MAGIC, COMPOSEFS_VERSION, EROFS_SUPER_MAGIC, EROFS_SUPER_OFFSET } from '../image.js';
+import { createLogger } from '../log.js';
+import { detectPlanEnv, formatPlan, planMounts } from '../plan.js';
+import { nativeSysFrom, type NativeAddon, type PrefetchHandle } from '../sys/native.js';
+import { spawnSys } from '../sys/spawn.js';
+import type { Sys } from '../sys/types.js';
 
 const BOOTCSUM = 'b'.repeat(64);
 
