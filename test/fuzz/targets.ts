@@ -31,7 +31,7 @@ import { COMMIT_TYPE, encodeCommit, parseCommit, type Commit } from '../../src/c
 import { verifySignedCommit } from '../../src/signature.js';
 import { checkErofsSuperblock, COMPOSEFS_MAGIC, EROFS_SUPER_MAGIC, parseComposefsHeader } from '../../src/image.js';
 import { parseKernelCmdline } from '../../src/cmdline.js';
-import { parseKeyFile, resolveBootConfig } from '../../src/config.js';
+import { readKeyFileText, resolveBootConfig } from '../../src/config.js';
 import { parsePublicKeys } from '../../src/keys.js';
 import { resolveDeployment } from '../../src/deployment.js';
 import { oneLine } from '../../src/log.js';
@@ -364,21 +364,26 @@ function textTargets(sysroot: string): FuzzTarget[] {
       name: 'config: prepare-root.conf text + kargs',
       weight: 4,
       property: fc.property(confTextArb, cmdlineArb, (text, cmdline) => {
-        const sections = refusalOrValue(['ECONFIG'], () => parseKeyFile(text, '/etc/ostree/prepare-root.conf'));
-        if (sections === null) return;
-        const conf: PrepareRootConf = { path: '/etc/ostree/prepare-root.conf', sections };
+        const read = refusalOrValue(['ECONFIG'], () => readKeyFileText(text, '/etc/ostree/prepare-root.conf'));
+        if (read === null) return;
+        const conf: PrepareRootConf = { path: '/etc/ostree/prepare-root.conf', ...read };
         const c = refusalOrValue(['ECMDLINE', 'ECONFIG'], () => resolveBootConfig(parseKernelCmdline(`ostree=/o ${cmdline}`), conf, sysroot));
         if (c) checkBootConfig(c);
       }),
     },
     {
-      // SYSROOT/ostree/repo/config is on the disk (untrusted) and read leniently for [sysroot] readonly.
-      name: 'config: repo config from the disk (lenient)',
+      // SYSROOT/ostree/repo/config is on the disk (untrusted), read for [sysroot] readonly.
+      name: 'config: repo config from the disk',
       weight: 2,
       property: fc.property(fc.oneof(confTextArb, noisyTextArb), (text) => {
-        const sections = refusalOrValue(['ECONFIG'], () => parseKeyFile(text, '/sysroot/ostree/repo/config', false));
-        if (sections) {
-          for (const sec of Object.values(sections)) for (const v of Object.values(sec)) assert(typeof v === 'string', 'non-string value');
+        const read = refusalOrValue(['ECONFIG'], () => readKeyFileText(text, '/sysroot/ostree/repo/config'));
+        if (read) {
+          for (const [name, sec] of Object.entries(read.sections)) {
+            for (const [k, v] of Object.entries(sec)) {
+              assert(typeof v === 'string' && !v.includes('\n'), 'a value that is not one line of text');
+              assert(Number.isSafeInteger(read.lines[name]?.[k]), `no line number for [${name}] ${k}`);
+            }
+          }
         }
       }),
     },
