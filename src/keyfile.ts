@@ -72,7 +72,11 @@ function groupHeaderName(line: string): string | null {
   return line.slice(1, close);
 }
 
-/** g_unichar_isalnum (any Unicode letter or number) or one of - _ . @ */
+/**
+ * g_unichar_isalnum (any Unicode letter or number) or one of - _ . @. Node's
+ * Unicode tables and GLib's may differ by a version for letters added lately;
+ * prepare-root never reads a localised key, so that can only move a refusal.
+ */
 const LOCALE_CHAR = /^[\p{L}\p{N}\-_.@]$/u;
 
 /** Why `key` is not a GLib key name, or null if it is one. */
