@@ -221,7 +221,9 @@ export function toJson(v: unknown): string {
 export function describeDecision(d: BootDecision): string {
   const c = d.config;
   const lines: string[] = [];
-  const mode = c.composefsSigned ? 'signed' : c.composefsDigest ? 'digest' : c.composefsVerity ? 'verity' : c.composefs;
+  const mode = c.composefsSigned
+    ? c.composefsDigest ? 'signed+digest' : 'signed'
+    : c.composefsDigest ? 'digest' : c.composefsVerity ? 'verity' : c.composefs;
   lines.push(`config:      composefs=${mode} (${c.sources['composefs'] ?? 'default'})`);
   lines.push(
     `             sysroot.readonly=${c.sysrootReadonly} root.transient=${c.rootTransient} ` +

@@ -20,7 +20,8 @@
  * The first `=` separates key and value; a bare `key` has value null and
  * `key=` has the empty string. The first occurrence of a key wins, which is
  * what ostree-prepare-root's key lookup does (it scans left to right and
- * stops at the first match).
+ * stops at the first match); `all` keeps the later ones, so a caller can
+ * refuse a repeated argument instead of silently ignoring it.
  */
 
 import type { KernelArgs } from './model.js';
@@ -60,16 +61,34 @@ export function splitKernelCmdline(text: string): string[] {
  * key -> value map. Never throws: any string is a valid command line.
  */
 export function parseKernelCmdline(text: string): KernelArgs {
-  const out = new Map<string, string | null>();
+  const out = new KernelArgMap();
   for (const arg of splitKernelCmdline(text)) {
     const eq = arg.indexOf('=');
     const key = eq < 0 ? arg : arg.slice(0, eq);
     const value = eq < 0 ? null : arg.slice(eq + 1);
     // An argument like `=x` or `""` has no key; nothing can look it up.
     if (key === '') continue;
-    if (!out.has(key)) out.set(key, value);
+    out.add(key, value);
   }
   return out;
+}
+
+/** The first value of each key, plus every value of it in order. */
+class KernelArgMap extends Map<string, string | null> implements KernelArgs {
+  readonly #every = new Map<string, (string | null)[]>();
+
+  add(key: string, value: string | null): void {
+    const seen = this.#every.get(key);
+    if (seen) seen.push(value);
+    else {
+      this.#every.set(key, [value]);
+      this.set(key, value);
+    }
+  }
+
+  all(key: string): readonly (string | null)[] {
+    return this.#every.get(key) ?? [];
+  }
 }
 
 /** Render one argument back for messages: `key`, `key=value`. */

@@ -110,7 +110,8 @@ export async function decideBoot(opts: DecideOptions): Promise<BootDecision> {
           );
         }
         expectedDigest = config.composefsDigest;
-        expectedDigestSource ??= 'karg ot-composefs=digest=';
+        // Both pins held (src/composefs-mode.ts adds them up): say so.
+        expectedDigestSource = expectedDigestSource === null ? 'karg ot-composefs=digest=' : `${expectedDigestSource} and the karg ot-composefs=digest=`;
       }
 
       let measuredDigest: string | null = null;

@@ -10,14 +10,19 @@ export type Tristate = 'yes' | 'no' | 'maybe';
 export type VerityAlg = 'sha256' | 'sha512';
 
 /** Parsed kernel command line: key -> value (null for a bare `key`). First occurrence wins. */
-export type KernelArgs = ReadonlyMap<string, string | null>;
+export interface KernelArgs extends ReadonlyMap<string, string | null> {
+  /** Every value `key` was given, in command-line order (`get` is the first); empty if absent. */
+  all(key: string): readonly (string | null)[];
+}
 
 /** prepare-root.conf as read from the initramfs: which file (if any) and its sections. */
 export interface PrepareRootConf {
   /** Absolute path of the file that was used (the /etc one replaces /usr/lib), or null. */
   path: string | null;
-  /** section -> key -> raw string value. */
+  /** section -> key -> raw value, as g_key_file_get_value returns it (src/keyfile.ts). */
   sections: Record<string, Record<string, string>>;
+  /** section -> key -> the line the value was read from, for messages (absent: no line is named). */
+  lines?: Record<string, Record<string, number>>;
 }
 
 /** Everything the kernel command line and prepare-root.conf decided, validated. */

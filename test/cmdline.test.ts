@@ -116,3 +116,12 @@ test('property: never throws on arbitrary input', (t) => {
   );
   t.pass();
 });
+
+test('all() keeps every value of a repeated key in order; get() stays the first', (t) => {
+  const m = parseKernelCmdline('ot-composefs=off quiet ot-composefs=digest=ab ot-composefs');
+  t.is(m.get('ot-composefs'), 'off');
+  t.deepEqual(m.all('ot-composefs'), ['off', 'digest=ab', null]);
+  t.deepEqual(m.all('quiet'), [null]);
+  t.deepEqual(m.all('absent'), []);
+  t.is(m.size, 2);
+});

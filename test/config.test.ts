@@ -1,6 +1,6 @@
 /**
  * prepare-root.conf loading and the boot configuration decision
- * (src/config.ts, SPEC §1): /etc replacing /usr/lib, ini normalisation,
+ * (src/config.ts, SPEC §1): /etc replacing /usr/lib, GKeyFile reading,
  * every accepted value of every key, refusals naming file + section + key +
  * accepted values, karg precedence, androidboot, transient rules,
  * sysroot.readonly defaulting and the repo config fallback.
@@ -151,11 +151,11 @@ test('an oversized file is ECONFIG', (t) => {
 });
 
 // ---------------------------------------------------------------------------
-// ini normalisation: values reach validation as the user wrote them
+// GKeyFile reading (the rules themselves: test/keyfile.test.ts): values reach validation as GLib reads them
 
-test('true/false/null stay strings; comments, blanks and indentation are fine', (t) => {
+test('values stay strings as written; # comments, blanks and indentation are fine', (t) => {
   const root = tree(t, {
-    [ETC]: '# comment\n; other comment\n\n  [sysroot]\n  readonly = true\n[etc]\ntransient=false\n[x]\nk = null\n',
+    [ETC]: '# comment\n\n  [sysroot]\n  readonly = true\n[etc]\ntransient=false\n[x]\nk = null\n',
   });
   const s = loadPrepareRootConf(root).sections;
   t.is(s.sysroot?.readonly, 'true');
@@ -171,25 +171,92 @@ test('CRLF line endings are accepted', (t) => {
 
 test('duplicate key: the last one wins; duplicate sections merge', (t) => {
   const root = tree(t, { [ETC]: '[composefs]\nenabled = no\n[etc]\ntransient = 1\n[composefs]\nenabled = yes\n' });
-  const s = loadPrepareRootConf(root).sections;
-  t.is(s.composefs?.enabled, 'yes');
-  t.is(s.etc?.transient, '1');
+  const conf = loadPrepareRootConf(root);
+  t.is(conf.sections.composefs?.enabled, 'yes');
+  t.is(conf.sections.etc?.transient, '1');
+  t.is(conf.lines?.composefs?.enabled, 6);
 });
 
-test('a dotted section name does not clobber its parent section', (t) => {
+test('a dotted section name is its own section', (t) => {
   const root = tree(t, { [ETC]: '[composefs]\nenabled = yes\n[composefs.extra]\nfoo = 1\n' });
   const s = loadPrepareRootConf(root).sections;
   t.is(s.composefs?.enabled, 'yes');
   t.is(s['composefs.extra']?.foo, '1');
 });
 
+// Issue 13 item 8: the `ini` package read both of these as the word before the `;` / inside the quotes.
+for (const [text, value] of [
+  ['[composefs]\nenabled = no ; signed\n', 'no ; signed'],
+  ['[composefs]\nenabled = "signed"\n', '"signed"'],
+  ["[composefs]\nenabled = 'yes'\n", "'yes'"],
+] as const) {
+  test(`${JSON.stringify(text)}: the value is ${JSON.stringify(value)}, as GLib reads it, and is refused`, (t) => {
+    const root = tree(t, { [ETC]: text });
+    const conf = loadPrepareRootConf(root);
+    t.is(conf.sections.composefs?.enabled, value);
+    refuses(t, () => resolveBootConfig(parseKernelCmdline('ostree=/x'), conf, root), 'ECONFIG', [
+      `${path.join(root, ETC)}: line 2: [composefs] enabled = ${JSON.stringify(value)}`,
+      'expected one of',
+    ]);
+  });
+}
+
+test('a line starting with ; is not a comment: no = there is refused, with = it is a key', (t) => {
+  const root = tree(t, { [ETC]: '[composefs]\n; enabled = signed\nenabled = yes\n' });
+  const conf = loadPrepareRootConf(root);
+  t.is(conf.sections.composefs?.['; enabled'], 'signed');
+  t.is(conf.sections.composefs?.enabled, 'yes');
+  t.deepEqual(unknownConfigKeys(conf), ['[composefs] ; enabled']);
+  const bad = tree(t, { [ETC]: '[composefs]\n; a note\n' });
+  refuses(t, () => loadPrepareRootConf(bad), 'ECONFIG', [path.join(bad, ETC), 'line 2', '"; a note"']);
+});
+
+test('a byte-order mark is refused (GKeyFile does not skip it), naming it', (t) => {
+  const root = tree(t, { [ETC]: '\ufeff[composefs]\nenabled = yes\n' });
+  refuses(t, () => loadPrepareRootConf(root), 'ECONFIG', [path.join(root, ETC), 'line 1', 'byte-order mark']);
+});
+
+test('a NUL byte is refused (ostree reads the file as UTF-8 text, which has none)', (t) => {
+  const root = tree(t, { [ETC]: Buffer.from('[composefs]\nenabled = yes\0\n') });
+  refuses(t, () => loadPrepareRootConf(root), 'ECONFIG', [path.join(root, ETC), 'NUL byte at offset 25']);
+});
+
+test('trailing blanks are kept in the value but ignored by the value words', (t) => {
+  const { config, conf } = decide(t, '[composefs]\nenabled = signed \t\n[etc]\ntransient = true \n');
+  t.is(conf.sections.composefs?.enabled, 'signed \t');
+  t.true(config.composefsSigned);
+  t.true(config.etcTransient);
+});
+
+test('a vertical tab or no-break space after a word is not a blank: refused', (t) => {
+  for (const tail of ['\v', '\u00a0']) {
+    const root = tree(t, { [ETC]: `[etc]\ntransient = true${tail}\n` });
+    const conf = loadPrepareRootConf(root);
+    refuses(t, () => resolveBootConfig(parseKernelCmdline('ostree=/x'), conf, root), 'ECONFIG', ['line 2: [etc] transient']);
+  }
+});
+
+test('keypath is read raw (g_key_file_get_value), trailing blanks included; a backslash is refused', (t) => {
+  t.is(decide(t, '[composefs]\nkeypath = /usr/lib/my key \n').config.keypath, '/usr/lib/my key ');
+  for (const kp of ['/etc/my\\skey', '/etc/a\\\\b', '/etc/key\\']) {
+    const root = tree(t, { [ETC]: `[composefs]\nkeypath = ${kp}\n` });
+    const conf = loadPrepareRootConf(root);
+    refuses(t, () => resolveBootConfig(parseKernelCmdline('ostree=/x'), conf, root), 'ECONFIG', [
+      `line 2: [composefs] keypath = ${JSON.stringify(kp)}`,
+      'backslash',
+    ]);
+  }
+});
+
 for (const [name, text, parts] of [
   ['a line without =', '[composefs]\nenabled\n', ['line 2', '"enabled"', 'key = value']],
-  ['a key before any section', 'enabled = yes\n[composefs]\n', ['line 1', 'before any [section]']],
-  ['an array/localised key', '[composefs]\nenabled[] = yes\n', ['line 2', 'enabled[]']],
-  ['an empty key', '[composefs]\n = yes\n', ['line 2', 'empty key']],
-  ['an unterminated section header', '[composefs\nenabled = yes\n', ['line 1', 'malformed section header']],
-  ['an empty section name', '[]\nenabled = yes\n', ['line 1', 'empty section name']],
+  ['a key before any section', 'enabled = yes\n[composefs]\n', ['line 1', 'before any [group]']],
+  ['an empty locale suffix followed by text', '[composefs]\nenabled[]x = yes\n', ['line 2', 'enabled[]x', 'text after']],
+  ['a line starting with =', '[composefs]\n = yes\n', ['line 2', '"= yes"']],
+  ['an unterminated section header', '[composefs\nenabled = yes\n', ['line 1', '"[composefs"', '[group] header']],
+  ['an empty section name', '[]\nenabled = yes\n', ['line 1', 'invalid group name ""']],
+  ['text after a section header', '[composefs] # main\nenabled = yes\n', ['line 1', '"[composefs] # main"']],
+  ['an Encoding other than UTF-8', '[composefs]\nEncoding = latin1\n', ['line 2', 'Encoding = "latin1"', 'UTF-8']],
 ] as const) {
   test(`structure: ${name} is ECONFIG with the line number`, (t) => {
     const root = tree(t, { [ETC]: text });
@@ -256,7 +323,7 @@ for (const bad of ['maybee', '', 'on', 'off', '2', 'enabled', 'signed verity', '
     const root = tree(t, { [ETC]: `[composefs]\nenabled = ${bad}\n` });
     const conf = loadPrepareRootConf(root);
     refuses(t, () => resolveBootConfig(parseKernelCmdline('ostree=/x'), conf, root), 'ECONFIG', [
-      `${path.join(root, ETC)}: [composefs] enabled = ${JSON.stringify(bad)}`,
+      `${path.join(root, ETC)}: line 2: [composefs] enabled = ${JSON.stringify(bad)}`,
       'expected one of',
       ...TRISTATE_WORDS,
       'signed',
@@ -286,7 +353,7 @@ for (const bad of ['relative/key.pub', '', 'key.pub']) {
     const root = tree(t, { [ETC]: `[composefs]\nenabled = signed\nkeypath = ${bad}\n` });
     const conf = loadPrepareRootConf(root);
     refuses(t, () => resolveBootConfig(parseKernelCmdline('ostree=/x'), conf, root), 'ECONFIG', [
-      `${path.join(root, ETC)}: [composefs] keypath = ${JSON.stringify(bad)}`,
+      `${path.join(root, ETC)}: line 3: [composefs] keypath = ${JSON.stringify(bad)}`,
       'absolute path',
     ]);
   });
@@ -323,7 +390,7 @@ for (const [section, key, get] of BOOL_KEYS) {
       const root = tree(t, { [ETC]: `[composefs]\nenabled = yes\n[${section}]\n${key} = ${bad}\n` });
       const conf = loadPrepareRootConf(root);
       refuses(t, () => resolveBootConfig(parseKernelCmdline('ostree=/x'), conf, root), 'ECONFIG', [
-        `${path.join(root, ETC)}: [${section}] ${key} = ${JSON.stringify(bad)}`,
+        `${path.join(root, ETC)}: line 4: [${section}] ${key} = ${JSON.stringify(bad)}`,
         'expected one of',
         ...BOOL_WORDS,
       ]);
@@ -342,14 +409,23 @@ test('ostree.prepare-root.composefs=signed turns on signing + verity over a "no"
 
 const KARG_TRISTATE: Record<string, Tristate> = { yes: 'yes', true: 'yes', '1': 'yes', maybe: 'maybe', no: 'no', false: 'no', '0': 'no' };
 for (const [word, expected] of Object.entries(KARG_TRISTATE)) {
-  test(`ostree.prepare-root.composefs=${word} overrides a signed config and turns signing off`, (t) => {
-    const c = fromKargs(`ostree=/x ostree.prepare-root.composefs=${word}`, { composefs: { enabled: 'signed' } });
+  test(`ostree.prepare-root.composefs=${word} overrides a verity config, keeping verity unless off`, (t) => {
+    const c = fromKargs(`ostree=/x ostree.prepare-root.composefs=${word}`, { composefs: { enabled: 'verity' } });
     t.is(c.composefs, expected);
     t.false(c.composefsSigned);
     // Like ostree, the karg leaves the config's verity requirement in place
     // (nothing to require when composefs ends up off).
     t.is(c.composefsVerity, expected !== 'no');
     t.is(c.composefsDigest, null);
+  });
+
+  // Issue 13 item 7 (ostree lets the karg turn signing off silently).
+  test(`ostree.prepare-root.composefs=${word} over a signed config is refused, naming both`, (t) => {
+    refuses(t, () => fromKargs(`ostree=/x ostree.prepare-root.composefs=${word}`, { composefs: { enabled: 'signed' } }), 'ECMDLINE', [
+      `ostree.prepare-root.composefs=${word}`,
+      '[composefs] enabled = signed',
+      'signature',
+    ]);
   });
 }
 
@@ -384,17 +460,26 @@ for (const [word, [cfs, verity, signed]] of Object.entries(OT)) {
   });
 }
 
-test('ot-composefs=off over a signed config: composefs off', (t) => {
-  const c = fromKargs('ostree=/x ot-composefs=off', { composefs: { enabled: 'signed' } });
-  t.deepEqual([c.composefs, c.composefsVerity, c.composefsSigned], ['no', false, false]);
+test('ot-composefs=off over a signed config is refused, naming both', (t) => {
+  refuses(t, () => fromKargs('ostree=/x ot-composefs=off', { composefs: { enabled: 'signed' } }), 'ECMDLINE', [
+    'ot-composefs=off',
+    '[composefs] enabled = signed (/x/prepare-root.conf)',
+  ]);
 });
 
 const HEX = 'a'.repeat(16) + '0123456789abcdef'.repeat(3);
 
-test('ot-composefs=digest=<64 hex>: composefs yes, verity, digest pinned, no signing', (t) => {
-  const c = fromKargs(`ostree=/x ot-composefs=digest=${HEX}`, { composefs: { enabled: 'signed' } });
+test('ot-composefs=digest=<64 hex>: composefs yes, verity, digest pinned', (t) => {
+  const c = fromKargs(`ostree=/x ot-composefs=digest=${HEX}`, { composefs: { enabled: 'maybe' } });
   t.is(HEX.length, 64);
   t.deepEqual([c.composefs, c.composefsVerity, c.composefsSigned, c.composefsDigest], ['yes', true, false, HEX]);
+  t.is(c.sources.composefsDigest, `karg ot-composefs=digest=${HEX}`);
+});
+
+test('ot-composefs=digest= over a signed config adds the digest and keeps the signature', (t) => {
+  const c = fromKargs(`ostree=/x ot-composefs=digest=${HEX}`, { composefs: { enabled: 'signed' } });
+  t.deepEqual([c.composefs, c.composefsVerity, c.composefsSigned, c.composefsDigest], ['yes', true, true, HEX]);
+  t.is(c.sources.composefsSigned, '/x/prepare-root.conf [composefs] enabled');
   t.is(c.sources.composefsDigest, `karg ot-composefs=digest=${HEX}`);
 });
 
@@ -425,22 +510,7 @@ for (const bad of ['yes', 'digest', 'verity', 'sha256=abc', '']) {
   });
 }
 
-test('both kargs: ostree.prepare-root.composefs wins (either order)', (t) => {
-  for (const cmd of [
-    'ostree=/x ot-composefs=signed ostree.prepare-root.composefs=maybe',
-    'ostree=/x ostree.prepare-root.composefs=maybe ot-composefs=signed',
-  ]) {
-    const c = fromKargs(cmd);
-    t.deepEqual([c.composefs, c.composefsSigned, c.composefsVerity], ['maybe', false, false], cmd);
-    t.is(c.sources.composefs, 'karg ostree.prepare-root.composefs=maybe');
-    t.regex(c.sources['ot-composefs'] ?? '', /ignored/);
-  }
-  const d = fromKargs(`ostree=/x ot-composefs=digest=${HEX} ostree.prepare-root.composefs=signed`);
-  t.is(d.composefsDigest, null);
-  t.true(d.composefsSigned);
-  // The overridden karg is not interpreted, so a malformed one does not block the boot.
-  t.is(fromKargs('ostree=/x ot-composefs=bogus ostree.prepare-root.composefs=no').composefs, 'no');
-});
+// Every combination of the two kargs and the config: test/composefs-mode.test.ts.
 
 // ---------------------------------------------------------------------------
 // ostree= and androidboot
@@ -602,7 +672,7 @@ for (const bad of ['on', 'maybe', '']) {
   test(`repo config [sysroot] readonly = ${JSON.stringify(bad)} is ECONFIG naming the repo config`, (t) => {
     const sysroot = tree(t, { 'ostree/repo/config': `[core]\nmode=bare\n[sysroot]\nreadonly=${bad}\n` });
     refuses(t, () => resolveBootConfig(parseKernelCmdline('ostree=/x'), { path: null, sections: {} }, sysroot), 'ECONFIG', [
-      `${path.join(sysroot, 'ostree/repo/config')}: [sysroot] readonly = ${JSON.stringify(bad)}`,
+      `${path.join(sysroot, 'ostree/repo/config')}: line 4: [sysroot] readonly = ${JSON.stringify(bad)}`,
       ...BOOL_WORDS,
     ]);
   });

@@ -208,6 +208,43 @@ withFixture('ostree= resolving outside SYSROOT is refused', {}, (t, fx) => {
   refused(t, verifyJson(fx, 'ostree=/ostree/evil'), 'EDEPLOY', /outside|escapes/i);
 });
 
+// Issue 13 item 7: a pin is never dropped. Before, ostree.prepare-root.composefs= won silently
+// and the digest (or the config's signature) was ignored: a foreign image verified OK.
+withFixture('ostree.prepare-root.composefs=yes with ot-composefs=digest= is refused, naming both', { conf: null }, (t, fx) => {
+  const other = createHash('sha256').update('a foreign image').digest('hex');
+  const kargs = `ostree.prepare-root.composefs=yes ot-composefs=digest=${other}`;
+  refused(t, verifyJson(fx, `${fx.cmdline} ${kargs}`), 'ECMDLINE', /ostree\.prepare-root\.composefs=yes and ot-composefs=digest=/, new RegExp(other), /conflict/);
+});
+
+withFixture('a karg without a pin over enabled=signed is refused, naming the karg and the config', {}, (t, fx) => {
+  for (const karg of ['ostree.prepare-root.composefs=yes', 'ot-composefs=off', 'ot-composefs=maybe']) {
+    refused(t, verifyJson(fx, `${fx.cmdline} ${karg}`), 'ECMDLINE', new RegExp(karg.replace(/\./g, '\\.')), /\[composefs\] enabled = signed/, /signature/);
+  }
+});
+
+withFixture('ot-composefs=digest= over enabled=signed checks both the signature and the digest', {}, (t, fx) => {
+  const ok = verifyFixture(fx, { cmdline: `${fx.cmdline} ot-composefs=digest=${fx.info.imageDigest}` });
+  t.is(ok.status, 0, ok.stderr);
+  t.regex(ok.stdout, /composefs=signed\+digest/);
+  t.regex(ok.stdout, new RegExp(`matches the signed commit ${fx.info.commit} and the karg ot-composefs=digest=`));
+  const wrong = createHash('sha256').update('not the image').digest('hex');
+  refused(t, verifyJson(fx, `${fx.cmdline} ot-composefs=digest=${wrong}`), 'EDIGEST', new RegExp(wrong), /signed commit/);
+});
+
+// Issue 13 item 8: prepare-root.conf means what GKeyFile (ostree) reads.
+for (const [text, value] of [
+  ['[composefs]\nenabled = no ; signed\n', 'no ; signed'],
+  ['[composefs]\nenabled = "signed"\n', '"signed"'],
+] as const) {
+  withFixture(`prepare-root.conf ${JSON.stringify(text)} is refused: the value is ${JSON.stringify(value)}`, { conf: text }, (t, fx) => {
+    refused(t, verifyJson(fx), 'ECONFIG', new RegExp(`prepare-root\\.conf: line 2: \\[composefs\\] enabled = ${JSON.stringify(value).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+  });
+}
+
+withFixture('a prepare-root.conf with a byte-order mark is refused, naming line 1', { conf: '\ufeff[composefs]\nenabled = signed\n' }, (t, fx) => {
+  refused(t, verifyJson(fx), 'ECONFIG', /prepare-root\.conf: line 1: starts with a byte-order mark/);
+});
+
 withFixture('composefs off verifies nothing and says so', { conf: null }, (t, fx) => {
   const r = verifyFixture(fx, { cmdline: `${fx.cmdline} ot-composefs=off` });
   t.is(r.status, 0, r.stderr);

@@ -3,13 +3,16 @@
  * a total case budget (default 1,000,000, `--cases N`), then print
  * `fuzz: N cases, F failures`. A failure prints the target, the seed and
  * path to replay it (`--seed S --only NAME`), and the shrunk counterexample.
- * The GLib differential check (`--glib N`, default 100,000) runs on top.
+ * The GLib differential checks run on top: GVariant normal form (`--glib N`,
+ * default 100,000) and key files against GLib.KeyFile (`--keyfile N`,
+ * default 100,000; test/fuzz/keyfile-glib.ts).
  * Exit status 1 if any target failed.
  */
 
 import fc from 'fast-check';
 import { makeFuzzEnv } from './targets.js';
 import { glibDifferential } from './glib.js';
+import { keyFileDifferential } from './keyfile-glib.js';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -21,6 +24,8 @@ const seed = Number(arg('--seed') ?? Date.now() % 2 ** 31);
 const only = arg('--only');
 /** Extra cases for the GLib differential check (test/fuzz/glib.ts), on top of --cases. */
 const glibCases = Number(arg('--glib') ?? 100_000);
+/** Generated key files compared with GLib.KeyFile, on top of --cases. */
+const keyFileCases = Number(arg('--keyfile') ?? 100_000);
 if (!Number.isSafeInteger(total) || total <= 0) throw new Error('--cases needs a positive integer');
 
 const env = makeFuzzEnv();
@@ -63,6 +68,26 @@ try {
       process.stdout.write(`FAIL gvariant vs GLib: ${bad.length} disagreements in ${done} cases, e.g.\n  ${bad.slice(0, 3).join('\n  ')}\n`);
     } else {
       process.stdout.write(`ok   gvariant vs GLib (python3-gi): ${done} cases in ${(ms / 1000).toFixed(1)} s\n`);
+    }
+  }
+  if (!only || 'keyfile'.includes(only) || only.includes('keyfile')) {
+    const t0 = process.hrtime.bigint();
+    let done = 0;
+    let loaded = 0;
+    const bad: string[] = [];
+    for (let b = 0; done < keyFileCases; b++) {
+      const r = keyFileDifferential(Math.min(20_000, keyFileCases - done), seed + b);
+      done += r.cases;
+      loaded += r.bothLoaded;
+      bad.push(...r.failures);
+    }
+    cases += done;
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    if (bad.length > 0) {
+      failures++;
+      process.stdout.write(`FAIL key files vs GLib.KeyFile: ${bad.length} disagreements in ${done} files, e.g.\n  ${bad.slice(0, 3).join('\n  ')}\n`);
+    } else {
+      process.stdout.write(`ok   key files vs GLib.KeyFile (python3-gi): ${done} files (${loaded} loaded by both) in ${(ms / 1000).toFixed(1)} s\n`);
     }
   }
 } finally {

@@ -31,11 +31,11 @@ import { COMMIT_TYPE, encodeCommit, parseCommit, type Commit } from '../../src/c
 import { verifySignedCommit } from '../../src/signature.js';
 import { checkErofsSuperblock, COMPOSEFS_MAGIC, EROFS_SUPER_MAGIC, parseComposefsHeader } from '../../src/image.js';
 import { parseKernelCmdline } from '../../src/cmdline.js';
-import { parseKeyFile, resolveBootConfig } from '../../src/config.js';
+import { readKeyFileText, resolveBootConfig } from '../../src/config.js';
 import { parsePublicKeys } from '../../src/keys.js';
 import { resolveDeployment } from '../../src/deployment.js';
 import { oneLine } from '../../src/log.js';
-import type { BootConfig, PrepareRootConf } from '../../src/model.js';
+import type { BootConfig, KernelArgs, PrepareRootConf } from '../../src/model.js';
 import {
   canon,
   cmdlineArb,
@@ -346,6 +346,24 @@ function checkBootConfig(c: BootConfig): void {
   assert(c.ostreeTarget.trim() !== '', 'empty ostree= target accepted');
 }
 
+/**
+ * Issue 13 item 7: an accepted configuration keeps every pin any source asked for: a
+ * `signed` from either karg (any occurrence) or from the config, and a digest= karg.
+ */
+function checkPinsKept(kargs: KernelArgs, conf: PrepareRootConf, c: BootConfig): void {
+  const word = (v: string | null) => (v ?? '').replace(/[ \t\n\f\r]+$/, '').toLowerCase();
+  for (const key of ['ostree.prepare-root.composefs', 'ot-composefs']) {
+    for (const v of kargs.all(key)) {
+      if (word(v) === 'signed') assert(c.composefsSigned, `${key}=${v} accepted without signing`);
+      if (key === 'ot-composefs' && word(v).startsWith('digest=')) {
+        assert(c.composefsDigest === word(v).slice(7), `${key}=${v} accepted with digest ${c.composefsDigest}`);
+      }
+    }
+  }
+  const enabled = conf.path === null ? undefined : conf.sections.composefs?.enabled;
+  if (enabled !== undefined && word(enabled) === 'signed') assert(c.composefsSigned, `enabled = ${enabled} accepted without signing`);
+}
+
 function textTargets(sysroot: string): FuzzTarget[] {
   fs.mkdirSync(sysroot, { recursive: true });
   const noConf: PrepareRootConf = { path: null, sections: {} };
@@ -357,28 +375,40 @@ function textTargets(sysroot: string): FuzzTarget[] {
         const kargs = parseKernelCmdline(text); // never throws, for any text
         for (const k of kargs.keys()) assert(k !== '' && !/[ \t\n]/.test(k) || text.includes('"'), `key ${JSON.stringify(k)} holds whitespace`);
         const c = refusalOrValue(['ECMDLINE', 'ECONFIG'], () => resolveBootConfig(kargs, noConf, sysroot));
-        if (c) checkBootConfig(c);
+        if (c) {
+          checkBootConfig(c);
+          checkPinsKept(kargs, noConf, c);
+        }
       }),
     },
     {
       name: 'config: prepare-root.conf text + kargs',
       weight: 4,
       property: fc.property(confTextArb, cmdlineArb, (text, cmdline) => {
-        const sections = refusalOrValue(['ECONFIG'], () => parseKeyFile(text, '/etc/ostree/prepare-root.conf'));
-        if (sections === null) return;
-        const conf: PrepareRootConf = { path: '/etc/ostree/prepare-root.conf', sections };
-        const c = refusalOrValue(['ECMDLINE', 'ECONFIG'], () => resolveBootConfig(parseKernelCmdline(`ostree=/o ${cmdline}`), conf, sysroot));
-        if (c) checkBootConfig(c);
+        const read = refusalOrValue(['ECONFIG'], () => readKeyFileText(text, '/etc/ostree/prepare-root.conf'));
+        if (read === null) return;
+        const conf: PrepareRootConf = { path: '/etc/ostree/prepare-root.conf', ...read };
+        const kargs = parseKernelCmdline(`ostree=/o ${cmdline}`);
+        const c = refusalOrValue(['ECMDLINE', 'ECONFIG'], () => resolveBootConfig(kargs, conf, sysroot));
+        if (c) {
+          checkBootConfig(c);
+          checkPinsKept(kargs, conf, c);
+        }
       }),
     },
     {
-      // SYSROOT/ostree/repo/config is on the disk (untrusted) and read leniently for [sysroot] readonly.
-      name: 'config: repo config from the disk (lenient)',
+      // SYSROOT/ostree/repo/config is on the disk (untrusted), read for [sysroot] readonly.
+      name: 'config: repo config from the disk',
       weight: 2,
       property: fc.property(fc.oneof(confTextArb, noisyTextArb), (text) => {
-        const sections = refusalOrValue(['ECONFIG'], () => parseKeyFile(text, '/sysroot/ostree/repo/config', false));
-        if (sections) {
-          for (const sec of Object.values(sections)) for (const v of Object.values(sec)) assert(typeof v === 'string', 'non-string value');
+        const read = refusalOrValue(['ECONFIG'], () => readKeyFileText(text, '/sysroot/ostree/repo/config'));
+        if (read) {
+          for (const [name, sec] of Object.entries(read.sections)) {
+            for (const [k, v] of Object.entries(sec)) {
+              assert(typeof v === 'string' && !v.includes('\n'), 'a value that is not one line of text');
+              assert(Number.isSafeInteger(read.lines[name]?.[k]), `no line number for [${name}] ${k}`);
+            }
+          }
         }
       }),
     },

@@ -137,6 +137,28 @@ test.serial('ot-composefs=digest=: right digest boots with verity=require; wrong
   assertNothingLeft(t, bad);
 });
 
+// Issue 13 items 7 and 8 at boot: each of these booted before (a foreign image, or an
+// unverified legacy root) with exit 0.
+test.serial('a pin is never dropped and prepare-root.conf reads as GKeyFile does: refused at boot, one line, nothing left', (t) => {
+  const unsigned = sysroot({ sign: false });
+  const signed = sysroot();
+  const other = '5a'.repeat(32);
+  for (const [info, kargs, conf, code, phrase] of [
+    [unsigned, `ostree.prepare-root.composefs=yes ot-composefs=digest=${other}`, null, 'ECMDLINE', `ostree.prepare-root.composefs=yes and ot-composefs=digest=${other} conflict`],
+    [signed, 'ot-composefs=off', '[composefs]\nenabled = signed\n', 'ECMDLINE', 'ot-composefs=off would turn off the signature check'],
+    [signed, 'ostree.prepare-root.composefs=maybe', '[composefs]\nenabled = signed\n', 'ECMDLINE', 'ostree.prepare-root.composefs=maybe would turn off'],
+    [signed, '', '[composefs]\nenabled = no ; signed\n', 'ECONFIG', 'line 2: [composefs] enabled = "no ; signed"'],
+  ] as const) {
+    const r = boot(info, kargs, { prepareRootConf: conf });
+    const what = `${kargs} / ${JSON.stringify(conf)}`;
+    t.is(r.rc, 1, `${what}: ${r.stderr}`);
+    const lines = r.stderr.trim().split('\n');
+    t.is(lines.length, 1, `${what}: one line: ${r.stderr}`);
+    t.true(lines[0]!.startsWith('cfsroot: ') && lines[0]!.includes(phrase) && lines[0]!.includes(code), `${what}: ${lines[0]}`);
+    assertNothingLeft(t, r);
+  }
+});
+
 test.serial('signed, image changed on disk after signing: EDIGEST on the copy, nothing left behind', (t) => {
   const info = sysroot();
   const fd = fs.openSync(info.image!, 'r+');
