@@ -17,7 +17,7 @@ all=(plain-root signed-ok digest-ok digest-mismatch bad-signature tampered-objec
 if (($#)); then scenarios=("$@"); else scenarios=("${all[@]}"); fi
 limit=${QEMU_TIMEOUT:-300}
 
-[[ -f $OUT/disk.env && -f $OUT/base.img && -f $OUT/initrd-dracut.img ]] ||
+[[ -f $OUT/disk.env && -f $OUT/base.img && -f $OUT/initrd-dracut.img && -f $OUT/initrd-dracut-unsigned.img ]] ||
   die "disks/initramfs missing: run make qemu-check (or qemu/mkdisk.sh and qemu/mkinitrd.sh)"
 # shellcheck source=/dev/null
 . "$OUT/disk.env"
@@ -95,8 +95,8 @@ run() {
     plain-root) base=$OUT/plain.img; args=$common ;;
     minimal-initramfs) initrd=$OUT/initrd-mini.img ;;
     dracut-hook|dracut-hook-bad-signature) initrd=$OUT/initrd-dracut-hook.img ;;
-    legacy-off) args="$args ot-composefs=off" ;;
-    maybe-no-image) args="$args ot-composefs=maybe" ;;
+    legacy-off) initrd=$OUT/initrd-dracut-unsigned.img; args="$args ot-composefs=off" ;;
+    maybe-no-image) initrd=$OUT/initrd-dracut-unsigned.img; args="$args ot-composefs=maybe" ;;
     digest-ok) args="$args ot-composefs=digest=$IMAGE_DIGEST" ;;
     digest-mismatch)
       # The real digest with its last hex digit changed.

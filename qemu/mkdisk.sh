@@ -38,9 +38,14 @@ rm -rf "$OUT/plainroot"
 # The OSTree sysroot, signed with a fresh key whose public half goes into the
 # initramfs, with prepare-root.conf asking for signed composefs (the distro
 # location /usr/lib/ostree; the kargs of some scenarios override it).
-rm -rf "$OUT/sysroot" "$OUT/initrd-extra"
+rm -rf "$OUT/sysroot" "$OUT/initrd-extra" "$OUT/initrd-extra-unsigned"
 mkdir -p "$OUT/initrd-extra/usr/lib/ostree" "$OUT/initrd-extra/etc/ostree"
 printf '[composefs]\nenabled = signed\n' > "$OUT/initrd-extra/usr/lib/ostree/prepare-root.conf"
+# A karg never lowers enabled = signed (issue 13 item 7: refused, naming both),
+# so the scenarios whose kargs ask for less (ot-composefs=off, =maybe) boot an
+# initramfs whose configuration does not ask for a signature.
+mkdir -p "$OUT/initrd-extra-unsigned/usr/lib/ostree"
+printf '[composefs]\nenabled = maybe\n' > "$OUT/initrd-extra-unsigned/usr/lib/ostree/prepare-root.conf"
 (cd "$REPO" && npx tsx tools/mksysroot.ts --out "$OUT/sysroot" --tree "$OUT/rootfs" --os "$os" \
    --key-out "$OUT/initrd-extra/etc/ostree/initramfs-root-binding.key") > "$OUT/sysroot.json"
 # The top-level directories `ostree admin init-fs` gives a sysroot. dracut's

@@ -2,6 +2,7 @@
 # Build the initramfs images the boot tests use, all for the kernel unpacked
 # by qemu/deps.sh:
 #   initrd-dracut.img         dracut 059 + systemd + cfsroot module (+ test module)
+#   initrd-dracut-unsigned.img  as initrd-dracut.img, with EXTRA_ROOT_DIR-unsigned (enabled = maybe)
 #   initrd-dracut-plain.img   the same without cfsroot (size/boot-time baseline)
 #   initrd-dracut-hook.img    dracut 059 without systemd: cfsroot runs from its pre-pivot hook
 #   initrd-mini.img           initramfs/build.sh (busybox, no systemd) + cfsroot
@@ -55,6 +56,9 @@ run_dracut() {
 inc=()
 [[ -n $extra ]] && inc=(--include "$extra" /)
 run_dracut "$OUT/initrd-dracut.img" --modules "$dracut_modules cfsroot" "${inc[@]}"
+if [[ -n $extra && -d $extra-unsigned ]]; then
+  run_dracut "$OUT/initrd-dracut-unsigned.img" --modules "$dracut_modules cfsroot" --include "$extra-unsigned" /
+fi
 run_dracut "$OUT/initrd-dracut-plain.img" --modules "$dracut_modules"
 # No systemd: dracut's own shell init, and the cfsroot module's pre-pivot hook
 # in place of its unit (and no cfstest: it needs dracut-systemd).

@@ -202,8 +202,37 @@ function confBool(conf: PrepareRootConf, section: string, key: string, dflt: Dec
   return { value: b, source: v.source };
 }
 
+/** The kernel arguments of composefs-setup-root's mode (SPEC §6); a bare `composefs` selects it too. */
+export const COMPOSEFS_NATIVE_KARGS = ['composefs', 'composefs.digest'] as const;
+
+/**
+ * The composefs-native mode (composefs-setup-root, bootc's composefs
+ * backend) is not implemented yet, and its kargs pin the image to boot: an
+ * ostree boot that went ahead beside them would drop that pin. So any of them
+ * is refused, and with ostree= too the message names both (issue 14).
+ */
+function refuseComposefsNativeKargs(kargs: KernelArgs): void {
+  const native = COMPOSEFS_NATIVE_KARGS.filter((k) => kargs.has(k)).map((k) => formatKarg(k, kargs.get(k) ?? null));
+  if (native.length === 0) return;
+  const ostree = kargs.has('ostree') ? formatKarg('ostree', kargs.get('ostree') ?? null) : null;
+  if (ostree) {
+    fail(
+      'ECMDLINE',
+      `kernel command line: ${native.join(' and ')} and ${ostree} both present: expected one boot mode, ` +
+        'composefs= (composefs-native) or ostree= (an ostree deployment); refusing rather than boot one and ignore the other\'s pin',
+    );
+  }
+  fail(
+    'ECMDLINE',
+    `kernel command line: ${native.join(' and ')} selects the composefs-native mode (composefs-setup-root), ` +
+      'which this cfsroot does not implement yet: expected ostree=/ostree/boot.N/<os>/<bootcsum>/<serial>; ' +
+      'boot this entry with composefs-setup-root, or give it an ostree= deployment instead',
+  );
+}
+
 /** ostree= or the androidboot.* slot selection (which wins over ostree=): kernel arguments only. */
 export function resolveOstreeTarget(kargs: KernelArgs): Decided<string> {
+  refuseComposefsNativeKargs(kargs);
   const SLOT = 'androidboot.slot_suffix';
   if (kargs.has(SLOT)) {
     const v = kargs.get(SLOT) ?? null;

@@ -546,6 +546,19 @@ test('bare androidboot.slot_suffix is refused', (t) => {
   refuses(t, () => fromKargs('androidboot.slot_suffix'), 'ECMDLINE', ['androidboot.slot_suffix (no value)', '_a, _b']);
 });
 
+test('composefs= / composefs.digest= (the composefs-native mode) are refused, naming ostree= too when present', (t) => {
+  const digest = 'a'.repeat(64);
+  refuses(t, () => fromKargs(`composefs=${digest}`), 'ECMDLINE', [`composefs=${digest}`, 'composefs-native', 'not implement', 'expected ostree=']);
+  refuses(t, () => fromKargs(`composefs.digest=?v1-sha512-12:${'b'.repeat(128)}`), 'ECMDLINE', ['composefs.digest=?v1-sha512-12:', 'composefs-native']);
+  refuses(t, () => fromKargs('quiet composefs'), 'ECMDLINE', ['composefs selects']);
+  refuses(t, () => fromKargs(`ostree=/ostree/boot.1/os/b/0 composefs=${digest}`), 'ECMDLINE', [
+    `composefs=${digest} and ostree=/ostree/boot.1/os/b/0 both present`,
+    'one boot mode',
+  ]);
+  // Names that only look alike select nothing.
+  t.is(fromKargs('ostree=/x composefs_x=1 rd.composefs=1').ostreeTarget, '/x');
+});
+
 test('missing, bare or empty ostree= is refused', (t) => {
   refuses(t, () => fromKargs('root=/dev/sda quiet'), 'ECMDLINE', ['no ostree=', 'androidboot']);
   refuses(t, () => fromKargs('ostree'), 'ECMDLINE', ['ostree (no value)']);
