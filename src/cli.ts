@@ -132,6 +132,11 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
       return commandPlan(parseCommon(rest, 'plan'), io);
     default:
       if (first.startsWith('-')) fail('EUSAGE', `unknown option "${first}" (see cfsroot --help)`);
+      // The boot form mounts over its argument: a mistyped command (`verfy`)
+      // must not become a boot of a directory of that name.
+      if (!first.startsWith('/')) {
+        fail('EUSAGE', `unknown command "${first}": expected verify, plan, digest, or the boot form with an absolute SYSROOT such as /sysroot (see cfsroot --help)`);
+      }
       if (rest.length > 1) fail('EUSAGE', `too many arguments: expected SYSROOT [KERNEL_CMDLINE], got ${argv.length}`);
       return commandBoot(first, rest[0] ?? null, io);
   }

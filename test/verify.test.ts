@@ -8,6 +8,8 @@
 import test from 'ava';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as os from 'node:os';
+import { spawnSync } from 'node:child_process';
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { makeFixture, verifyFixture, runBinary, BINARY, type Fixture, type RunResult } from './helpers/fixture.js';
 import { rawPublicKey, signCommitFile } from '../tools/mksysroot.js';
@@ -260,4 +262,20 @@ test('usage errors exit 2 with a one-line message', (t) => {
   t.regex(h.stdout, /cfsroot verify \[--sysroot DIR\]/);
   const v = runBinary(['--version']);
   t.regex(v.stdout, /^cfsroot \d+\.\d+\.\d+/);
+});
+
+test('a mistyped command is a usage error, never a boot of a directory of that name', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cfsroot-typo-'));
+  try {
+    // Even where a directory of that name exists, in the working directory.
+    fs.mkdirSync(path.join(dir, 'verfy'));
+    for (const argv of [['verfy'], ['preflight', '--json'], ['sysroot', 'ostree=/x']]) {
+      const r = spawnSync(BINARY, argv, { cwd: dir, encoding: 'utf8' });
+      t.is(r.status, 2, `${argv.join(' ')}: ${r.stderr}`);
+      t.is(r.stderr.trim().split('\n').length, 1);
+      t.regex(r.stderr, new RegExp(`^cfsroot: unknown command "${argv[0]}": expected verify, plan, digest, or the boot form with an absolute SYSROOT`));
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
