@@ -3,13 +3,16 @@
  * a total case budget (default 1,000,000, `--cases N`), then print
  * `fuzz: N cases, F failures`. A failure prints the target, the seed and
  * path to replay it (`--seed S --only NAME`), and the shrunk counterexample.
- * The GLib differential check (`--glib N`, default 100,000) runs on top.
+ * The GLib differential check (`--glib N`, default 100,000) and the
+ * memory-per-input-byte property of test/fuzz/memory.ts (`--memory N`,
+ * default 1,000, in a process of its own) run on top.
  * Exit status 1 if any target failed.
  */
 
 import fc from 'fast-check';
 import { makeFuzzEnv } from './targets.js';
 import { glibDifferential } from './glib.js';
+import { runMemoryProperty } from './memory.js';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -21,6 +24,8 @@ const seed = Number(arg('--seed') ?? Date.now() % 2 ** 31);
 const only = arg('--only');
 /** Extra cases for the GLib differential check (test/fuzz/glib.ts), on top of --cases. */
 const glibCases = Number(arg('--glib') ?? 100_000);
+/** Cases for the memory-per-byte property (test/fuzz/memory.ts), on top of --cases. */
+const memoryCases = Number(arg('--memory') ?? 1_000);
 if (!Number.isSafeInteger(total) || total <= 0) throw new Error('--cases needs a positive integer');
 
 const env = makeFuzzEnv();
@@ -63,6 +68,18 @@ try {
       process.stdout.write(`FAIL gvariant vs GLib: ${bad.length} disagreements in ${done} cases, e.g.\n  ${bad.slice(0, 3).join('\n  ')}\n`);
     } else {
       process.stdout.write(`ok   gvariant vs GLib (python3-gi): ${done} cases in ${(ms / 1000).toFixed(1)} s\n`);
+    }
+  }
+  if (memoryCases > 0 && (!only || 'memory per input byte'.includes(only) || only.includes('memory'))) {
+    const t0 = process.hrtime.bigint();
+    const r = runMemoryProperty(memoryCases, seed);
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    cases += r.cases;
+    if (r.failed) {
+      failures++;
+      process.stdout.write(`FAIL memory per input byte after ${r.cases} cases (seed ${seed}, --only memory)\n  ${r.message}\n  counterexample: ${r.counterexample}\n`);
+    } else {
+      process.stdout.write(`ok   memory per input byte (GVariant readers): ${r.cases} cases in ${(ms / 1000).toFixed(1)} s\n`);
     }
   }
 } finally {
