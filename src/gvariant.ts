@@ -11,6 +11,15 @@
  * offset and type. Every length we act on is bounded by the input's length,
  * so a forged offset can neither allocate nor loop beyond the input size.
  *
+ * Lengths are not enough: a 128 MiB object can frame 33.5 million empty
+ * arrays, and a JS value per element would exhaust the heap. So a reader
+ * takes each container's element count from its framing and spends it from
+ * a budget of MAX_VALUES before visiting any element, and type strings are
+ * capped at MAX_TYPE_LENGTH (SPEC §2 "Limits"). The boot does not decode
+ * whole objects at all: validate checks normal form building nothing,
+ * locateVardict / locateMembers find values by their framing, and
+ * decodeLocated builds only the values asked for ("Lazy reading" below).
+ *
  * Value mapping (other modules rely on it):
  *   b -> boolean; y n q i u h -> number; x t -> bigint; d -> number;
  *   s o g -> string; ay -> Uint8Array; other aX -> GValue[];
