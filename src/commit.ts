@@ -1,13 +1,15 @@
 /**
  * OSTree commit objects and object files (SPEC §2): where an object lives in
  * a repository, reading one with size and type limits, and the `.commit`
- * GVariant `(a{sv}aya(say)sstayay)` in both directions.
+ * GVariant `(a{sv}aya(say)sstayay)` in both directions. The boot reads a
+ * commit with openCommit (checked whole, decoded only where it looks);
+ * parseCommit decodes every field, for tools and tests.
  */
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CfsError, describeSystemError } from './errors.js';
-import { decode, encode, type GValue, type Variant } from './gvariant.js';
+import { decode, encode, locateMembers, locateVardict, validate, whole, type GValue, type Located, type Variant } from './gvariant.js';
 
 export const COMMIT_TYPE = '(a{sv}aya(say)sstayay)';
 
@@ -113,7 +115,43 @@ function badCommit(where: string, why: string): never {
 }
 
 /**
- * Parse `.commit` bytes. Throws EGVARIANT for bad serialisation, EOBJECT for
+ * What the boot reads of a `.commit`: its parent and its metadata, each
+ * metadata value located but not decoded (decode one with decodeLocated).
+ */
+export interface CommitView {
+  /** Metadata entries by key (at most MAX_VARDICT_ENTRIES). */
+  metadata: Map<string, Located>;
+  /** Parent commit checksum: 32 bytes, or empty for a root commit. */
+  parent: Uint8Array;
+}
+
+/**
+ * Open `.commit` bytes for the boot (SPEC §2 "Limits"). The whole object is
+ * checked to be normal form without building any value (gvariant.ts
+ * validate: at most MAX_VALUES values visited, refused from a container's
+ * framing before it is walked), then only the tuple's framing, the
+ * checksums' lengths and the metadata keys are read. Time and memory are
+ * linear in the object's size with a small factor, whatever the metadata
+ * holds: a package list stays undecoded, an array of millions of empty
+ * arrays is refused at once. The related-objects list is checked as
+ * GVariant but not read (the boot never uses it). Errors as parseCommit.
+ */
+export function openCommit(bytes: Uint8Array, where: string): CommitView {
+  const obj = whole(COMMIT_TYPE, bytes);
+  validate(obj, where);
+  const [metadata, parent, , , , , rootTree, rootMeta] = locateMembers(obj, where) as [Located, Located, ...Located[]];
+  checkChecksums(where, parent.bytes, rootTree!.bytes, rootMeta!.bytes);
+  return { metadata: locateVardict(metadata, where), parent: parent.bytes.slice() };
+}
+
+function checkChecksums(where: string, parent: Uint8Array, rootTree: Uint8Array, rootMeta: Uint8Array): void {
+  if (parent.length !== 0 && parent.length !== 32) badCommit(where, `parent checksum is ${parent.length} bytes, expected 0 or 32`);
+  if (rootTree.length !== 32) badCommit(where, `root dirtree checksum is ${rootTree.length} bytes, expected 32`);
+  if (rootMeta.length !== 32) badCommit(where, `root dirmeta checksum is ${rootMeta.length} bytes, expected 32`);
+}
+
+/**
+ * Parse `.commit` bytes, decoding every field (at most MAX_VALUES values). Throws EGVARIANT for bad serialisation, EOBJECT for
  * a well-formed variant that is not a valid commit (checksums of the wrong
  * length), naming `where`.
  */
@@ -129,9 +167,7 @@ export function parseCommit(bytes: Uint8Array, where: string): Commit {
     Uint8Array,
     Uint8Array,
   ];
-  if (parent.length !== 0 && parent.length !== 32) badCommit(where, `parent checksum is ${parent.length} bytes, expected 0 or 32`);
-  if (rootTree.length !== 32) badCommit(where, `root dirtree checksum is ${rootTree.length} bytes, expected 32`);
-  if (rootMeta.length !== 32) badCommit(where, `root dirmeta checksum is ${rootMeta.length} bytes, expected 32`);
+  checkChecksums(where, parent, rootTree, rootMeta);
   for (const [name, csum] of related) {
     if (csum.length !== 32) badCommit(where, `related object '${name}' checksum is ${csum.length} bytes, expected 32`);
   }

@@ -11,6 +11,15 @@
  * offset and type. Every length we act on is bounded by the input's length,
  * so a forged offset can neither allocate nor loop beyond the input size.
  *
+ * Lengths are not enough: a 128 MiB object can frame 33.5 million empty
+ * arrays, and a JS value per element would exhaust the heap. So a reader
+ * takes each container's element count from its framing and spends it from
+ * a budget of MAX_VALUES before visiting any element, and type strings are
+ * capped at MAX_TYPE_LENGTH (SPEC §2 "Limits"). The boot does not decode
+ * whole objects at all: validate checks normal form building nothing,
+ * locateVardict / locateMembers find values by their framing, and
+ * decodeLocated builds only the values asked for ("Lazy reading" below).
+ *
  * Value mapping (other modules rely on it):
  *   b -> boolean; y n q i u h -> number; x t -> bigint; d -> number;
  *   s o g -> string; ay -> Uint8Array; other aX -> GValue[];
@@ -20,6 +29,7 @@
  * never uses maybe types.)
  */
 
+import { isUtf8 } from 'node:buffer';
 import { CfsError } from './errors.js';
 
 export type GBasic = boolean | number | bigint | string;
@@ -38,6 +48,14 @@ export interface Variant {
  * limit only exists so a crafted nest of variants cannot exhaust the stack.
  */
 export const MAX_DEPTH = 64;
+
+/**
+ * Longest type string we parse: a variant's type and a 'g' value (D-Bus
+ * caps signatures at 255). The longest the boot reads is "(a{sv}aya(say)sstayay)";
+ * a type string of millions of characters would otherwise cost a parse node
+ * per character.
+ */
+export const MAX_TYPE_LENGTH = 1024;
 
 // ---------------------------------------------------------------------------
 // Type strings
@@ -147,6 +165,9 @@ const TYPE_CACHE_MAX = 256;
 function parseType(s: string): TypeNode {
   const hit = typeCache.get(s);
   if (hit) return hit;
+  if (s.length > MAX_TYPE_LENGTH) {
+    throw new CfsError('ELIMIT', `GVariant type string of ${s.length} characters, over the limit of ${MAX_TYPE_LENGTH}`);
+  }
   const [node, end] = parseOne(s, 0, 0);
   if (end !== s.length) badType(s, end, 'trailing characters after one complete type');
   if (typeCache.size < TYPE_CACHE_MAX) typeCache.set(s, node);
@@ -201,19 +222,77 @@ function offsetSizeForBody(body: number, n: number): number {
 // ---------------------------------------------------------------------------
 // Reader
 
+/**
+ * Most values one decode or one check visits (SPEC §2 "Limits"): every
+ * array element, tuple member and dictionary-entry member counts one; an
+ * `ay` counts one whatever its length. A container's count is taken from its
+ * framing before any element is read, so an array of millions of empty
+ * elements (an `aay` of 33.5 M empty arrays fits in 128 MiB) is refused at
+ * once, without a loop or an allocation per element. The largest real
+ * objects the boot meets, commits whose metadata lists every package of the
+ * image (`rpmostree.rpmdb.pkglist`, a(stsss): 6 values a package, a few
+ * thousand packages), stay below 1/30 of it. It bounds the time of a check
+ * and the memory of a decode whatever the bytes say.
+ */
+export const MAX_VALUES = 1 << 20;
+
+/**
+ * Most entries of a dictionary cfsroot looks keys up in (locateVardict: a
+ * `.commitmeta`, a commit's metadata). ostree writes a handful; a commit
+ * made by rpm-ostree or bootc carries a few dozen.
+ */
+export const MAX_VARDICT_ENTRIES = 4096;
+
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+const utf8Lossy = new TextDecoder('utf-8');
+
+function prefix(where: string | undefined): string {
+  return where ? `${where}: ` : '';
+}
 
 class Reader {
   readonly view: DataView;
+  /** Values this reader may still visit (MAX_VALUES in all). */
+  private budget = MAX_VALUES;
+  /** The dictionary keys around the value being read, outermost first (node, start, end): named in limit errors. */
+  private readonly keys: Array<[TypeNode, number, number]> = [];
   constructor(
     readonly buf: Uint8Array,
     readonly where: string,
+    /** Where `buf` starts in the object: offsets in messages are the object's. */
+    readonly base: number,
+    /** False: check normal form only, building no value (read returns null). */
+    readonly build: boolean,
+    /** The dictionary key `buf` is the value of, if any (for messages). */
+    readonly outerKey?: string,
   ) {
     this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   }
 
   bad(t: TypeNode, at: number, why: string): never {
-    throw new CfsError('EGVARIANT', `${this.where}GVariant '${t.str}' at offset ${at}: ${why}`);
+    throw new CfsError('EGVARIANT', `${this.where}GVariant '${t.str}' at offset ${this.base + at}: ${why}`);
+  }
+
+  /** ` (key "a" > "b")`: the dictionary keys the value being read sits under. */
+  keyNote(): string {
+    const names = this.outerKey === undefined ? [] : [this.outerKey];
+    for (const [k, s, e] of this.keys) {
+      names.push(k.fixed === null ? utf8Lossy.decode(this.buf.subarray(s, Math.min(e - 1, s + 80))) : String(this.readBasic(k, s, e)));
+    }
+    return names.length === 0 ? '' : ` (key ${names.map((n) => JSON.stringify(n)).join(' > ')})`;
+  }
+
+  /** Take `n` values from the budget, or refuse naming the container, its key and the limit. */
+  spend(n: number, t: TypeNode, at: number): void {
+    if (n > this.budget) {
+      const used = MAX_VALUES - this.budget;
+      throw new CfsError(
+        'ELIMIT',
+        `${this.where}GVariant '${t.str}' at offset ${this.base + at}${this.keyNote()}: ${n} elements, over the limit of ` +
+          `${MAX_VALUES} values per object${used > 0 ? ` (${used} already read)` : ''}`,
+      );
+    }
+    this.budget -= n;
   }
 
   readOffset(t: TypeNode, at: number, size: number): number {
@@ -242,7 +321,7 @@ class Reader {
 
   read(t: TypeNode, start: number, end: number, depth: number): GValue {
     if (depth > MAX_DEPTH) {
-      throw new CfsError('ELIMIT', `${this.where}GVariant nests deeper than ${MAX_DEPTH} levels at offset ${start}`);
+      throw new CfsError('ELIMIT', `${this.where}GVariant nests deeper than ${MAX_DEPTH} levels at offset ${this.base + start}`);
     }
     const len = end - start;
     if (t.fixed !== null && len !== t.fixed) {
@@ -289,16 +368,25 @@ class Reader {
       case 'd':
         return v.getFloat64(start, true);
       default:
-        return this.readString(t, start, end);
+        return this.readString(t, start, end, this.build);
     }
   }
 
-  readString(t: TypeNode, start: number, end: number): string {
+  /** A string (s, o, g): checked in full; returned if `keep`, else null. */
+  readString(t: TypeNode, start: number, end: number, keep: boolean): string | null {
     if (end === start) this.bad(t, start, 'string is empty, expected at least its terminating NUL');
     if (this.buf[end - 1] !== 0) this.bad(t, end - 1, 'string is not NUL-terminated');
     const body = this.buf.subarray(start, end - 1);
     const nul = body.indexOf(0);
     if (nul !== -1) this.bad(t, start + nul, 'string contains an interior NUL byte');
+    // A check needs no JS string for 's': validating the bytes allocates nothing.
+    if (!keep && t.str === 's') {
+      if (!isUtf8(body)) this.bad(t, start, 'string is not valid UTF-8');
+      return null;
+    }
+    if (t.str === 'g' && body.length > MAX_TYPE_LENGTH) {
+      throw new CfsError('ELIMIT', `${this.where}GVariant 'g' at offset ${this.base + start}${this.keyNote()}: a type signature of ${body.length} characters, over the limit of ${MAX_TYPE_LENGTH}`);
+    }
     let s: string;
     try {
       s = utf8.decode(body);
@@ -307,38 +395,24 @@ class Reader {
     }
     if (t.str === 'o' && !OBJECT_PATH.test(s)) this.bad(t, start, `'${s}' is not a valid object path`);
     if (t.str === 'g' && !isSignature(s)) this.bad(t, start, `'${s}' is not a valid type signature`);
-    return s;
+    return keep ? s : null;
   }
 
-  readArray(t: TypeNode, start: number, end: number, depth: number): GValue {
+  /**
+   * An array's element count, from its size (fixed-size elements) or its
+   * last framing offset alone; for variable-size elements also the offset
+   * size and where the offset table starts (`last`, relative to `start`).
+   */
+  arrayFraming(t: TypeNode, start: number, end: number): { n: number; osize: number; last: number } {
     const elem = t.elem!;
     const len = end - start;
-    const isDict = elem.kind === 'dict';
-    const out: GValue[] = [];
-    const map = new Map<GBasic, GValue>();
-    const add = (value: GValue, at: number): void => {
-      if (!isDict) {
-        out.push(value);
-        return;
-      }
-      const [k, val] = value as [GBasic, GValue];
-      // GLib keeps duplicates and lookups return the first; a Map cannot
-      // represent that faithfully, and an ambiguous dictionary in boot
-      // metadata is better refused than resolved silently.
-      if (map.has(k)) this.bad(t, at, `duplicate dictionary key ${JSON.stringify(String(k))}`);
-      map.set(k, val);
-    };
-
     if (elem.fixed !== null) {
       if (len % elem.fixed !== 0) {
         this.bad(t, start, `size ${len} is not a multiple of the element size ${elem.fixed}`);
       }
-      if (elem.str === 'y') return this.buf.slice(start, end);
-      for (let p = start; p < end; p += elem.fixed) add(this.read(elem, p, p + elem.fixed, depth + 1), p);
-      return isDict ? map : out;
+      return { n: len / elem.fixed, osize: 0, last: len };
     }
-
-    if (len === 0) return isDict ? map : out;
+    if (len === 0) return { n: 0, osize: 0, last: 0 };
     const osize = offsetSizeForTotal(len);
     if (len < osize) this.bad(t, start, `${len} bytes cannot hold a ${osize}-byte framing offset`);
     const last = this.readOffset(t, end - osize, osize);
@@ -347,7 +421,18 @@ class Reader {
     if (tableLen % osize !== 0) {
       this.bad(t, start + last, `framing offset table of ${tableLen} bytes is not a multiple of ${osize}`);
     }
-    const n = tableLen / osize;
+    return { n: tableLen / osize, osize, last };
+  }
+
+  /** Call `visit` with each element's span, in order, checking framing offsets and padding; the count is spent first. */
+  forEachElement(t: TypeNode, start: number, end: number, visit: (s: number, e: number) => void): void {
+    const elem = t.elem!;
+    const { n, osize, last } = this.arrayFraming(t, start, end);
+    this.spend(n, t, start);
+    if (elem.fixed !== null) {
+      for (let p = start; p < end; p += elem.fixed) visit(p, p + elem.fixed);
+      return;
+    }
     let pos = 0;
     for (let i = 0; i < n; i++) {
       const s = alignUp(pos, elem.align);
@@ -357,10 +442,38 @@ class Reader {
         this.bad(t, at, `framing offset ${e} of element ${i} is out of order or out of range (element starts at ${s}, data ends at ${last})`);
       }
       this.checkPadding(t, start + pos, start + s);
-      add(this.read(elem, start + s, start + e, depth + 1), start + s);
+      visit(start + s, start + e);
       pos = e;
     }
-    return isDict ? map : out;
+  }
+
+  readArray(t: TypeNode, start: number, end: number, depth: number): GValue {
+    const elem = t.elem!;
+    if (elem.str === 'y') return this.build ? this.buf.slice(start, end) : null;
+    if (!this.build) {
+      if (elem.kind === 'basic' && elem.fixed !== null && elem.str !== 'b') {
+        // Every byte pattern is a valid number: only the size can be wrong.
+        this.spend(this.arrayFraming(t, start, end).n, t, start);
+      } else {
+        this.forEachElement(t, start, end, (s, e) => void this.read(elem, s, e, depth + 1));
+      }
+      return null;
+    }
+    if (elem.kind !== 'dict') {
+      const out: GValue[] = [];
+      this.forEachElement(t, start, end, (s, e) => void out.push(this.read(elem, s, e, depth + 1)));
+      return out;
+    }
+    const map = new Map<GBasic, GValue>();
+    this.forEachElement(t, start, end, (s, e) => {
+      const [k, val] = this.read(elem, s, e, depth + 1) as [GBasic, GValue];
+      // GLib keeps duplicates and lookups return the first; a Map cannot
+      // represent that faithfully, and an ambiguous dictionary in boot
+      // metadata is better refused than resolved silently.
+      if (map.has(k)) this.bad(t, s, `duplicate dictionary key ${JSON.stringify(String(k))}`);
+      map.set(k, val);
+    });
+    return map;
   }
 
   readMaybe(t: TypeNode, start: number, end: number, depth: number): GValue {
@@ -376,18 +489,19 @@ class Reader {
     return this.read(elem, start, end - 1, depth + 1);
   }
 
-  readStruct(t: TypeNode, start: number, end: number, depth: number): GValue {
+  /** Call `visit` with each member's type and span, in order, checking framing offsets, padding and trailing bytes. */
+  forEachMember(t: TypeNode, start: number, end: number, visit: (m: TypeNode, s: number, e: number, i: number) => void): void {
     const members = t.members!;
     const len = end - start;
+    this.spend(members.length, t, start);
     if (members.length === 0) {
       // Size already checked (fixed 1); the byte must be zero.
       this.checkPadding(t, start, end);
-      return [];
+      return;
     }
     const osize = offsetSizeForTotal(len);
     let used = 0; // framing offsets consumed from the end
     let pos = 0;
-    const out: GValue[] = [];
     for (let i = 0; i < members.length; i++) {
       const m = members[i]!;
       const s = alignUp(pos, m.align);
@@ -407,7 +521,7 @@ class Reader {
         this.bad(t, start + s, `member ${i} ('${m.str}') spans ${s}..${e}, outside the ${limit} bytes of member data`);
       }
       this.checkPadding(t, start + pos, start + s);
-      out.push(this.read(m, start + s, start + e, depth + 1));
+      visit(m, start + s, start + e, i);
       pos = e;
     }
     if (t.fixed !== null) {
@@ -415,13 +529,33 @@ class Reader {
     } else if (pos !== len - used * osize) {
       this.bad(t, start + pos, `${len - used * osize - pos} unexpected bytes after the last member`);
     }
-    return out;
   }
 
-  readVariant(t: TypeNode, start: number, end: number, depth: number): GValue {
+  readStruct(t: TypeNode, start: number, end: number, depth: number): GValue {
+    const out: GValue[] = [];
+    const entry = t.kind === 'dict';
+    let keyEnd = start;
+    this.forEachMember(t, start, end, (m, s, e, i) => {
+      // A dict entry's value: its key (member 0, read just before) names it in limit errors.
+      if (entry && i === 1) this.keys.push([t.members![0]!, start, keyEnd]);
+      out.push(this.read(m, s, e, depth + 1));
+      if (entry && i === 1) this.keys.pop();
+      keyEnd = e;
+    });
+    return this.build ? out : null;
+  }
+
+  /** A variant's parts: `sep`, the NUL that ends its value, and its inner type. */
+  splitVariant(t: TypeNode, start: number, end: number): { sep: number; typeStr: string; inner: TypeNode } {
     if (end === start) this.bad(t, start, 'variant is empty, expected value + NUL + type string');
-    const sep = this.buf.lastIndexOf(0, end - 1);
-    if (sep < start) this.bad(t, start, 'variant has no NUL separating value and type string');
+    // The type string follows the last NUL; look no further back than the longest one read.
+    const from = Math.max(start, end - MAX_TYPE_LENGTH - 1);
+    const found = this.buf.subarray(from, end).lastIndexOf(0);
+    if (found < 0 && from > start) {
+      throw new CfsError('ELIMIT', `${this.where}GVariant 'v' at offset ${this.base + start}${this.keyNote()}: type string longer than the limit of ${MAX_TYPE_LENGTH} characters`);
+    }
+    if (found < 0) this.bad(t, start, 'variant has no NUL separating value and type string');
+    const sep = from + found;
     const typeBytes = this.buf.subarray(sep + 1, end);
     let typeStr = '';
     for (const b of typeBytes) {
@@ -432,27 +566,129 @@ class Reader {
     try {
       inner = parseType(typeStr);
     } catch (e) {
-      if (e instanceof CfsError && e.code === 'ELIMIT') throw e;
+      if (e instanceof CfsError && e.code === 'ELIMIT') throw new CfsError('ELIMIT', `${this.where}GVariant 'v' at offset ${this.base + start}${this.keyNote()}: ${e.message}`);
       this.bad(t, sep + 1, `bad variant type string '${typeStr}'`);
     }
-    return { type: typeStr, value: this.read(inner, start, sep, depth + 1) };
+    return { sep, typeStr, inner };
+  }
+
+  readVariant(t: TypeNode, start: number, end: number, depth: number): GValue {
+    const { sep, typeStr, inner } = this.splitVariant(t, start, end);
+    const value = this.read(inner, start, sep, depth + 1);
+    return this.build ? { type: typeStr, value } : null;
   }
 }
 
 /**
  * Decode `bytes` as a normal-form GVariant of `type`. `where` (a file path,
  * say) prefixes error messages. Throws EGVARIANT on anything malformed,
- * ELIMIT on excessive nesting.
+ * ELIMIT on excessive nesting or more than MAX_VALUES values.
  */
 export function decode(type: string, bytes: Uint8Array, where?: string): GValue {
   const t = parseType(type);
-  const r = new Reader(bytes, where ? `${where}: ` : '');
-  return r.read(t, 0, bytes.length, 0);
+  return new Reader(bytes, prefix(where), 0, true).read(t, 0, bytes.length, 0);
 }
 
 /** Decode an `a{sv}` dictionary (commit metadata, .commitmeta, /run/ostree-booted). */
 export function decodeVardict(bytes: Uint8Array, where?: string): Map<string, Variant> {
   return decode('a{sv}', bytes, where) as Map<string, Variant>;
+}
+
+// ---------------------------------------------------------------------------
+// Lazy reading: check everything, build only what is asked for
+
+/**
+ * A value found inside serialised data and not decoded yet: its type, its
+ * bytes (a view into the data, at the alignment the data gave it), where
+ * they start in the object, and the dictionary key it is the value of.
+ */
+export interface Located {
+  type: string;
+  bytes: Uint8Array;
+  offset: number;
+  key?: string;
+}
+
+/** A whole object as a Located value. */
+export function whole(type: string, bytes: Uint8Array): Located {
+  return { type, bytes, offset: 0 };
+}
+
+function readerFor(v: Located, where: string | undefined, build: boolean): Reader {
+  return new Reader(v.bytes, prefix(where), v.offset, build, v.key);
+}
+
+/**
+ * Check that `v` is normal form, as decode would, without building its
+ * value: time linear in its size (at most MAX_VALUES values visited), no
+ * allocation per element. Duplicate dictionary keys are not looked for here
+ * (that needs every key in memory); locateVardict and decode refuse them in
+ * every dictionary a value is taken from.
+ */
+export function validate(v: Located, where?: string): void {
+  readerFor(v, where, false).read(parseType(v.type), 0, v.bytes.length, 0);
+}
+
+/** Decode a located value (as decode, with offsets and the key named in messages). */
+export function decodeLocated(v: Located, where?: string): GValue {
+  return readerFor(v, where, true).read(parseType(v.type), 0, v.bytes.length, 0);
+}
+
+/** The members of a tuple, located from its framing; the members themselves are not read. */
+export function locateMembers(v: Located, where?: string): Located[] {
+  const t = parseType(v.type);
+  if (t.kind !== 'tuple') throw new CfsError('EINTERNAL', `locateMembers: '${v.type}' is not a tuple type`);
+  const r = readerFor(v, where, false);
+  if (t.fixed !== null && v.bytes.length !== t.fixed) r.bad(t, 0, `size is ${v.bytes.length} bytes, this type always has ${t.fixed}`);
+  const out: Located[] = [];
+  r.forEachMember(t, 0, v.bytes.length, (m, s, e) => {
+    out.push({ type: m.str, bytes: v.bytes.subarray(s, e), offset: v.offset + s, ...(v.key === undefined ? {} : { key: v.key }) });
+  });
+  return out;
+}
+
+/** How many elements an array holds, from its framing alone. */
+export function countElements(v: Located, where?: string): number {
+  const t = parseType(v.type);
+  if (t.kind !== 'array') throw new CfsError('EINTERNAL', `countElements: '${v.type}' is not an array type`);
+  return readerFor(v, where, false).arrayFraming(t, 0, v.bytes.length).n;
+}
+
+const VARDICT = 'a{sv}';
+
+/**
+ * The entries of an `a{sv}`, each value located but not read: reads the
+ * dictionary's framing, its keys and the variants' type strings, at most
+ * MAX_VARDICT_ENTRIES of them (refused from the framing before any key is
+ * read). A duplicate key is refused. Check the values with validate and
+ * decode only those needed with decodeLocated.
+ */
+export function locateVardict(v: Located, where?: string): Map<string, Located> {
+  if (v.type !== VARDICT) throw new CfsError('EINTERNAL', `locateVardict: '${v.type}' is not ${VARDICT}`);
+  const t = parseType(VARDICT);
+  const entry = t.elem!;
+  const r = readerFor(v, where, false);
+  const { n } = r.arrayFraming(t, 0, v.bytes.length);
+  if (n > MAX_VARDICT_ENTRIES) {
+    throw new CfsError(
+      'ELIMIT',
+      `${prefix(where)}GVariant '${VARDICT}' at offset ${v.offset}${r.keyNote()}: ${n} entries, over the limit of ${MAX_VARDICT_ENTRIES} for a dictionary cfsroot looks keys up in`,
+    );
+  }
+  const out = new Map<string, Located>();
+  r.forEachElement(t, 0, v.bytes.length, (s, e) => {
+    let key = '';
+    r.forEachMember(entry, s, e, (m, ms, me, i) => {
+      if (i === 0) {
+        key = r.readString(m, ms, me, true)!;
+        return;
+      }
+      if (out.has(key)) r.bad(t, s, `duplicate dictionary key ${JSON.stringify(key)}`);
+      const { sep, typeStr } = r.splitVariant(m, ms, me);
+      out.set(key, { type: typeStr, bytes: v.bytes.subarray(ms, sep), offset: v.offset + ms, key });
+    });
+  });
+  return out;
 }
 
 // ---------------------------------------------------------------------------

@@ -5,12 +5,16 @@
  * bytes that verifies with one of the trusted keys, and the commit metadata
  * must carry the 32-byte `ostree.composefs.digest.v0` the image is pinned to.
  * Includes the bootc fallback to the parent commit.
+ *
+ * Both objects are read lazily (src/gvariant.ts "Lazy reading"): checked
+ * whole, decoded only for the keys named here, and at most MAX_SIGNATURES
+ * signatures, counted from the framing before any is read or verified.
  */
 
 import { createHash, verify } from 'node:crypto';
 import { CfsError } from './errors.js';
-import { checksumToHex, objectPath, parseCommit, readObject, readObjectIfExists, type Commit } from './commit.js';
-import { decodeVardict } from './gvariant.js';
+import { checksumToHex, objectPath, openCommit, readObject, readObjectIfExists, type CommitView } from './commit.js';
+import { countElements, decodeLocated, locateVardict, validate, whole } from './gvariant.js';
 import { ed25519KeyObject } from './keys.js';
 import type { SignedCommit } from './model.js';
 
@@ -19,12 +23,20 @@ export const DIGEST_KEY = 'ostree.composefs.digest.v0';
 /** bootc's marker that a commit came from a container image (SPEC §2 bootc fallback). */
 export const IMAGE_CONFIG_KEY = 'ostree.container.image-config';
 export const ED25519_SIGNATURE_BYTES = 64;
+/**
+ * Most `ostree.sign.ed25519` signatures a `.commitmeta` may hold (SPEC §2
+ * "Limits"). `ostree sign` adds one per signing key; a few cover a key
+ * rotation. Each is tried against every trusted key, so without a cap ~2
+ * million 64-byte signatures (they fit in 128 MiB) would keep the boot busy
+ * for minutes, past systemd's start timeout.
+ */
+export const MAX_SIGNATURES = 16;
 
 interface LoadedCommit {
   checksum: string;
   path: string;
   bytes: Uint8Array;
-  commit: Commit;
+  commit: CommitView;
 }
 
 /** Read `.commit`, check that its SHA-256 is its name, parse it. */
@@ -35,7 +47,7 @@ function loadCommit(repoDir: string, checksum: string): LoadedCommit {
   if (actual !== checksum) {
     throw new CfsError('EOBJECT', `${file}: content hashes to ${actual}, not to its name ${checksum} (corrupt or tampered commit object)`);
   }
-  return { checksum, path: file, bytes, commit: parseCommit(bytes, file) };
+  return { checksum, path: file, bytes, commit: openCommit(bytes, file) };
 }
 
 /**
@@ -84,7 +96,8 @@ function verifyLoaded(
   keyPath: string,
   viaParent: boolean,
 ): SignedCommit {
-  const dict = decodeVardict(meta, metaPath);
+  const metaObj = whole('a{sv}', meta);
+  const dict = locateVardict(metaObj, metaPath);
   const sigVar = dict.get(SIGNATURE_KEY);
   if (sigVar === undefined) {
     throw new CfsError('ESIGNATURE', `${metaPath}: no ${SIGNATURE_KEY} signatures for commit ${c.checksum} (sign it with ostree sign --sign-type=ed25519)`);
@@ -92,7 +105,15 @@ function verifyLoaded(
   if (sigVar.type !== 'aay') {
     throw new CfsError('ESIGNATURE', `${metaPath}: ${SIGNATURE_KEY} has type '${sigVar.type}', expected 'aay'`);
   }
-  const sigs = sigVar.value as Uint8Array[];
+  const count = countElements(sigVar, metaPath);
+  if (count > MAX_SIGNATURES) {
+    throw new CfsError(
+      'ELIMIT',
+      `${metaPath}: ${count} ${SIGNATURE_KEY} signatures, over the limit of ${MAX_SIGNATURES} (ostree sign adds one per key); none was verified`,
+    );
+  }
+  validate(metaObj, metaPath);
+  const sigs = decodeLocated(sigVar, metaPath) as Uint8Array[];
   sigs.forEach((s, i) => {
     // ostree treats a wrong-length signature as an error, not as a non-match.
     if (s.length !== ED25519_SIGNATURE_BYTES) {
@@ -134,7 +155,7 @@ function commitDigest(c: LoadedCommit): string {
   if (v.type !== 'ay') {
     throw new CfsError('EDIGEST', `commit ${c.checksum}: ${DIGEST_KEY} has type '${v.type}', expected 'ay' (32 bytes); ${fix}`);
   }
-  const d = v.value as Uint8Array;
+  const d = decodeLocated(v, c.path) as Uint8Array;
   if (d.length !== 32) {
     throw new CfsError('EDIGEST', `commit ${c.checksum}: ${DIGEST_KEY} is ${d.length} bytes, expected 32 (a SHA-256 fs-verity digest); ${fix}`);
   }

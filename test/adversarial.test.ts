@@ -27,6 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { makeSysroot, generateSigningKey, signCommitFile, type SysrootInfo } from '../tools/mksysroot.js';
 import type { ErrorCode } from '../src/errors.js';
 import { decodeVardict } from '../src/gvariant.js';
+import { uniformArray, vardict } from './helpers/hostile-gvariant.js';
 import { assertNothingLeft, buildInitramfsRoot, bootInNamespace, type InitramfsRoot } from './helpers/initramfs-root.js';
 import { tableLines } from './helpers/mountinfo.js';
 import { parseMountinfo } from '../src/sys/mountinfo.js';
@@ -365,6 +366,14 @@ const CASES: Case[] = [
       if (!bytes.subarray(SIGNATURE_OFFSET, SIGNATURE_OFFSET + 64).equals(sig)) throw new Error('signature is not at SIGNATURE_OFFSET');
       flipByte(s.metaObj, SIGNATURE_OFFSET + 5);
     },
+  },
+  {
+    // Issue 13.1: at the size limit; refused from the framing, before any element or signature is read.
+    name: 'object: .commitmeta of 128 MiB whose ostree.sign.ed25519 is 33.5 M empty arrays',
+    code: 'ELIMIT',
+    message: /\.commitmeta: 33554423 ostree\.sign\.ed25519 signatures, over the limit of 16/,
+    sysroot: (s) => fs.writeFileSync(s.metaObj, vardict([['ostree.sign.ed25519', uniformArray(2 ** 25 - 9, 0), 'aay']])),
+    boot: true,
   },
   { name: 'object: .commitmeta is a directory', code: 'EOBJECT', message: /\.commitmeta is not a regular file/, sysroot: (s) => replaceWith(s.metaObj, 'dir') },
   { name: 'object: .commitmeta over the 128 MiB limit (sparse)', code: 'ELIMIT', message: /over the 134217728-byte object limit/, sysroot: (s) => fs.truncateSync(s.metaObj, 200 * 1024 * 1024) },

@@ -13,7 +13,7 @@ import { execFileSync } from 'node:child_process';
 import nacl from 'tweetnacl';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
-import { verifySignedCommit } from '../src/signature.js';
+import { MAX_SIGNATURES, verifySignedCommit } from '../src/signature.js';
 import { encodeCommit, objectPath, readObject, MAX_OBJECT_SIZE, type Commit } from '../src/commit.js';
 import { CfsError, type ErrorCode } from '../src/errors.js';
 import type { Variant } from '../src/gvariant.js';
@@ -262,6 +262,22 @@ test('malformed .commitmeta contents', (t) => {
   }
   writeCommitmeta(dir, checksum, [signatureEntry([sig])]);
   t.is(verifySignedCommit(dir, checksum, [A.publicKey], KEYPATH).commit, checksum);
+});
+
+test(`at most ${MAX_SIGNATURES} signatures: the valid one ${MAX_SIGNATURES}th verifies, one more is refused before any is checked`, (t) => {
+  const dir = repo(t);
+  const checksum = writeCommit(dir, commitWith([digestEntry(digestOf('cap'))]));
+  const good = signCommit(commitBytes(dir, checksum), A.privateKey);
+  const junk = (n: number) => Array.from({ length: n }, (_, i) => new Uint8Array(64).fill(i + 1));
+  writeCommitmeta(dir, checksum, [signatureEntry([...junk(MAX_SIGNATURES - 1), good])]);
+  t.is(verifySignedCommit(dir, checksum, [A.publicKey], KEYPATH).commit, checksum);
+  writeCommitmeta(dir, checksum, [signatureEntry([...junk(MAX_SIGNATURES), good])]);
+  const metaPath = objectPath(dir, checksum, 'commitmeta');
+  const e = refuses(t, () => verifySignedCommit(dir, checksum, [A.publicKey], KEYPATH), 'ELIMIT', /./);
+  t.is(e.message, `${metaPath}: ${MAX_SIGNATURES + 1} ostree.sign.ed25519 signatures, over the limit of ${MAX_SIGNATURES} (ostree sign adds one per key); none was verified`);
+  // Counted before anything else is looked at: a wrong-length signature among them is not what is reported.
+  writeCommitmeta(dir, checksum, [signatureEntry([new Uint8Array(3), ...junk(MAX_SIGNATURES), good])]);
+  refuses(t, () => verifySignedCommit(dir, checksum, [A.publicKey], KEYPATH), 'ELIMIT', new RegExp(`: ${MAX_SIGNATURES + 2} ostree\\.sign\\.ed25519 signatures, over the limit`));
 });
 
 test('.commit that is not a regular file, or over 128 MiB, is refused before reading', (t) => {

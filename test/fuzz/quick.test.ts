@@ -8,6 +8,8 @@ import test from 'ava';
 import fc from 'fast-check';
 import { makeFuzzEnv, refusalOrValue, type FuzzEnv } from './targets.js';
 import { CfsError } from '../../src/errors.js';
+import { checkMemory, runMemoryProperty } from './memory.js';
+import { hostile } from './hostile-shapes.js';
 
 const SEED = 20261123;
 const RUNS = 150;
@@ -33,4 +35,17 @@ test('fuzz harness: refuses non-CfsError exceptions, unexpected codes and empty 
   t.is(refusalOrValue(['EIO'], () => { throw new CfsError('EIO', 'name from disk: a\nb'); }), null, 'printed escaped, so still one line');
   t.is(refusalOrValue(['EIO'], () => { throw new CfsError('EIO', 'one line'); }), null);
   t.is(refusalOrValue(['EIO'], () => 42), 42);
+});
+
+// The memory-per-byte property (test/fuzz/memory.ts) runs in a process of its own; a few dozen cases here.
+test('fuzz seed: memory kept per input byte by the GVariant readers', (t) => {
+  const r = runMemoryProperty(40, SEED);
+  t.false(r.failed, `${r.message}\ncounterexample: ${r.counterexample}`);
+  t.is(r.cases, 40);
+});
+
+// ... and can fail: held to the boot readers' bound, decode() of an aay of empty arrays is over it.
+test('memory property: decode() measured against the boot readers\' bound fails', (t) => {
+  t.throws(() => checkMemory(hostile(['aay0', 100_000]), { boot: 16, decode: 16 }), { message: /^decode of aay of 100000 empty arrays \(400000 bytes\) kept \d+ bytes, over 16 x 400000/ });
+  t.notThrows(() => checkMemory(hostile(['aay0', 100_000])));
 });

@@ -5,7 +5,9 @@
  * path to replay it (`--seed S --only NAME`), and the shrunk counterexample.
  * The GLib differential checks run on top: GVariant normal form (`--glib N`,
  * default 100,000) and key files against GLib.KeyFile (`--keyfile N`,
- * default 100,000; test/fuzz/keyfile-glib.ts).
+ * default 100,000; test/fuzz/keyfile-glib.ts); then the memory-per-input-byte
+ * property of test/fuzz/memory.ts (`--memory N`, default 1,000, in a process
+ * of its own).
  * Exit status 1 if any target failed.
  */
 
@@ -13,6 +15,7 @@ import fc from 'fast-check';
 import { makeFuzzEnv } from './targets.js';
 import { glibDifferential } from './glib.js';
 import { keyFileDifferential } from './keyfile-glib.js';
+import { runMemoryProperty } from './memory.js';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -26,6 +29,8 @@ const only = arg('--only');
 const glibCases = Number(arg('--glib') ?? 100_000);
 /** Generated key files compared with GLib.KeyFile, on top of --cases. */
 const keyFileCases = Number(arg('--keyfile') ?? 100_000);
+/** Cases for the memory-per-byte property (test/fuzz/memory.ts), on top of --cases. */
+const memoryCases = Number(arg('--memory') ?? 1_000);
 if (!Number.isSafeInteger(total) || total <= 0) throw new Error('--cases needs a positive integer');
 
 const env = makeFuzzEnv();
@@ -88,6 +93,18 @@ try {
       process.stdout.write(`FAIL key files vs GLib.KeyFile: ${bad.length} disagreements in ${done} files, e.g.\n  ${bad.slice(0, 3).join('\n  ')}\n`);
     } else {
       process.stdout.write(`ok   key files vs GLib.KeyFile (python3-gi): ${done} files (${loaded} loaded by both) in ${(ms / 1000).toFixed(1)} s\n`);
+    }
+  }
+  if (memoryCases > 0 && (!only || 'memory per input byte'.includes(only) || only.includes('memory'))) {
+    const t0 = process.hrtime.bigint();
+    const r = runMemoryProperty(memoryCases, seed);
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    cases += r.cases;
+    if (r.failed) {
+      failures++;
+      process.stdout.write(`FAIL memory per input byte after ${r.cases} cases (seed ${seed}, --only memory)\n  ${r.message}\n  counterexample: ${r.counterexample}\n`);
+    } else {
+      process.stdout.write(`ok   memory per input byte (GVariant readers): ${r.cases} cases in ${(ms / 1000).toFixed(1)} s\n`);
     }
   }
 } finally {

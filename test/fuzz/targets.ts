@@ -36,6 +36,7 @@ import { parsePublicKeys } from '../../src/keys.js';
 import { resolveDeployment } from '../../src/deployment.js';
 import { oneLine } from '../../src/log.js';
 import type { BootConfig, KernelArgs, PrepareRootConf } from '../../src/model.js';
+import { boundsTargets } from './bounds.js';
 import {
   canon,
   cmdlineArb,
@@ -108,6 +109,7 @@ export function makeFuzzEnv(): FuzzEnv {
     imageTarget(),
     ...textTargets(path.join(base, 'empty-sysroot')),
     deploymentTarget(path.join(base, 'sysroot')),
+    ...boundsTargets(),
   ];
   return { targets, cleanup: () => fs.rmSync(base, { recursive: true, force: true }) };
 }
