@@ -44,8 +44,29 @@ export type MountStep =
       /** Needs a read-only loop device (always for the copy on tmpfs; see planMounts). */
       loop: boolean;
     }
-  | { kind: 'mount-overlay'; source: string; target: string; options: string[]; readonly: boolean }
-  | { kind: 'bind'; source: string; target: string; recursive: boolean }
+  | {
+      kind: 'mount-overlay';
+      source: string;
+      target: string;
+      options: string[];
+      readonly: boolean;
+      /** See `bind`. */
+      targetBeneath: string | null;
+    }
+  | {
+      kind: 'bind';
+      source: string;
+      target: string;
+      recursive: boolean;
+      /**
+       * The directory the source (target) lies beneath and is resolved from,
+       * one component at a time, following no symlink (issue 13): SYSROOT,
+       * the staging dir or the new root's /sysroot for paths whose meaning the
+       * disk decides; null for paths cfsroot made or was given.
+       */
+      sourceBeneath: string | null;
+      targetBeneath: string | null;
+    }
   /** Bind-remount: changes only this mount's read-only flag, not the filesystem's. */
   | { kind: 'remount'; target: string; readonly: boolean }
   | { kind: 'move'; source: string; target: string }
@@ -177,6 +198,9 @@ export function planMounts(d: BootDecision, env: PlanEnv): MountStep[] {
   const S = d.sysroot;
   const T = P.staging;
   const cfs = d.composefs;
+  // The deployment as a path beneath SYSROOT (resolveDeployment's dir is its
+  // realpath, which need not start with SYSROOT when SYSROOT is itself a link).
+  const deployDir = `${S}/${d.deployment.relDir}`;
   const steps: MountStep[] = [];
   const add = (s: MountStep) => steps.push(s);
 
@@ -238,6 +262,7 @@ export function planMounts(d: BootDecision, env: PlanEnv): MountStep[] {
       // transient-ro: writable layers exist but the mount starts read-only,
       // so only a process that remounts it in its own namespace can write.
       readonly: !c.rootTransient || c.rootTransientRo,
+      targetBeneath: null,
     });
     // The overlay holds the EROFS superblock; the mount point itself is not needed.
     add({ kind: 'umount-lazy', target: P.lower, restoreFrom: null });
@@ -254,7 +279,7 @@ export function planMounts(d: BootDecision, env: PlanEnv): MountStep[] {
       fail('ECONFIG', 'root.transient requires composefs, but this boot resolved to the legacy bind (no composefs image)');
     }
     // §4.3: legacy boot, the deployment checkout is the root.
-    add({ kind: 'bind', source: d.deployment.dir, target: T, recursive: false });
+    add({ kind: 'bind', source: deployDir, target: T, recursive: false, sourceBeneath: S, targetBeneath: null });
   }
 
   // §4.4 /etc
@@ -275,9 +300,10 @@ export function planMounts(d: BootDecision, env: PlanEnv): MountStep[] {
           `workdir=${escapeOverlayPath(`${transientEtc}/work`)}`,
         ],
         readonly: false,
+        targetBeneath: T,
       });
     } else {
-      add({ kind: 'bind', source: `${d.deployment.dir}/etc`, target: `${T}/etc`, recursive: false });
+      add({ kind: 'bind', source: `${deployDir}/etc`, target: `${T}/etc`, recursive: false, sourceBeneath: S, targetBeneath: T });
       add({ kind: 'remount', target: `${T}/etc`, readonly: false });
     }
   }
@@ -295,25 +321,27 @@ export function planMounts(d: BootDecision, env: PlanEnv): MountStep[] {
         `workdir=${escapeOverlayPath(`${d.deployment.dir}/.usr-ovl-work`)}`,
       ],
       readonly: false,
+      targetBeneath: T,
     });
   } else if (!cfs) {
-    add({ kind: 'bind', source: `${T}/usr`, target: `${T}/usr`, recursive: false });
+    add({ kind: 'bind', source: `${T}/usr`, target: `${T}/usr`, recursive: false, sourceBeneath: T, targetBeneath: T });
     add({ kind: 'remount', target: `${T}/usr`, readonly: true });
   }
 
   // §4.6 the physical root becomes /sysroot inside the new root.
-  add({ kind: 'bind', source: S, target: `${T}/sysroot`, recursive: true });
+  add({ kind: 'bind', source: S, target: `${T}/sysroot`, recursive: true, sourceBeneath: null, targetBeneath: T });
   add({ kind: 'umount-lazy', target: S, restoreFrom: `${T}/sysroot` });
 
   // §4.7 /var, reached through the new /sysroot bind (SYSROOT is detached now).
-  const varSrc = `${T}/sysroot/ostree/deploy/${d.deployment.stateroot}/var`;
+  const newSysroot = `${T}/sysroot`;
+  const varSrc = `${newSysroot}/ostree/deploy/${d.deployment.stateroot}/var`;
   if (c.sysrootReadonly) {
     // Its own mount, so the later read-only remount of /sysroot leaves it writable.
-    add({ kind: 'bind', source: varSrc, target: varSrc, recursive: false });
+    add({ kind: 'bind', source: varSrc, target: varSrc, recursive: false, sourceBeneath: newSysroot, targetBeneath: newSysroot });
     add({ kind: 'remount', target: varSrc, readonly: false });
   }
   if (!c.systemdVolatile) {
-    add({ kind: 'bind', source: varSrc, target: `${T}/var`, recursive: false });
+    add({ kind: 'bind', source: varSrc, target: `${T}/var`, recursive: false, sourceBeneath: newSysroot, targetBeneath: T });
     // slave: mounts made under the stateroot var later do not leak into /var
     // twice; shared: the booted system's own mounts under /var propagate.
     add({ kind: 'make-slave', target: `${T}/var` });

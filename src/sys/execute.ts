@@ -21,7 +21,7 @@ import { createVerityHasher, type VerityHasher } from '../fsverity.js';
 import type { VerityAlg } from '../model.js';
 import { describeStep, type MountStep } from '../plan.js';
 import type { Logger } from '../log.js';
-import type { Sys } from './types.js';
+import type { Beneath, MountHandle, Sys } from './types.js';
 
 export interface StepRecord {
   index: number;
@@ -64,13 +64,42 @@ export async function executePlan(
   /** Plan path of an image copy -> where copyVerity actually put it. */
   const copies = new Map<string, string>();
 
-  const pushUnmount = (target: string) =>
-    undo.push({ description: `umount ${target}`, mountAt: target, run: () => unmountForUndo(sys, log, target) });
+  // Each mount the plan made, by the path the plan names it with -> the
+  // handle that names that mount itself (src/sys/types.ts MountHandle).
+  // Later steps on the mount (remount, propagation, the undo) go through the
+  // handle, never through the path again: in the new root a path's meaning
+  // is the disk's to decide (issue 13).
+  const handles = new Map<string, MountHandle>();
+  const held = new Set<MountHandle>();
+  const at = (p: string): string => handles.get(p) ?? p;
+  const beneath = (root: string | null, p: string): Beneath | undefined =>
+    root === null ? undefined : { root: at(root), rel: relativeBeneath(root, p), path: p };
+  const remember = (target: string, handle: MountHandle | void) => {
+    const h = handle ?? target;
+    handles.set(target, h);
+    if (h !== target) held.add(h);
+    return h;
+  };
+  const release = (h: MountHandle) => {
+    if (held.delete(h)) sys.release?.(h);
+  };
+  const pushUnmount = (target: string, handle: MountHandle) =>
+    undo.push({
+      description: `umount ${target}`,
+      mountAt: target,
+      run: () => {
+        unmountForUndo(sys, log, handle, target);
+        release(handle);
+      },
+    });
   const takeUnmount = (target: string): Undo | undefined => {
     for (let i = undo.length - 1; i >= 0; i--) {
       if (undo[i]!.mountAt === target) return undo.splice(i, 1)[0];
     }
     return undefined;
+  };
+  const releaseAll = () => {
+    for (const h of [...held]) release(h);
   };
 
   for (const [index, step] of steps.entries()) {
@@ -91,10 +120,10 @@ export async function executePlan(
           sys.propagation(step.target, 'rprivate');
           break;
         case 'make-slave':
-          sys.propagation(step.target, 'slave');
+          sys.propagation(at(step.target), 'slave');
           break;
         case 'make-shared':
-          sys.propagation(step.target, 'shared');
+          sys.propagation(at(step.target), 'shared');
           break;
         case 'copy-image-and-verify': {
           // The image is read once and the digest is taken of exactly the
@@ -145,42 +174,66 @@ export async function executePlan(
           // The image as verified: the copy made above, wherever it lives.
           const source = copies.get(step.source) ?? step.source;
           if (opts.verbose && source !== step.source) log.info(`the copy of the image is private: mounting it from ${source}`);
-          sys.mount({ fstype: 'erofs', source, target: step.target, options: step.options, readonly: true, loop: step.loop });
-          pushUnmount(step.target);
+          const h = sys.mount({ fstype: 'erofs', source, target: step.target, options: step.options, readonly: true, loop: step.loop });
+          pushUnmount(step.target, remember(step.target, h));
           break;
         }
-        case 'mount-overlay':
-          sys.mount({ fstype: 'overlay', source: step.source, target: step.target, options: step.options, readonly: step.readonly });
-          pushUnmount(step.target);
+        case 'mount-overlay': {
+          const h = sys.mount({
+            fstype: 'overlay',
+            source: step.source,
+            target: step.target,
+            options: step.options,
+            readonly: step.readonly,
+            ...(step.targetBeneath !== null ? { targetBeneath: beneath(step.targetBeneath, step.target)! } : {}),
+          });
+          pushUnmount(step.target, remember(step.target, h));
           break;
-        case 'bind':
-          sys.bind(step.source, step.target, step.recursive);
-          pushUnmount(step.target);
+        }
+        case 'bind': {
+          const source = beneath(step.sourceBeneath, step.source);
+          const target = beneath(step.targetBeneath, step.target);
+          const h = sys.bind(at(step.source), step.target, step.recursive, {
+            ...(source ? { source } : {}),
+            ...(target ? { target } : {}),
+          });
+          pushUnmount(step.target, remember(step.target, h));
           break;
+        }
         case 'remount': {
-          const before = sys.mountReadonly(step.target);
-          sys.remount(step.target, step.readonly);
+          const target = at(step.target);
+          const before = sys.mountReadonly(target);
+          sys.remount(target, step.readonly);
           if (before !== null && before !== step.readonly) {
-            undo.push({ description: `remount ${step.target} ${before ? 'ro' : 'rw'}`, run: () => sys.remount(step.target, before) });
+            undo.push({ description: `remount ${step.target} ${before ? 'ro' : 'rw'}`, run: () => sys.remount(target, before) });
           }
           break;
         }
         case 'move':
           sys.move(step.source, step.target);
           undo.push({ description: `move ${step.target} back to ${step.source}`, run: () => sys.move(step.target, step.source) });
+          // The mounts under the moved tree keep their handles under the new path.
+          for (const [p, h] of [...handles]) {
+            if (p !== step.source && !p.startsWith(`${step.source}/`)) continue;
+            const moved = step.target + p.slice(step.source.length);
+            // A path handle (mount(8)) moves with the tree; a descriptor stays what it is.
+            handles.set(moved, h === p ? moved : h);
+          }
           break;
         case 'umount-lazy': {
           if (step.restoreFrom === null) {
-            sys.umount(step.target, true);
+            sys.umount(at(step.target), true);
             // Whatever still uses the detached mount (the overlay) releases it when it goes.
             takeUnmount(step.target);
+            release(at(step.target));
           } else {
-            const restoreFrom = step.restoreFrom;
+            // SYSROOT itself: a path cfsroot was given, not one in the new root.
             sys.umount(step.target, true);
             // The bind at restoreFrom is now the only handle on SYSROOT: undo
-            // moves it back instead of unmounting it.
-            takeUnmount(restoreFrom);
-            undo.push({ description: `move ${restoreFrom} back to ${step.target}`, run: () => sys.move(restoreFrom, step.target) });
+            // moves it back, by its handle, instead of unmounting it.
+            takeUnmount(step.restoreFrom);
+            const from = at(step.restoreFrom);
+            undo.push({ description: `move ${step.restoreFrom} back to ${step.target}`, run: () => sys.move(from, step.target) });
           }
           break;
         }
@@ -212,6 +265,7 @@ export async function executePlan(
       const code = e instanceof CfsError && e.code === 'EDIGEST' ? 'EDIGEST' : 'EMOUNT';
       log.error(`step ${index + 1}/${steps.length} failed: ${describe()}: ${reason}`);
       const leftovers = rollback(undo, log);
+      releaseAll();
       throw new CfsError(
         code,
         `${describe()}: ${reason}` +
@@ -227,7 +281,17 @@ export async function executePlan(
       ms: Number(process.hrtime.bigint() - t0) / 1e6,
     });
   }
+  releaseAll();
   return { steps: records, imageDigest };
+}
+
+/** `p` relative to `root`, which the plan guarantees `p` lies beneath ("" for root itself). */
+function relativeBeneath(root: string, p: string): string {
+  if (p === root) return '';
+  if (!p.startsWith(root === '/' ? '/' : `${root}/`)) {
+    throw new CfsError('EINTERNAL', `plan step path ${p} is not beneath ${root}`);
+  }
+  return p.slice(root === '/' ? 1 : root.length + 1);
 }
 
 /**
@@ -260,8 +324,18 @@ function rollback(undo: Undo[], log: Logger): string[] {
   return failed;
 }
 
-/** A plain unmount; if something still holds the mount, detach it so the rest of the rollback can proceed. */
-function unmountForUndo(sys: Sys, log: Logger, target: string): void {
+/**
+ * Undo a mount by its handle. A handle that is not the path (a descriptor)
+ * itself keeps the mount busy, so it is detached (MNT_DETACH), and goes
+ * entirely when the handle is released right after; a path is unmounted
+ * plainly and, if something still holds it, detached so the rest of the
+ * rollback can proceed.
+ */
+function unmountForUndo(sys: Sys, log: Logger, handle: MountHandle, target: string): void {
+  if (handle !== target) {
+    sys.umount(handle, true);
+    return;
+  }
   try {
     sys.umount(target, false);
   } catch (e) {

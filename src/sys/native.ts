@@ -18,6 +18,13 @@
  * else mount(8), with a warning when an addon was expected but failed (a
  * noexec /run, say). $CFSROOT_SYS=spawn|native forces one (tests, bench).
  *
+ * Mounts by descriptor (issue 13): each directory the plan names beneath
+ * another (a mount point in the new root, a bind source on the disk) is
+ * opened once beneath it with no symlink followed, and the mount is made
+ * from and onto those descriptors; mount/bind return /proc/self/fd/N of the
+ * new mount, which the executor uses for every later operation on it and
+ * for its undo (src/sys/types.ts MountHandle).
+ *
  * Loop devices: the addon attaches one itself (LOOP_CONFIGURE, read-only,
  * autoclear) when the plan asks for it (kernels before 6.12), and also when
  * the kernel answers an EROFS mount of a file with ENOTBLK: file-backed
@@ -34,7 +41,7 @@ import * as sea from 'node:sea';
 import { describeSystemError } from '../errors.js';
 import { spawnSys } from './spawn.js';
 import type { VerityAlg } from '../model.js';
-import type { MountCall, Propagation, Sys } from './types.js';
+import type { Beneath, MountCall, Propagation, Sys } from './types.js';
 
 /** What native/cfsroot_sys.c exports. */
 export interface NativeAddon {
@@ -64,6 +71,18 @@ export interface NativeAddon {
   /** The digest; fd >= 0: the private copy, handed over (close-on-exec) and nothing made at dest; -1: the copy is at dest. */
   finishCopy?(handle: PrefetchHandle, dest: string): { digest: Buffer; fd: number };
   finishDigest?(handle: PrefetchHandle): Buffer;
+  /**
+   * Mounts by descriptor (issue 13; kernel interfaces and their releases:
+   * the "Kernel interfaces" section of native/cfsroot_sys.c). Optional only
+   * for test fakes and older builds; the single executable always has them.
+   * openDir: `rel` beneath `root` as an O_PATH directory descriptor, no
+   * symlink followed; bindAt/mountAt: a mount attached on targetFd, returned
+   * as a descriptor of the new mount's root.
+   */
+  openDir?(root: string, rel: string): number;
+  closeFd?(fd: number): void;
+  bindAt?(sourceFd: number, targetFd: number, recursive: boolean): number;
+  mountAt?(fstype: string, source: string | null, options: readonly string[], readonly: boolean, targetFd: number, loop: boolean): number;
 }
 
 /** Opaque (a Node-API external). */
@@ -204,8 +223,88 @@ function prefetchTable(addon: NativeAddon) {
   };
 }
 
+/** The path that names descriptor `fd` of this process (what a handle is, src/sys/types.ts). */
+const fdPath = (fd: number) => `/proc/self/fd/${fd}`;
+const FD_PATH_RE = /^\/proc\/self\/fd\/(\d+)$/;
+
+/** Why a directory taken from beneath another could not be opened, in one clause. */
+function beneathError(e: unknown, ref: Beneath): Error {
+  const code = (e as { code?: unknown }).code;
+  const why =
+    code === 'ELOOP'
+      ? 'is a symlink or lies under one'
+      : code === 'ENOTDIR'
+        ? 'is not a directory (or lies under something that is not)'
+        : code === 'ENOENT'
+          ? 'does not exist'
+          : code === 'EXDEV'
+            ? 'leaves the directory it must lie beneath'
+            : describeSystemError(e);
+  const err = new Error(
+    `${ref.path} ${why}: mount sources and targets that the disk decides are opened beneath ` +
+      `${ref.path.slice(0, ref.path.length - ref.rel.length - 1) || '/'} without following symlinks`,
+  ) as Error & { code?: unknown };
+  err.code = code;
+  return err;
+}
+
+interface DescriptorOps {
+  openDir(root: string, rel: string): number;
+  closeFd(fd: number): void;
+  bindAt(sourceFd: number, targetFd: number, recursive: boolean): number;
+  mountAt(fstype: string, source: string | null, options: readonly string[], readonly: boolean, targetFd: number, loop: boolean): number;
+}
+
+/** mount/bind/release by descriptor: each directory opened once, mounted from and on that descriptor. */
+function descriptorMounts(ops: DescriptorOps): Pick<Sys, 'mount' | 'bind' | 'release'> {
+  const open = (p: string, ref: Beneath | undefined): number => {
+    if (!ref) return ops.openDir(p, '');
+    try {
+      return ops.openDir(ref.root, ref.rel);
+    } catch (e) {
+      throw beneathError(e, ref);
+    }
+  };
+  const withDir = <T>(p: string, ref: Beneath | undefined, fn: (fd: number) => T): T => {
+    const fd = open(p, ref);
+    try {
+      return fn(fd);
+    } finally {
+      ops.closeFd(fd);
+    }
+  };
+  return {
+    mount(m: MountCall) {
+      return withDir(m.target, m.targetBeneath, (tfd) => {
+        try {
+          return fdPath(ops.mountAt(m.fstype, m.source, m.options, m.readonly, tfd, m.loop ?? false));
+        } catch (e) {
+          // The source is a file on a filesystem file-backed EROFS cannot read (tmpfs), or a
+          // kernel without EROFS_FS_BACKED_BY_FILE: a loop device is what mount(8) would use.
+          if (m.fstype === 'erofs' && !m.loop && (e as { code?: unknown }).code === 'ENOTBLK') {
+            return fdPath(ops.mountAt(m.fstype, m.source, m.options, m.readonly, tfd, true));
+          }
+          throw e;
+        }
+      });
+    },
+    bind(source, target, recursive, confine) {
+      return withDir(source, confine?.source, (sfd) =>
+        withDir(target, confine?.target, (tfd) => fdPath(ops.bindAt(sfd, tfd, recursive))),
+      );
+    },
+    release(handle) {
+      const m = FD_PATH_RE.exec(handle);
+      if (m) ops.closeFd(Number(m[1]));
+    },
+  };
+}
+
 /** A `Sys` on top of a loaded addon. */
 export function nativeSysFrom(addon: NativeAddon, fallback: Sys = spawnSys()): Sys {
+  const { openDir, closeFd, bindAt, mountAt } = addon;
+  const byDescriptor =
+    openDir && closeFd && bindAt && mountAt ? descriptorMounts({ openDir, closeFd, bindAt, mountAt }) : null;
   const hashing: Partial<Sys> = {};
   if (addon.copyVerity) {
     const { copyVerity, finishCopy } = addon;
@@ -225,6 +324,35 @@ export function nativeSysFrom(addon: NativeAddon, fallback: Sys = spawnSys()): S
   return {
     ...fallback,
     ...hashing,
+    ...byDescriptor,
+    ...(byDescriptor ? {} : pathMounts(addon)),
+    remount(target, readonly) {
+      addon.setReadonly(target, readonly);
+    },
+    // One statvfs instead of reading and parsing /proc/self/mountinfo (about
+    // 0.5 ms per call at boot, issue 5). The plan only remounts its own
+    // mount points, so "the mount holding target" is the mount at target.
+    ...(addon.isReadonly ? { mountReadonly: (target: string) => addon.isReadonly!(target) } : {}),
+    move(source, target) {
+      addon.mount(source, target, null, MS_MOVE, null);
+    },
+    umount(target, lazy) {
+      // Loop devices are attached with autoclear: the last unmount frees them.
+      addon.umount(target, lazy ? MNT_DETACH : 0);
+    },
+    propagation(target, kind) {
+      addon.mount(null, target, null, PROPAGATION_FLAGS[kind], null);
+    },
+  };
+}
+
+/**
+ * mount(2) by path, no confinement: only for an addon without the descriptor
+ * calls, which the single executable never embeds (test fakes, the
+ * snapshot's warm-up).
+ */
+function pathMounts(addon: NativeAddon): Pick<Sys, 'mount' | 'bind'> {
+  return {
     mount(m: MountCall) {
       const flags = m.readonly ? MS_RDONLY : 0;
       const data = m.options.length ? m.options.join(',') : null;
@@ -243,23 +371,6 @@ export function nativeSysFrom(addon: NativeAddon, fallback: Sys = spawnSys()): S
     },
     bind(source, target, recursive) {
       addon.mount(source, target, null, MS_BIND | (recursive ? MS_REC : 0), null);
-    },
-    remount(target, readonly) {
-      addon.setReadonly(target, readonly);
-    },
-    // One statvfs instead of reading and parsing /proc/self/mountinfo (about
-    // 0.5 ms per call at boot, issue 5). The plan only remounts its own
-    // mount points, so "the mount holding target" is the mount at target.
-    ...(addon.isReadonly ? { mountReadonly: (target: string) => addon.isReadonly!(target) } : {}),
-    move(source, target) {
-      addon.mount(source, target, null, MS_MOVE, null);
-    },
-    umount(target, lazy) {
-      // Loop devices are attached with autoclear: the last unmount frees them.
-      addon.umount(target, lazy ? MNT_DETACH : 0);
-    },
-    propagation(target, kind) {
-      addon.mount(null, target, null, PROPAGATION_FLAGS[kind], null);
     },
   };
 }

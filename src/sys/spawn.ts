@@ -22,6 +22,7 @@ import * as fs from 'node:fs';
 import type { MountCall, Propagation, Sys } from './types.js';
 import { copyFileObserved } from './copy.js';
 import { readMountinfo } from './mountinfo.js';
+import { checkBeneath, checkConfinement } from './beneath.js';
 
 export interface SpawnSysOptions {
   /** mount(8) to run (default "mount", found on PATH). */
@@ -49,10 +50,12 @@ export function spawnSys(opts: SpawnSysOptions = {}): Sys {
   return {
     // -n everywhere: never write /etc/mtab (busybox would; util-linux ignores it).
     mount(m: MountCall) {
+      if (m.targetBeneath) checkBeneath(m.targetBeneath);
       const o = [m.readonly ? 'ro' : 'rw', ...m.options, ...(m.loop ? ['loop'] : [])];
       run(mountBin, ['-n', '-t', m.fstype, '-o', o.join(','), m.source, m.target]);
     },
-    bind(source, target, recursive) {
+    bind(source, target, recursive, confine) {
+      checkConfinement(confine);
       run(mountBin, ['-n', recursive ? '--rbind' : '--bind', source, target]);
     },
     remount(target, readonly) {

@@ -1,0 +1,107 @@
+/**
+ * Issue 13 item 4: mount points inside the new root that the disk (or an
+ * unpinned image) turns into symlinks. Booted for real through the binary
+ * in a private mount namespace (test/helpers/initramfs-root.ts). Before
+ * the fix, an image whose /etc is a symlink to /usr/sbin had the
+ * deployment's etc bound over the initramfs' own /usr/sbin (exit 0); an
+ * image whose /sysroot is a symlink to / was refused, but the rollback
+ * failed (ELOOP) and left the disk mounted on the initramfs' /; legacy mode
+ * did the same with a deployment's sysroot, usr or var.
+ *
+ * Each case must: exit 1, name the symlinked mount point, and leave the mount
+ * table, the loop devices and /run exactly as they were (which also shows
+ * nothing was mounted on the initramfs' /usr/sbin, /usr or /).
+ */
+import test from 'ava';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { makeSysroot, type SysrootInfo } from '../../tools/mksysroot.js';
+import { assertNothingLeft, buildInitramfsRoot, bootInNamespace, type BootRun, type InitramfsRoot } from '../helpers/initramfs-root.js';
+
+let root: InitramfsRoot;
+const dirs: string[] = [];
+test.before(() => {
+  root = buildInitramfsRoot();
+});
+test.after.always(() => {
+  root?.remove();
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+const VERITY_CONF = '[composefs]\nenabled = verity\n';
+const LEGACY_CONF = '[composefs]\nenabled = no\n';
+
+/**
+ * A sysroot whose image has `links` at its top level (name -> symlink
+ * target), or, without an image, whose checkout has them in place of its
+ * directories. No usr/etc: mksysroot would copy it into the checkout's etc,
+ * through such a link.
+ */
+function sysrootWith(links: Record<string, string>, image: boolean): SysrootInfo {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'cfsroot-hostile-tree-'));
+  dirs.push(work);
+  const tree = path.join(work, 'tree');
+  fs.mkdirSync(path.join(tree, 'usr/bin'), { recursive: true });
+  fs.writeFileSync(path.join(tree, 'usr/bin/hello'), '#!/bin/sh\necho hello\n', { mode: 0o755 });
+  if (image) for (const [name, target] of Object.entries(links)) fs.symlinkSync(target, path.join(tree, name));
+  const info = makeSysroot({ out: path.join(work, 'sysroot'), tree, sign: false, image, os: 'hostile' });
+  if (!image) {
+    for (const [name, target] of Object.entries(links)) {
+      fs.rmSync(path.join(info.deployDir, name), { recursive: true, force: true });
+      fs.symlinkSync(target, path.join(info.deployDir, name));
+    }
+  }
+  // The deployment's own etc is a real directory (what gets bound), whatever the image says.
+  const etc = path.join(info.deployDir, 'etc');
+  if (fs.lstatSync(etc).isSymbolicLink()) {
+    fs.unlinkSync(etc);
+    fs.mkdirSync(etc);
+  }
+  fs.writeFileSync(path.join(etc, 'DISK-ETC'), 'from the disk\n');
+  return info;
+}
+
+function refused(t: import('ava').ExecutionContext, r: BootRun, what: RegExp): void {
+  t.is(r.rc, 1, `exit status; stderr: ${r.stderr}`);
+  const lines = r.stderr.trim().split('\n');
+  t.regex(lines[lines.length - 1]!, what);
+  t.regex(lines[lines.length - 1]!, /\[EMOUNT\]$/);
+  t.notRegex(r.stderr, /rollback incomplete|rollback:/, 'every undo completed');
+  assertNothingLeft(t, r);
+}
+
+// What the probe prints: is the initramfs' /usr/sbin still its own (no DISK-ETC in it)?
+const PROBE = 'ls /usr/sbin; test -e /usr/sbin/DISK-ETC && echo CLOBBERED; true\n';
+
+test.serial('composefs (verity, unpinned): image /etc -> /usr/sbin is refused; nothing is mounted on the initramfs', (t) => {
+  const info = sysrootWith({ etc: '/usr/sbin' }, true);
+  const r = bootInNamespace({ root, sysroot: info.sysroot, cmdline: info.cmdline, prepareRootConf: VERITY_CONF, bindingKey: null, probe: PROBE });
+  t.notRegex(r.probe, /CLOBBERED/);
+  refused(t, r, /\/sysroot\.tmp\/etc is a symlink or lies under one/);
+});
+
+test.serial('composefs (verity, unpinned): image /sysroot -> / is refused and the rollback completes', (t) => {
+  const info = sysrootWith({ sysroot: '/' }, true);
+  const r = bootInNamespace({ root, sysroot: info.sysroot, cmdline: info.cmdline, prepareRootConf: VERITY_CONF, bindingKey: null });
+  refused(t, r, /\/sysroot\.tmp\/sysroot is a symlink or lies under one/);
+});
+
+test.serial('composefs (verity, unpinned): image /var -> /run is refused', (t) => {
+  const info = sysrootWith({ var: '/run' }, true);
+  const r = bootInNamespace({ root, sysroot: info.sysroot, cmdline: info.cmdline, prepareRootConf: VERITY_CONF, bindingKey: null });
+  refused(t, r, /\/sysroot\.tmp\/var is a symlink or lies under one/);
+});
+
+for (const [name, target] of [
+  ['sysroot', '/'],
+  ['usr', '/usr'],
+  ['var', '/'],
+] as const) {
+  test.serial(`legacy: a deployment whose ${name} is a symlink to ${target} is refused and the rollback completes`, (t) => {
+    const info = sysrootWith({ [name]: target }, false);
+    const r = bootInNamespace({ root, sysroot: info.sysroot, cmdline: info.cmdline, prepareRootConf: LEGACY_CONF, bindingKey: null, probe: PROBE });
+    t.notRegex(r.probe, /CLOBBERED/);
+    refused(t, r, new RegExp(`/sysroot\\.tmp/${name} is a symlink or lies under one`));
+  });
+}
