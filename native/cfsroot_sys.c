@@ -479,6 +479,23 @@ static int open_beneath(int dirfd, const char *rel, int flags) {
     return cur;
 }
 
+/*
+ * Open a file from the disk for reading (the image): no symlink followed
+ * anywhere on its path (the paths cfsroot reads come from realpath(3), so a
+ * symlink on one now is a swap made since), O_NONBLOCK so that a FIFO
+ * cannot block the open. The caller checks fstat before any read. Before
+ * 5.6 only the last component is held to that (O_NOFOLLOW).
+ */
+static int open_disk_file(const char *path) {
+    struct cfs_open_how how = {
+        .flags = (uint64_t)(O_RDONLY | O_NONBLOCK | O_CLOEXEC),
+        .resolve = CFS_RESOLVE_NO_SYMLINKS | CFS_RESOLVE_NO_MAGICLINKS,
+    };
+    long fd = syscall(CFS_SYS_openat2, AT_FDCWD, path, &how, sizeof how);
+    if (fd >= 0 || errno != ENOSYS) return (int)fd;
+    return open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+}
+
 /* ENOSYS from a 5.2 call: say which release is needed instead of "function not implemented". */
 static napi_value throw_sys(napi_env env, const char *call, const char *target, int err) {
     if (err == ENOSYS) {
@@ -1000,7 +1017,7 @@ static int pick_threads(napi_env env, napi_value v, int *threads) {
 
 /* Open `path` for reading as a regular file (O_NONBLOCK: a FIFO there must not hang the boot). */
 static int open_regular(napi_env env, const char *path, struct stat *st) {
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    int fd = open_disk_file(path);
     if (fd < 0) {
         throw_errno(env, "open", path, errno);
         return -1;
@@ -1407,7 +1424,7 @@ static napi_value js_prefetch(napi_env env, napi_callback_info info) {
     p->alg_id = alg_id;
     p->c.fn = fn;
     p->c.hash_size = hash_size;
-    p->fd = open(p->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    p->fd = open_disk_file(p->path);
     struct stat st;
     if (p->fd < 0 || fstat(p->fd, &st) != 0) {
         p->open_err = errno;

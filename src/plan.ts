@@ -52,6 +52,12 @@ export type MountStep =
       readonly: boolean;
       /** See `bind`. */
       targetBeneath: string | null;
+      /**
+       * Directories named in `options` (layers) whose meaning the disk or the
+       * image decides: the backend opens each beneath `beneath` as `bind`
+       * does and gives the kernel that descriptor (/proc/self/fd/N) instead.
+       */
+      dirsBeneath: Array<{ path: string; beneath: string }>;
     }
   | {
       kind: 'bind';
@@ -132,6 +138,25 @@ export function kernelFeatures(kernel: string | KernelVersion): KernelFeatures {
  */
 export function escapeOverlayPath(p: string): string {
   return p.replace(/[\\,:]/g, (c) => `\\${c}`);
+}
+
+/**
+ * `options` with each layer path that `replace` maps (by its escaped form:
+ * a whole `lowerdir` entry, or a whole `upperdir`/`workdir` value) swapped
+ * for the replacement, which must need no escaping (a /proc/self/fd path).
+ */
+export function replaceOverlayPaths(options: readonly string[], replace: ReadonlyMap<string, string>): string[] {
+  return options.map((o) => {
+    const eq = o.indexOf('=');
+    if (eq < 0) return o;
+    const key = o.slice(0, eq);
+    const value = o.slice(eq + 1);
+    if (key === 'upperdir' || key === 'workdir') return `${key}=${replace.get(value) ?? value}`;
+    if (key !== 'lowerdir') return o;
+    // Entries (escaped characters kept) and the unescaped ':' between them, in order.
+    const entries = value.match(/(?:\\.|[^\\:])+|:/g) ?? [];
+    return `lowerdir=${entries.map((e) => (e === ':' ? e : (replace.get(e) ?? e))).join('')}`;
+  });
 }
 
 /** The image digest composefs pins (ostree.composefs.digest.v0 is a SHA-256 fs-verity digest). */
@@ -263,6 +288,7 @@ export function planMounts(d: BootDecision, env: PlanEnv): MountStep[] {
       // so only a process that remounts it in its own namespace can write.
       readonly: !c.rootTransient || c.rootTransientRo,
       targetBeneath: null,
+      dirsBeneath: [{ path: objects, beneath: S }],
     });
     // The overlay holds the EROFS superblock; the mount point itself is not needed.
     add({ kind: 'umount-lazy', target: P.lower, restoreFrom: null });
@@ -301,6 +327,7 @@ export function planMounts(d: BootDecision, env: PlanEnv): MountStep[] {
         ],
         readonly: false,
         targetBeneath: T,
+        dirsBeneath: [{ path: `${T}/usr/etc`, beneath: T }],
       });
     } else {
       add({ kind: 'bind', source: `${deployDir}/etc`, target: `${T}/etc`, recursive: false, sourceBeneath: S, targetBeneath: T });
@@ -317,11 +344,16 @@ export function planMounts(d: BootDecision, env: PlanEnv): MountStep[] {
       target: `${T}/usr`,
       options: [
         `lowerdir=${escapeOverlayPath(`${T}/usr`)}`,
-        `upperdir=${escapeOverlayPath(`${d.deployment.dir}/.usr-ovl-upper`)}`,
-        `workdir=${escapeOverlayPath(`${d.deployment.dir}/.usr-ovl-work`)}`,
+        `upperdir=${escapeOverlayPath(`${deployDir}/.usr-ovl-upper`)}`,
+        `workdir=${escapeOverlayPath(`${deployDir}/.usr-ovl-work`)}`,
       ],
       readonly: false,
       targetBeneath: T,
+      dirsBeneath: [
+        { path: `${T}/usr`, beneath: T },
+        { path: `${deployDir}/.usr-ovl-upper`, beneath: S },
+        { path: `${deployDir}/.usr-ovl-work`, beneath: S },
+      ],
     });
   } else if (!cfs) {
     add({ kind: 'bind', source: `${T}/usr`, target: `${T}/usr`, recursive: false, sourceBeneath: T, targetBeneath: T });

@@ -501,6 +501,7 @@ for (const c of BOOT_CASES) {
     for (const l of lines) t.regex(l, /^cfsroot: /);
     // A newline in a name from the disk must not start a line of its own (which would read as cfsroot's).
     for (const l of lines.filter((x) => x.includes('FORGED'))) t.regex(l, /^cfsroot: ostree=/);
+    t.is(lines.length, 1, `exactly one line (issue 13 item 12): ${r.stderr}`);
     assertNothingLeft(t, r);
   });
 }

@@ -37,5 +37,5 @@ export function checkConfinement(confine: BindConfinement | undefined): void {
 
 function beneathByPathError(ref: Beneath, why: string): Error {
   const root = ref.path.slice(0, ref.path.length - ref.rel.length - 1) || '/';
-  return new Error(`${ref.path} ${why}: mount sources and targets that the disk decides must lie beneath ${root}, reached without symlinks`);
+  return new Error(`${ref.path} ${why}: directories the disk decides must lie beneath ${root}, reached without symlinks`);
 }

@@ -88,7 +88,7 @@ export async function executePlan(
       description: `umount ${target}`,
       mountAt: target,
       run: () => {
-        unmountForUndo(sys, log, handle, target);
+        unmountForUndo(sys, handle, target);
         release(handle);
       },
     });
@@ -186,6 +186,7 @@ export async function executePlan(
             options: step.options,
             readonly: step.readonly,
             ...(step.targetBeneath !== null ? { targetBeneath: beneath(step.targetBeneath, step.target)! } : {}),
+            ...(step.dirsBeneath.length ? { dirsBeneath: step.dirsBeneath.map((l) => beneath(l.beneath, l.path)!) } : {}),
           });
           pushUnmount(step.target, remember(step.target, h));
           break;
@@ -263,8 +264,8 @@ export async function executePlan(
     } catch (e) {
       const reason = e instanceof CfsError ? e.message : describeSystemError(e);
       const code = e instanceof CfsError && e.code === 'EDIGEST' ? 'EDIGEST' : 'EMOUNT';
-      log.error(`step ${index + 1}/${steps.length} failed: ${describe()}: ${reason}`);
-      const leftovers = rollback(undo, log);
+      // One line says it all (issue 13 item 12): the step, the cause, and how the rollback went.
+      const leftovers = rollback(undo);
       releaseAll();
       throw new CfsError(
         code,
@@ -308,17 +309,15 @@ function staleOr(e: unknown, path: string): unknown {
   );
 }
 
-/** Unwind the undo stack; keep going past failures and return what could not be undone. */
-function rollback(undo: Undo[], log: Logger): string[] {
+/** Unwind the undo stack; keep going past failures and return what could not be undone (for the one error line). */
+function rollback(undo: Undo[]): string[] {
   const failed: string[] = [];
   while (undo.length > 0) {
     const u = undo.pop()!;
     try {
       u.run();
     } catch (e) {
-      const msg = `${u.description}: ${describeSystemError(e)}`;
-      log.error(`rollback: ${msg}`);
-      failed.push(msg);
+      failed.push(`${u.description}: ${describeSystemError(e)}`);
     }
   }
   return failed;
@@ -331,7 +330,7 @@ function rollback(undo: Undo[], log: Logger): string[] {
  * plainly and, if something still holds it, detached so the rest of the
  * rollback can proceed.
  */
-function unmountForUndo(sys: Sys, log: Logger, handle: MountHandle, target: string): void {
+function unmountForUndo(sys: Sys, handle: MountHandle, target: string): void {
   if (handle !== target) {
     sys.umount(handle, true);
     return;
@@ -339,7 +338,10 @@ function unmountForUndo(sys: Sys, log: Logger, handle: MountHandle, target: stri
   try {
     sys.umount(target, false);
   } catch (e) {
-    log.warn(`rollback: umount ${target} failed (${describeSystemError(e)}); detaching it lazily`);
-    sys.umount(target, true);
+    try {
+      sys.umount(target, true);
+    } catch (lazy) {
+      throw new Error(`${describeSystemError(e)}; lazily: ${describeSystemError(lazy)}`);
+    }
   }
 }

@@ -39,6 +39,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as sea from 'node:sea';
 import { describeSystemError } from '../errors.js';
+import { escapeOverlayPath, replaceOverlayPaths } from '../plan.js';
 import { spawnSys } from './spawn.js';
 import type { VerityAlg } from '../model.js';
 import type { Beneath, MountCall, Propagation, Sys } from './types.js';
@@ -230,22 +231,28 @@ const FD_PATH_RE = /^\/proc\/self\/fd\/(\d+)$/;
 /** Why a directory taken from beneath another could not be opened, in one clause. */
 function beneathError(e: unknown, ref: Beneath): Error {
   const code = (e as { code?: unknown }).code;
+  const root = ref.path.slice(0, ref.path.length - ref.rel.length - 1) || '/';
   const why =
-    code === 'ELOOP'
-      ? 'is a symlink or lies under one'
+    code === 'ELOOP' || code === 'EXDEV'
+      ? `is a symlink or lies under one: directories the disk decides are opened beneath ${root} without following symlinks`
       : code === 'ENOTDIR'
-        ? 'is not a directory (or lies under something that is not)'
+        ? 'is not a directory (or lies under something that is not): expected a directory'
         : code === 'ENOENT'
-          ? 'does not exist'
-          : code === 'EXDEV'
-            ? 'leaves the directory it must lie beneath'
-            : describeSystemError(e);
-  const err = new Error(
-    `${ref.path} ${why}: mount sources and targets that the disk decides are opened beneath ` +
-      `${ref.path.slice(0, ref.path.length - ref.rel.length - 1) || '/'} without following symlinks`,
-  ) as Error & { code?: unknown };
+          ? 'does not exist: expected a directory'
+          : describeSystemError(e);
+  const err = new Error(`${ref.path} ${why}`) as Error & { code?: unknown };
   err.code = code;
   return err;
+}
+
+/** The image reached through a symlink: say why that is refused instead of a bare ELOOP. */
+function imageOpenError(e: unknown, src: string): unknown {
+  const err = e as { code?: unknown; message?: unknown };
+  if (err?.code !== 'ELOOP' && !/\(ELOOP\)$/.test(String(err?.message ?? ''))) return e;
+  return new Error(
+    `${src} is a symlink or lies under one: the image is opened without following symlinks ` +
+      '(its path was resolved once, so a symlink there now is a change on the disk since, or a tampered deployment)',
+  );
 }
 
 interface DescriptorOps {
@@ -275,18 +282,32 @@ function descriptorMounts(ops: DescriptorOps): Pick<Sys, 'mount' | 'bind' | 'rel
   };
   return {
     mount(m: MountCall) {
-      return withDir(m.target, m.targetBeneath, (tfd) => {
-        try {
-          return fdPath(ops.mountAt(m.fstype, m.source, m.options, m.readonly, tfd, m.loop ?? false));
-        } catch (e) {
-          // The source is a file on a filesystem file-backed EROFS cannot read (tmpfs), or a
-          // kernel without EROFS_FS_BACKED_BY_FILE: a loop device is what mount(8) would use.
-          if (m.fstype === 'erofs' && !m.loop && (e as { code?: unknown }).code === 'ENOTBLK') {
-            return fdPath(ops.mountAt(m.fstype, m.source, m.options, m.readonly, tfd, true));
-          }
-          throw e;
+      // Layers the disk decides: opened here, named to the kernel by descriptor.
+      const layers = new Map<string, string>();
+      const layerFds: number[] = [];
+      try {
+        for (const ref of m.dirsBeneath ?? []) {
+          const fd = open(ref.path, ref);
+          layerFds.push(fd);
+          layers.set(escapeOverlayPath(ref.path), fdPath(fd));
         }
-      });
+        const options = layers.size ? replaceOverlayPaths(m.options, layers) : m.options;
+        return withDir(m.target, m.targetBeneath, (tfd) => {
+          try {
+            return fdPath(ops.mountAt(m.fstype, m.source, options, m.readonly, tfd, m.loop ?? false));
+          } catch (e) {
+            // The source is a file on a filesystem file-backed EROFS cannot read (tmpfs), or a
+            // kernel without EROFS_FS_BACKED_BY_FILE: a loop device is what mount(8) would use.
+            if (m.fstype === 'erofs' && !m.loop && (e as { code?: unknown }).code === 'ENOTBLK') {
+              return fdPath(ops.mountAt(m.fstype, m.source, options, m.readonly, tfd, true));
+            }
+            throw e;
+          }
+        });
+      } finally {
+        // The overlay holds its layers itself once mounted.
+        for (const fd of layerFds) ops.closeFd(fd);
+      }
     },
     bind(source, target, recursive, confine) {
       return withDir(source, confine?.source, (sfd) =>
@@ -311,13 +332,17 @@ export function nativeSysFrom(addon: NativeAddon, fallback: Sys = spawnSys()): S
     const early = prefetchTable(addon);
     hashing.copyVerity = (src, dest, alg) => {
       const handle = early.take(src, alg);
-      if (handle && finishCopy) {
-        const { digest, fd } = finishCopy(handle, dest);
-        // A private copy stays open until the process ends: the loop device
-        // opens it through this path and holds it from then on.
-        return { digest, path: fd >= 0 ? `/proc/self/fd/${fd}` : dest };
+      try {
+        if (handle && finishCopy) {
+          const { digest, fd } = finishCopy(handle, dest);
+          // A private copy stays open until the process ends: the loop device
+          // opens it through this path and holds it from then on.
+          return { digest, path: fd >= 0 ? `/proc/self/fd/${fd}` : dest };
+        }
+        return { digest: copyVerity(src, dest, alg, 0), path: dest };
+      } catch (e) {
+        throw imageOpenError(e, src);
       }
-      return { digest: copyVerity(src, dest, alg, 0), path: dest };
     };
     if (addon.prefetch && finishCopy) hashing.prefetchImage = (src, alg, copyDir) => early.start(src, alg, copyDir);
   }

@@ -51,6 +51,7 @@ export function spawnSys(opts: SpawnSysOptions = {}): Sys {
     // -n everywhere: never write /etc/mtab (busybox would; util-linux ignores it).
     mount(m: MountCall) {
       if (m.targetBeneath) checkBeneath(m.targetBeneath);
+      for (const ref of m.dirsBeneath ?? []) checkBeneath(ref);
       const o = [m.readonly ? 'ro' : 'rw', ...m.options, ...(m.loop ? ['loop'] : [])];
       run(mountBin, ['-n', '-t', m.fstype, '-o', o.join(','), m.source, m.target]);
     },

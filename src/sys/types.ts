@@ -46,6 +46,8 @@ export interface MountCall {
   loop?: boolean;
   /** Resolve `target` this way instead of as a trusted path. */
   targetBeneath?: Beneath;
+  /** Layer directories named in `options` (by their escaped paths) to be resolved this way (overlay). */
+  dirsBeneath?: readonly Beneath[];
 }
 
 /** Where bind sources and targets must be resolved beneath (absent: trusted paths). */

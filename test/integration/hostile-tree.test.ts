@@ -65,6 +65,7 @@ function sysrootWith(links: Record<string, string>, image: boolean): SysrootInfo
 function refused(t: import('ava').ExecutionContext, r: BootRun, what: RegExp): void {
   t.is(r.rc, 1, `exit status; stderr: ${r.stderr}`);
   const lines = r.stderr.trim().split('\n');
+  t.is(lines.length, 1, `exactly one line (issue 13 item 12): ${r.stderr}`);
   t.regex(lines[lines.length - 1]!, what);
   t.regex(lines[lines.length - 1]!, /\[EMOUNT\]$/);
   t.notRegex(r.stderr, /rollback incomplete|rollback:/, 'every undo completed');
@@ -105,3 +106,27 @@ for (const [name, target] of [
     refused(t, r, new RegExp(`/sysroot\\.tmp/${name} is a symlink or lies under one`));
   });
 }
+
+test.serial('composefs (verity, unpinned): the objects dir a symlink to / is refused (the data layer is opened beneath SYSROOT)', (t) => {
+  const info = sysrootWith({}, true);
+  const objects = path.join(info.sysroot, 'ostree/repo/objects');
+  fs.renameSync(objects, `${objects}.real`);
+  fs.symlinkSync('/', objects);
+  const r = bootInNamespace({ root, sysroot: info.sysroot, cmdline: info.cmdline, prepareRootConf: VERITY_CONF, bindingKey: null });
+  refused(t, r, /\/sysroot\/ostree\/repo\/objects is a symlink or lies under one/);
+});
+
+test.serial('composefs (verity, unpinned): an image that is a symlink (to a valid image) is refused: the image is opened without following symlinks', (t) => {
+  const info = sysrootWith({}, true);
+  fs.renameSync(info.image!, path.join(info.deployDir, 'image.real'));
+  fs.symlinkSync('image.real', info.image!);
+  const r = bootInNamespace({ root, sysroot: info.sysroot, cmdline: info.cmdline, prepareRootConf: VERITY_CONF, bindingKey: null });
+  refused(t, r, /\.ostree\.cfs is a symlink or lies under one: the image is opened without following symlinks/);
+});
+
+test.serial('one line naming the cause: a missing objects dir says so (not "mount(2) /sysroot.tmp: ENOENT")', (t) => {
+  const info = sysrootWith({}, true);
+  fs.rmSync(path.join(info.sysroot, 'ostree/repo/objects'), { recursive: true });
+  const r = bootInNamespace({ root, sysroot: info.sysroot, cmdline: info.cmdline, prepareRootConf: VERITY_CONF, bindingKey: null });
+  refused(t, r, /^cfsroot: mount -t overlay .*: \/sysroot\/ostree\/repo\/objects does not exist: expected a directory; all earlier steps were undone \[EMOUNT\]$/);
+});

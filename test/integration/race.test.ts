@@ -104,6 +104,7 @@ while [ $i -lt ${ATTEMPTS} ]; do
     mount --bind /disk /sysroot
   elif [ $rc -eq 1 ]; then
     refusals=$((refusals+1)); cp /out/err /out/last-refusal
+    [ "$(wc -l < /out/err)" = 1 ] || echo "attempt $i: a refusal of more than one line: $(cat /out/err)" >> /out/bad
     grep -q 'EMOUNT' /out/err && { atmount=$((atmount+1)); cp /out/err /out/mount-refusal; }
   else
     echo "attempt $i: exit $rc: $(cat /out/err)" >> /out/bad
