@@ -141,3 +141,59 @@ test('failure at any call: every undo of a mount goes through its handle, all co
     }
   }
 });
+
+/** The first bytes of a composefs image: header (magic, version 1, flags) and the EROFS magic at 1024. */
+function imagePrefix(hasAcl: boolean): Buffer {
+  const b = Buffer.alloc(1028);
+  b.writeUInt32LE(0xd078629a, 0);
+  b.writeUInt32LE(1, 4);
+  b.writeUInt32LE(hasAcl ? 1 : 0, 8);
+  b.writeUInt32LE(0xe0f5e1e2, 1024);
+  return b;
+}
+
+class CopyHeadSys extends FakeSys {
+  erofsOptions: string[][] = [];
+  constructor(
+    init: ConstructorParameters<typeof FakeSys>[0],
+    private head: Buffer,
+  ) {
+    super(init);
+  }
+  override mount(m: MountCall) {
+    if (m.fstype === 'erofs') this.erofsOptions.push([...m.options]);
+    super.mount(m);
+  }
+  readHead(p: string, length: number) {
+    if (!this.files.has(p)) throw new Error(`${p}: ENOENT`);
+    return this.head.subarray(0, length);
+  }
+}
+
+test('item 5: noacl comes from the verified copy, not from the header the plan read from the disk', async (t) => {
+  for (const [diskSaid, copySays, want] of [
+    [false, true, []],
+    [true, false, ['noacl']],
+    [false, false, ['noacl']],
+    [true, true, []],
+  ] as const) {
+    const d = makeDecision({ mode: 'signed', hasAcl: diskSaid });
+    const sys = new CopyHeadSys(
+      { mounts: ['/', '/run', '/sysroot'], dirs: ['/', '/run', '/sysroot', d.deployment.dir], files: { [`${d.deployment.dir}/.ostree.cfs`]: 'IMAGE' } },
+      imagePrefix(copySays),
+    );
+    await executePlan(planMounts(d, ENV), sys, silentLogger, { hasher: rightDigest });
+    t.deepEqual(sys.erofsOptions, [want], `disk header hasAcl=${diskSaid}, copy hasAcl=${copySays}`);
+  }
+  // A copy that is not a composefs image at all (the disk changed between the header read and the copy, unpinned): refused.
+  const d = makeDecision({ mode: 'yes' });
+  const sys = new CopyHeadSys(
+    { mounts: ['/', '/run', '/sysroot'], dirs: ['/', '/run', '/sysroot', d.deployment.dir], files: { [`${d.deployment.dir}/.ostree.cfs`]: 'IMAGE' } },
+    Buffer.alloc(1028),
+  );
+  const before = sys.snapshot();
+  await t.throwsAsync(executePlan(planMounts(d, ENV), sys, silentLogger, { hasher: rightDigest }), {
+    message: /the verified copy of .*\.ostree\.cfs: not a composefs image: magic 0x00000000.*; all earlier steps were undone$/,
+  });
+  t.deepEqual(sys.snapshot(), before);
+});

@@ -304,8 +304,13 @@ test('the real addon, by descriptor: openDir refuses symlinks, non-directories a
   fs.symlinkSync('/', path.join(dir, 'src/link'));
   fs.symlinkSync('inner', path.join(dir, 'src/rel-link'));
   execFileSync('mkfs.erofs', ['--quiet', path.join(dir, 'image.erofs'), path.join(dir, 'tree')]);
+  fs.symlinkSync('image.erofs', path.join(dir, 'image-link'));
   const r = inNamespace(`
     const d = ${JSON.stringify(dir)};
+    // The image (a disk file) is opened with no symlink followed, by both readers.
+    out.digestLink = err(() => addon.digestFile(d + '/image-link', 'sha256', 1));
+    out.prefetchLink = err(() => addon.finishDigest(addon.prefetch(d + '/image-link', 'sha256', null, false)));
+    out.digestReal = addon.digestFile(d + '/image.erofs', 'sha256', 1).length;
     out.link = err(() => addon.openDir(d + '/src', 'link'));
     out.relLink = err(() => addon.openDir(d + '/src', 'rel-link'));
     out.through = err(() => addon.openDir(d + '/src', 'rel-link/..'));
@@ -344,6 +349,9 @@ test('the real addon, by descriptor: openDir refuses symlinks, non-directories a
   `);
   t.is(r.status, 0, r.stderr);
   const o = r.out as Record<string, any>;
+  t.regex(o['digestLink'].message, /ELOOP/);
+  t.regex(o['prefetchLink'].message, /ELOOP/);
+  t.is(o['digestReal'], 32);
   t.is(o['link'].code, 'ELOOP');
   t.is(o['relLink'].code, 'ELOOP', 'a relative symlink inside is refused too');
   t.is(o['through'].code, 'ELOOP');

@@ -18,6 +18,7 @@
 
 import { CfsError, describeSystemError } from '../errors.js';
 import { createVerityHasher, type VerityHasher } from '../fsverity.js';
+import { COMPOSEFS_PREFIX_SIZE, composefsHeaderOf } from '../image.js';
 import type { VerityAlg } from '../model.js';
 import { describeStep, type MountStep } from '../plan.js';
 import type { Logger } from '../log.js';
@@ -61,8 +62,8 @@ export async function executePlan(
   const undo: Undo[] = [];
   const records: StepRecord[] = [];
   let imageDigest: string | null = null;
-  /** Plan path of an image copy -> where copyVerity actually put it. */
-  const copies = new Map<string, string>();
+  /** Plan path of an image copy -> where copyVerity actually put it, and the image it copies. */
+  const copies = new Map<string, { path: string; src: string }>();
 
   // Each mount the plan made, by the path the plan names it with -> the
   // handle that names that mount itself (src/sys/types.ts MountHandle).
@@ -151,7 +152,7 @@ export async function executePlan(
           // A private copy (copyPath a /proc/self/fd path) has no name to remove:
           // it goes with the last user of its descriptor.
           if (copyPath === step.dest) undo.push({ description: `rm ${step.dest}`, run: () => sys.unlink(step.dest) });
-          copies.set(step.dest, copyPath);
+          copies.set(step.dest, { path: copyPath, src: step.src });
           const got = Buffer.from(digest).toString('hex');
           if (step.expectedDigest !== null && got !== step.expectedDigest.toLowerCase()) {
             throw new CfsError(
@@ -172,9 +173,13 @@ export async function executePlan(
         }
         case 'mount-erofs': {
           // The image as verified: the copy made above, wherever it lives.
-          const source = copies.get(step.source) ?? step.source;
+          const copy = copies.get(step.source);
+          const source = copy?.path ?? step.source;
           if (opts.verbose && source !== step.source) log.info(`the copy of the image is private: mounting it from ${source}`);
-          const h = sys.mount({ fstype: 'erofs', source, target: step.target, options: step.options, readonly: true, loop: step.loop });
+          // noacl from the copy's own header (the bytes hashed and mounted), not
+          // from the read of the disk the plan was made from (issue 13 item 5).
+          const options = copy && sys.readHead ? aclOptionsOf(step.options, sys.readHead(source, COMPOSEFS_PREFIX_SIZE), copy.src) : step.options;
+          const h = sys.mount({ fstype: 'erofs', source, target: step.target, options, readonly: true, loop: step.loop });
           pushUnmount(step.target, remember(step.target, h));
           break;
         }
@@ -284,6 +289,12 @@ export async function executePlan(
   }
   releaseAll();
   return { steps: records, imageDigest };
+}
+
+/** The EROFS options with noacl exactly when the copy's header says the image has no ACLs. */
+function aclOptionsOf(options: readonly string[], prefix: Uint8Array, src: string): string[] {
+  const header = composefsHeaderOf(prefix, `the verified copy of ${src}`);
+  return [...options.filter((o) => o !== 'noacl' && o !== 'acl'), ...(header.hasAcl ? [] : ['noacl'])];
 }
 
 /** `p` relative to `root`, which the plan guarantees `p` lies beneath ("" for root itself). */

@@ -177,26 +177,41 @@ export function loadNativeAddon(opts: NativeSysOptions = {}): NativeAddon | null
     // A fresh name per load: the dynamic loader hands back an already
     // loaded library for a path it has seen, whatever the file now holds.
     const file = path.join(dir, `.cfsroot-sys.${process.pid}.${++extractions}.node`);
+    let fd: number;
     try {
-      fs.writeFileSync(file, new Uint8Array(src.asset), { mode: 0o500, flag: 'wx' });
+      fd = fs.openSync(file, 'wx', 0o500);
     } catch (e) {
       reasons.push(`${dir}: ${describeSystemError(e)}`);
+      continue; // not created: nothing of ours to remove
+    }
+    try {
+      fs.writeFileSync(fd, new Uint8Array(src.asset));
+    } catch (e) {
+      // A full /run (ENOSPC) leaves a partial file: ours, so it goes (issue 13 item 9).
+      reasons.push(`${dir}: ${describeSystemError(e)}`);
+      fs.closeSync(fd);
+      removeQuietly(file);
       continue;
     }
+    fs.closeSync(fd);
     try {
       return dlopen(file);
     } catch (e) {
       // e.g. a noexec mount: mmap(PROT_EXEC) is refused there.
       reasons.push(`${file}: ${describeSystemError(e)}`);
     } finally {
-      try {
-        fs.unlinkSync(file);
-      } catch {
-        /* already gone; nothing to clean up */
-      }
+      removeQuietly(file);
     }
   }
   throw new Error(`cannot load the embedded mount addon (${reasons.join('; ')})`);
+}
+
+function removeQuietly(file: string): void {
+  try {
+    fs.unlinkSync(file);
+  } catch {
+    /* already gone; nothing to clean up */
+  }
 }
 
 /**

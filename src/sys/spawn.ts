@@ -90,6 +90,17 @@ export function spawnSys(opts: SpawnSysOptions = {}): Sys {
       fs.chmodSync(path, mode);
       return true;
     },
+    readHead(p, length) {
+      const fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+      try {
+        const buf = Buffer.alloc(length);
+        let got = 0;
+        for (let n = 1; n > 0 && got < length; got += n) n = fs.readSync(fd, buf, got, length - got, got);
+        return buf.subarray(0, got);
+      } finally {
+        fs.closeSync(fd);
+      }
+    },
     rmdir: (p) => fs.rmdirSync(p),
     symlink: (linkTarget, p) => fs.symlinkSync(linkTarget, p),
     readFileOrNull(p) {

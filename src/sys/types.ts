@@ -82,6 +82,8 @@ export interface Sys {
   mkdir(path: string, mode: number): boolean;
   rmdir(path: string): void;
   symlink(linkTarget: string, path: string): void;
+  /** The first `length` bytes (fewer if the file is shorter) of a file cfsroot made: the image copy. */
+  readHead?(path: string, length: number): Uint8Array;
   /** Previous content, or null if the file did not exist. */
   readFileOrNull(path: string): Uint8Array | null;
   writeFile(path: string, data: Uint8Array, mode: number): void;

@@ -112,6 +112,8 @@ export interface BootOptions {
   /** Shell run in the chroot after the probe (e.g. change the image on disk), then `probe2`. */
   between?: string;
   probe2?: string;
+  /** Extra tmpfs options for the namespace's /run (e.g. "size=4k": a full /run). */
+  runOptions?: string;
 }
 
 export function bootInNamespace(o: BootOptions): BootRun & { probe2: string; between: string } {
@@ -150,7 +152,7 @@ export function bootInNamespace(o: BootOptions): BootRun & { probe2: string; bet
     `R='${R}'`,
     // An initramfs' / is a mount (rootfs); a plain directory under chroot is not.
     'mount --bind "$R" "$R"',
-    'mount -t tmpfs -o mode=0755 tmpfs "$R/run"',
+    `mount -t tmpfs -o mode=0755${o.runOptions ? `,${o.runOptions}` : ''} tmpfs "$R/run"`,
     `mount --bind '${o.sysroot}' "$R/sysroot"`,
     'mount -t proc proc "$R/proc"',
     'mount --rbind /dev "$R/dev"',
