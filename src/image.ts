@@ -21,6 +21,16 @@ export const COMPOSEFS_FLAG_HAS_ACL = 1 << 0;
 export const EROFS_SUPER_OFFSET = 1024;
 export const EROFS_SUPER_MAGIC = 0xe0f5e1e2;
 
+/**
+ * The largest composefs image cfsroot takes (issue 13 item 6), the same for
+ * `verify` and the boot (both check it in src/decide.ts, with the free space
+ * of /run): 1 GiB. An OS image's metadata is tens of MiB; the boot copies
+ * and hashes the whole image in the initramfs, so this bounds its memory and
+ * time (hashing took 4.7-4.9 ms of CPU for 5.47 MB with SHA-NI, README, so
+ * about 1 s of CPU per GiB).
+ */
+export const IMAGE_SIZE_MAX = 1 << 30;
+
 /** Bytes needed to check the header and the EROFS magic. */
 export const COMPOSEFS_PREFIX_SIZE = EROFS_SUPER_OFFSET + 4;
 const PREFIX_SIZE = COMPOSEFS_PREFIX_SIZE;

@@ -349,10 +349,16 @@ export function nativeSysFrom(addon: NativeAddon, fallback: Sys = spawnSys()): S
       const handle = early.take(src, alg);
       try {
         if (handle && finishCopy) {
-          const { digest, fd } = finishCopy(handle, dest);
-          // A private copy stays open until the process ends: the loop device
-          // opens it through this path and holds it from then on.
-          return { digest, path: fd >= 0 ? `/proc/self/fd/${fd}` : dest };
+          try {
+            const { digest, fd } = finishCopy(handle, dest);
+            // A private copy stays open until the process ends: the loop device
+            // opens it through this path and holds it from then on.
+            return { digest, path: fd >= 0 ? `/proc/self/fd/${fd}` : dest };
+          } catch (e) {
+            // EFBIG: larger than the head start holds in memory (PREFETCH_MAX in
+            // the addon); the streaming copy below takes any size (issue 13 item 6).
+            if ((e as { code?: unknown }).code !== 'EFBIG') throw e;
+          }
         }
         return { digest: copyVerity(src, dest, alg, 0), path: dest };
       } catch (e) {

@@ -16,6 +16,8 @@ import test from 'ava';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { makeSysroot, type SysrootInfo } from '../../tools/mksysroot.js';
 import { assertNothingLeft, buildInitramfsRoot, bootInNamespace, type BootRun, type InitramfsRoot } from '../helpers/initramfs-root.js';
 
@@ -30,6 +32,8 @@ test.after.always(() => {
 });
 
 const VERITY_CONF = '[composefs]\nenabled = verity\n';
+const SIGNED_CONF = '[composefs]\nenabled = signed\n';
+const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/cfsroot');
 const LEGACY_CONF = '[composefs]\nenabled = no\n';
 
 /**
@@ -145,4 +149,24 @@ test.serial('item 9: a full /run (a 4 KiB tmpfs) leaves no partly written addon,
     t.is(r.stderr.trim().split('\n').length, 1, r.stderr);
     assertNothingLeft(t, r);
   }
+});
+
+test.serial('item 6: a correctly signed 300 MiB image (over the addon head start of 256 MiB, under the 1 GiB limit) boots, and verify agrees', (t) => {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'cfsroot-large-'));
+  dirs.push(work);
+  const tree = path.join(work, 'tree');
+  fs.mkdirSync(path.join(tree, 'usr/bin'), { recursive: true });
+  fs.writeFileSync(path.join(tree, 'usr/bin/hello'), 'hello\n');
+  const info = makeSysroot({ out: path.join(work, 'sysroot'), tree, os: 'large', imagePadTo: 300 * 1024 * 1024 });
+  const key = `${info.publicKeyBase64}\n`;
+  const init = path.join(work, 'initramfs');
+  fs.mkdirSync(path.join(init, 'etc/ostree'), { recursive: true });
+  fs.writeFileSync(path.join(init, 'etc/ostree/prepare-root.conf'), SIGNED_CONF);
+  fs.writeFileSync(path.join(init, 'etc/ostree/initramfs-root-binding.key'), key);
+  const v = spawnSync(BIN, ['verify', '--sysroot', info.sysroot, '--initramfs-root', init, '--cmdline', info.cmdline], { encoding: 'utf8' });
+  t.is(v.status, 0, v.stderr);
+  const r = bootInNamespace({ root, sysroot: info.sysroot, cmdline: info.cmdline, prepareRootConf: SIGNED_CONF, bindingKey: key, probe: 'ls /sysroot/usr/bin\n' });
+  t.is(r.rc, 0, r.stderr);
+  t.regex(r.stderr, new RegExp(`fs-verity sha256:${info.imageDigest}, matching the signed commit`));
+  t.is(r.probe, 'hello\n');
 });
