@@ -726,6 +726,122 @@ out:
     free(source);
     return result;
 }
+/* ------------------------------------------------------------------------
+ * The boot's deadline (issue 13 item 11). A read from a disk that stopped
+ * answering (a FUSE or network root, a dying device) blocks the main thread
+ * in the kernel, where no JavaScript timer can run and nothing can cancel
+ * it. This thread sleeps until the deadline; if the boot has not disarmed
+ * it by then, it writes one line naming what the boot was doing (the last
+ * watchdogNote) to stderr and /dev/kmsg, and ends the process with _exit(1),
+ * which takes the blocked thread with it.
+ *   watchdogStart(ms)   arm (once; a second call moves the deadline)
+ *   watchdogNote(text)  what the boot is doing now (a step, with its file)
+ *   watchdogStop()      disarm: the boot finished, it prints its own line
+ *   testStall()         test only: block this thread in a read that never
+ *                       returns (src/boot.ts, $CFSROOT_TEST_STALL)
+ * ------------------------------------------------------------------------ */
+static pthread_mutex_t wd_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wd_cond = PTHREAD_COND_INITIALIZER;
+static char wd_note[1024] = "starting";
+static int wd_armed, wd_started;
+static struct timespec wd_deadline;
+static uint32_t wd_ms;
+
+static void *watchdog_thread(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&wd_lock);
+    for (;;) {
+        if (!wd_armed) {
+            pthread_mutex_unlock(&wd_lock);
+            return NULL;
+        }
+        int rc = pthread_cond_timedwait(&wd_cond, &wd_lock, &wd_deadline);
+        if (rc == ETIMEDOUT && wd_armed) break;
+    }
+    char line[1400];
+    int n = snprintf(line, sizeof line,
+                     "cfsroot: the boot did not finish within %u.%03u s, blocked while %s (a disk or file server that stopped "
+                     "answering?): giving up, without undoing what was already mounted [ETIMEOUT]\n",
+                     wd_ms / 1000, wd_ms % 1000, wd_note);
+    if (n < 0) n = 0;
+    if ((size_t)n >= sizeof line) n = sizeof line - 1;
+    ssize_t ignored = write(2, line, (size_t)n);
+    int kmsg = open("/dev/kmsg", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (kmsg >= 0) {
+        char k[1410];
+        int m = snprintf(k, sizeof k, "<3>%s", line);
+        if (m > 0) ignored = write(kmsg, k, (size_t)m < sizeof k ? (size_t)m : sizeof k - 1);
+        close(kmsg);
+    }
+    (void)ignored;
+    _exit(1);
+}
+
+static napi_value js_watchdog_start(napi_env env, napi_callback_info info) {
+    napi_value argv[1];
+    uint32_t ms;
+    if (get_args(env, info, 1, argv) != 0 || get_u32(env, argv[0], "ms", &ms) != 0) return NULL;
+    pthread_mutex_lock(&wd_lock);
+    /* pthread_cond_timedwait measures CLOCK_REALTIME by default; fine for seconds. */
+    clock_gettime(CLOCK_REALTIME, &wd_deadline);
+    wd_deadline.tv_sec += ms / 1000;
+    wd_deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (wd_deadline.tv_nsec >= 1000000000L) {
+        wd_deadline.tv_sec++;
+        wd_deadline.tv_nsec -= 1000000000L;
+    }
+    wd_ms = ms;
+    wd_armed = 1;
+    int start = !wd_started;
+    wd_started = 1;
+    pthread_cond_signal(&wd_cond);
+    pthread_mutex_unlock(&wd_lock);
+    if (start) {
+        pthread_t t;
+        pthread_attr_t a;
+        pthread_attr_init(&a);
+        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&t, &a, watchdog_thread, NULL);
+        pthread_attr_destroy(&a);
+        if (rc != 0) return throw_errno(env, "pthread_create", "the boot's watchdog", rc);
+    }
+    return NULL;
+}
+
+static napi_value js_watchdog_note(napi_env env, napi_callback_info info) {
+    napi_value argv[1];
+    char *text = NULL;
+    if (get_args(env, info, 1, argv) != 0 || get_string(env, argv[0], 0, "text", &text) != 0) return NULL;
+    pthread_mutex_lock(&wd_lock);
+    size_t i = 0;
+    /* Control characters would let a name from the disk start a line of its own. */
+    for (; text[i] != '\0' && i < sizeof wd_note - 1; i++) wd_note[i] = (unsigned char)text[i] < 0x20 || text[i] == 0x7f ? '?' : text[i];
+    wd_note[i] = '\0';
+    pthread_mutex_unlock(&wd_lock);
+    free(text);
+    return NULL;
+}
+
+static napi_value js_watchdog_stop(napi_env env, napi_callback_info info) {
+    (void)env;
+    (void)info;
+    pthread_mutex_lock(&wd_lock);
+    wd_armed = 0;
+    pthread_cond_signal(&wd_cond);
+    pthread_mutex_unlock(&wd_lock);
+    return NULL;
+}
+
+static napi_value js_test_stall(napi_env env, napi_callback_info info) {
+    (void)info;
+    int p[2];
+    if (pipe(p) != 0) return throw_errno(env, "pipe", "", errno);
+    char c;
+    /* The write end stays open: this read never returns. */
+    while (read(p[0], &c, 1) != 0) {
+    }
+    return NULL;
+}
 
 /* ------------------------------------------------------------------------
  * fs-verity digest (SPEC §3; the same computation as src/fsverity.ts, which
@@ -1661,6 +1777,10 @@ static napi_value init(napi_env env, napi_value exports) {
         {"closeFd", NULL, js_close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
         {"bindAt", NULL, js_bind_at, NULL, NULL, NULL, napi_enumerable, NULL},
         {"mountAt", NULL, js_mount_at, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"watchdogStart", NULL, js_watchdog_start, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"watchdogNote", NULL, js_watchdog_note, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"watchdogStop", NULL, js_watchdog_stop, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"testStall", NULL, js_test_stall, NULL, NULL, NULL, napi_enumerable, NULL},
     };
     if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
     /* The hashing exports only when the executable provides OpenSSL's one-shot SHA-2 functions. */

@@ -23,6 +23,7 @@ import { fsverityDigestFile } from './fsverity.js';
 import { loadPublicKeys } from './keys.js';
 import { verifySignedCommit } from './signature.js';
 import { mark } from './timings.js';
+import { noteActivity } from './activity.js';
 
 export interface DecideOptions {
   /** The physical root, mounted (SYSROOT; /sysroot at boot). */
@@ -257,6 +258,7 @@ function checkStateDir(dir: string, mountedAs: string): void {
 }
 
 function step<T>(what: string, fn: () => T, phase?: string): T {
+  noteActivity(() => what);
   try {
     const r = fn();
     if (phase) mark(phase);

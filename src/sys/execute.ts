@@ -17,6 +17,7 @@
  */
 
 import { CfsError, describeSystemError } from '../errors.js';
+import { noteActivity } from '../activity.js';
 import { createVerityHasher, type VerityHasher } from '../fsverity.js';
 import { COMPOSEFS_PREFIX_SIZE, composefsHeaderOf } from '../image.js';
 import type { VerityAlg } from '../model.js';
@@ -108,6 +109,7 @@ export async function executePlan(
     const describe = () => describeStep(step);
     const t0 = process.hrtime.bigint();
     try {
+      noteActivity(() => `at step ${index + 1}/${steps.length}: ${describe()}`);
       if (opts.verbose) log.info(`step ${index + 1}/${steps.length}: ${describe()}`);
       switch (step.kind) {
         case 'mkdir':

@@ -39,13 +39,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as sea from 'node:sea';
 import { describeSystemError } from '../errors.js';
+import { onActivity } from '../activity.js';
 import { escapeOverlayPath, replaceOverlayPaths } from '../plan.js';
 import { spawnSys } from './spawn.js';
 import type { VerityAlg } from '../model.js';
 import type { Beneath, MountCall, Propagation, Sys } from './types.js';
 
 /** What native/cfsroot_sys.c exports. */
-export interface NativeAddon {
+export interface NativeAddon extends WatchdogAddon {
   mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void;
   umount(target: string, flags: number): void;
   /** Attach `file` to a loop device (autoclear) and mount it; returns the device path. */
@@ -84,6 +85,15 @@ export interface NativeAddon {
   closeFd?(fd: number): void;
   bindAt?(sourceFd: number, targetFd: number, recursive: boolean): number;
   mountAt?(fstype: string, source: string | null, options: readonly string[], readonly: boolean, targetFd: number, loop: boolean): number;
+}
+
+/** The boot's deadline (issue 13 item 11): see the watchdog section of native/cfsroot_sys.c. */
+export interface WatchdogAddon {
+  watchdogStart?(ms: number): void;
+  watchdogNote?(text: string): void;
+  watchdogStop?(): void;
+  /** Test only: block the calling thread in a read that never returns. */
+  testStall?(): void;
 }
 
 /** Opaque (a Node-API external). */
@@ -160,6 +170,38 @@ let loadedAddon: NativeAddon | null = null;
  */
 export function exitNowIfLoaded(code: number): void {
   loadedAddon?.exitNow?.(code);
+}
+
+/**
+ * The boot's deadline: 60 s, below systemd's default 90 s start timeout, so
+ * cfsroot's own line, not systemd's kill, says what happened.
+ * $CFSROOT_BOOT_DEADLINE_MS changes it (tests).
+ */
+export const BOOT_DEADLINE_MS = 60_000;
+
+/**
+ * Arm the deadline for a boot that loaded the addon: past it, the addon's
+ * own thread prints one line naming the step the boot was in (src/activity.ts)
+ * and exits 1, even if the main thread is stuck in a read that never
+ * returns. Returns the disarm function (a no-op without the addon: mount(8)
+ * boots have no deadline). $CFSROOT_TEST_STALL=<text>, for tests only, makes
+ * the boot block for good in a step whose description contains <text>.
+ */
+export function armBootDeadline(): () => void {
+  const a = loadedAddon;
+  if (!a?.watchdogStart || !a.watchdogNote || !a.watchdogStop) return () => {};
+  const env = Number(process.env['CFSROOT_BOOT_DEADLINE_MS']);
+  a.watchdogStart(Number.isSafeInteger(env) && env > 0 ? env : BOOT_DEADLINE_MS);
+  const stallAt = process.env['CFSROOT_TEST_STALL'];
+  const note = a.watchdogNote.bind(a);
+  onActivity((what) => {
+    note(what);
+    if (stallAt && what.includes(stallAt)) a.testStall?.();
+  });
+  return () => {
+    onActivity(null);
+    a.watchdogStop!();
+  };
 }
 
 /**

@@ -114,6 +114,8 @@ export interface BootOptions {
   probe2?: string;
   /** Extra tmpfs options for the namespace's /run (e.g. "size=4k": a full /run). */
   runOptions?: string;
+  /** Extra environment for cfsroot (and the scripts around it). */
+  env?: Record<string, string>;
 }
 
 export function bootInNamespace(o: BootOptions): BootRun & { probe2: string; between: string } {
@@ -161,7 +163,7 @@ export function bootInNamespace(o: BootOptions): BootRun & { probe2: string; bet
     'exec chroot "$R" /bin/sh -c "$INNER"',
   ].join('\n');
   const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', outer], {
-    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', INNER: inner },
+    env: { ...o.env, PATH: '/usr/sbin:/usr/bin:/sbin:/bin', INNER: inner },
     encoding: 'utf8',
   });
   if (r.status !== 0) throw new Error(`namespace harness failed (${r.status}): ${r.stderr}`);

@@ -170,3 +170,38 @@ test.serial('item 6: a correctly signed 300 MiB image (over the addon head start
   t.regex(r.stderr, new RegExp(`fs-verity sha256:${info.imageDigest}, matching the signed commit`));
   t.is(r.probe, 'hello\n');
 });
+
+/**
+ * Item 11: a read that never returns. The test cannot make this kernel's
+ * disk stop answering (no FUSE server, no device-mapper here), so the real
+ * binary is told to block itself ($CFSROOT_TEST_STALL: a read(2) on a pipe
+ * whose writer never writes, in the main thread, which nothing can cancel)
+ * when it reaches a given step, with a short deadline; the watchdog thread
+ * must print the one line naming that step and exit 1. The time asserted is
+ * generous (the deadline is 1.5 s; the whole namespace run under 20 s).
+ */
+for (const [where, stallAt, names] of [
+  ['the image header check (decision)', 'checking the composefs image', /blocked while checking the composefs image \/sysroot\/\S+\/\.ostree\.cfs/],
+  ['the overlay mount (a mount step)', 'mount -t overlay', /blocked while at step \d+\/\d+: mount -t overlay .* composefs \/sysroot\.tmp/],
+] as const) {
+  test.serial(`item 11: a boot stuck in ${where} past its deadline prints one line naming the step and exits 1`, (t) => {
+    const info = sysrootWith({}, true);
+    const t0 = Date.now();
+    const r = bootInNamespace({
+      root,
+      sysroot: info.sysroot,
+      cmdline: info.cmdline,
+      prepareRootConf: VERITY_CONF,
+      bindingKey: null,
+      env: { CFSROOT_BOOT_DEADLINE_MS: '1500', CFSROOT_TEST_STALL: stallAt },
+    });
+    const ms = Date.now() - t0;
+    t.is(r.rc, 1, r.stderr);
+    const lines = r.stderr.trim().split('\n');
+    t.is(lines.length, 1, r.stderr);
+    t.regex(lines[0]!, /^cfsroot: the boot did not finish within 1\.500 s, /);
+    t.regex(lines[0]!, names);
+    t.regex(lines[0]!, /\[ETIMEOUT\]$/);
+    t.true(ms < 20_000, `${ms} ms`);
+  });
+}
