@@ -4,8 +4,9 @@
  * processes. Loaded by src/sys/native.ts, which keeps the `Sys` interface
  * (src/sys/types.ts) and falls back to mount(8) when this cannot load.
  *
- * Deliberately thin: no policy, no path handling, no option parsing. Each
- * function is one system call (two for the remount fallback) and throws a
+ * Deliberately thin: no policy, no option parsing beyond "key=value" per
+ * fsconfig call. Each mount function is one short sequence of system calls
+ * (open beneath, open_tree/fsmount, move_mount) and throws a
  * JS Error whose `code` is the errno name (EINVAL, EBUSY, ...) and whose
  * message is "<syscall> <target>: <strerror> (<ENAME>)"; the executor adds
  * the step.
