@@ -4,8 +4,9 @@
  * processes. Loaded by src/sys/native.ts, which keeps the `Sys` interface
  * (src/sys/types.ts) and falls back to mount(8) when this cannot load.
  *
- * Deliberately thin: no policy, no path handling, no option parsing. Each
- * function is one system call (two for the remount fallback) and throws a
+ * Deliberately thin: no policy, no option parsing beyond "key=value" per
+ * fsconfig call. Each mount function is one short sequence of system calls
+ * (open beneath, open_tree/fsmount, move_mount) and throws a
  * JS Error whose `code` is the errno name (EINVAL, EBUSY, ...) and whose
  * message is "<syscall> <target>: <strerror> (<ENAME>)"; the executor adds
  * the step.
@@ -20,6 +21,16 @@
  *       once if the mount fails. Needed because an image copy on tmpfs
  *       cannot be mounted as file-backed EROFS (tmpfs has no read_folio;
  *       the kernel answers ENOTBLK), and this saves the mount(8) child.
+ *   openDir(root, rel) -> fd       O_PATH descriptor of the directory rel
+ *       beneath root, no symlink followed (openat2 RESOLVE_BENEATH|NO_SYMLINKS).
+ *   bindAt(sourceFd, targetFd, recursive) -> mountFd    open_tree + move_mount.
+ *   mountAt(fstype, source, options[], readonly, targetFd, loop) -> mountFd
+ *       fsopen/fsconfig/fsmount + move_mount (a loop device first with loop).
+ *   closeFd(fd)
+ *       A mountFd names its mount for as long as it is open: the executor
+ *       remounts and undoes through /proc/self/fd/N, never the path again.
+ *       The system calls newer than mount(2), with the release each needs
+ *       and its fallback, are in one place: "Kernel interfaces" below.
  *   setReadonly(target, readonly)   flip MNT_READONLY of one mount only:
  *       mount_setattr(2) (Linux 5.12); before that a bind remount that
  *       carries the mount's other per-mount flags over from statvfs(2).
@@ -371,6 +382,472 @@ static napi_value js_set_readonly(napi_env env, napi_callback_info info) {
     return NULL;
 }
 
+/* ------------------------------------------------------------------------
+ * Kernel interfaces (issue 13): every system call newer than mount(2) that
+ * cfsroot uses, the release that added it, and what runs on a kernel that
+ * lacks it. Nothing outside this section calls them.
+ *
+ *   openat2(2) RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS   Linux 5.6
+ *       fallback: a walk of openat(O_PATH|O_NOFOLLOW) per component that
+ *       refuses "..", ".", empty components and symlinks: the same answer.
+ *   open_tree(2), move_mount(2)                      Linux 5.2, no fallback
+ *   fsopen(2), fsconfig(2), fsmount(2)               Linux 5.2, no fallback
+ *       (a mount made by descriptor is the only handle that keeps naming
+ *       that mount when a path under it changes; ENOSYS is reported as
+ *       "needs Linux >= 5.2").
+ *   mount_setattr(2)                                 Linux 5.12
+ *       fallback: MS_REMOUNT|MS_BIND through /proc/self/fd/N (js_set_readonly).
+ *   LOOP_CONFIGURE                                   Linux 5.8
+ *       fallback: LOOP_SET_FD + LOOP_SET_STATUS64 (loop_attach).
+ * The system call numbers are the same on every architecture (the unified
+ * table from 5.1 on), so no kernel or libc headers newer than 5.1 are needed.
+ * ------------------------------------------------------------------------ */
+#define CFS_SYS_open_tree 428
+#define CFS_SYS_move_mount 429
+#define CFS_SYS_fsopen 430
+#define CFS_SYS_fsconfig 431
+#define CFS_SYS_fsmount 432
+#define CFS_SYS_openat2 437
+#define CFS_OPEN_TREE_CLONE 1
+#define CFS_AT_RECURSIVE 0x8000
+#define CFS_MOVE_MOUNT_F_EMPTY_PATH 0x4
+#define CFS_MOVE_MOUNT_T_EMPTY_PATH 0x40
+#define CFS_FSOPEN_CLOEXEC 0x1
+#define CFS_FSMOUNT_CLOEXEC 0x1
+#define CFS_FSCONFIG_SET_FLAG 0
+#define CFS_FSCONFIG_SET_STRING 1
+#define CFS_FSCONFIG_CMD_CREATE 6
+#define CFS_RESOLVE_NO_MAGICLINKS 0x02
+#define CFS_RESOLVE_NO_SYMLINKS 0x04
+#define CFS_RESOLVE_BENEATH 0x08
+struct cfs_open_how {
+    uint64_t flags;
+    uint64_t mode;
+    uint64_t resolve;
+};
+
+/*
+ * Open `rel` beneath the directory `dirfd` as O_PATH, following no symlink
+ * and never leaving dirfd (no "..", no absolute path). `flags` adds
+ * O_DIRECTORY or nothing. Returns the fd or -1 with errno (ELOOP: a symlink
+ * on the way or at the end; EXDEV: an escape).
+ */
+static int open_beneath(int dirfd, const char *rel, int flags) {
+    if (rel[0] == '\0') return fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+    struct cfs_open_how how = {
+        /* No O_NOFOLLOW: with it a final symlink is opened itself, and O_DIRECTORY then
+           says ENOTDIR; without it RESOLVE_NO_SYMLINKS refuses it with ELOOP. */
+        .flags = (uint64_t)(O_PATH | O_CLOEXEC | flags),
+        .resolve = CFS_RESOLVE_BENEATH | CFS_RESOLVE_NO_SYMLINKS | CFS_RESOLVE_NO_MAGICLINKS,
+    };
+    long fd = syscall(CFS_SYS_openat2, dirfd, rel, &how, sizeof how);
+    if (fd >= 0 || errno != ENOSYS) return (int)fd;
+    /* Before 5.6: one component at a time. */
+    if (rel[0] == '/') {
+        errno = EXDEV;
+        return -1;
+    }
+    int cur = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+    const char *p = rel;
+    while (cur >= 0 && *p != '\0') {
+        const char *slash = strchr(p, '/');
+        size_t n = slash ? (size_t)(slash - p) : strlen(p);
+        char name[NAME_MAX + 1];
+        if (n == 0 || n > NAME_MAX || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.')) {
+            close(cur);
+            errno = n > NAME_MAX ? ENAMETOOLONG : EXDEV;
+            return -1;
+        }
+        memcpy(name, p, n);
+        name[n] = '\0';
+        int last = slash == NULL || slash[1] == '\0';
+        /* O_PATH|O_NOFOLLOW opens a symlink itself: refused below with ELOOP, as openat2 does. */
+        int next = openat(cur, name, O_PATH | O_CLOEXEC | O_NOFOLLOW);
+        int e = errno;
+        close(cur);
+        cur = next;
+        errno = e;
+        if (cur >= 0) {
+            struct stat st;
+            e = fstat(cur, &st) != 0 ? errno
+                : S_ISLNK(st.st_mode) ? ELOOP
+                : (!last || (flags & O_DIRECTORY)) && !S_ISDIR(st.st_mode) ? ENOTDIR
+                : 0;
+            if (e != 0) {
+                close(cur);
+                errno = e;
+                return -1;
+            }
+        }
+        p += n;
+        if (*p == '/') p++;
+    }
+    return cur;
+}
+
+/*
+ * Open a file from the disk for reading (the image): no symlink followed
+ * anywhere on its path (the paths cfsroot reads come from realpath(3), so a
+ * symlink on one now is a swap made since), O_NONBLOCK so that a FIFO
+ * cannot block the open. The caller checks fstat before any read. Before
+ * 5.6 only the last component is held to that (O_NOFOLLOW).
+ */
+static int open_disk_file(const char *path) {
+    struct cfs_open_how how = {
+        .flags = (uint64_t)(O_RDONLY | O_NONBLOCK | O_CLOEXEC),
+        .resolve = CFS_RESOLVE_NO_SYMLINKS | CFS_RESOLVE_NO_MAGICLINKS,
+    };
+    long fd = syscall(CFS_SYS_openat2, AT_FDCWD, path, &how, sizeof how);
+    if (fd >= 0 || errno != ENOSYS) return (int)fd;
+    return open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+}
+
+/* ENOSYS from a 5.2 call: say which release is needed instead of "function not implemented". */
+static napi_value throw_sys(napi_env env, const char *call, const char *target, int err) {
+    if (err == ENOSYS) {
+        char what[96];
+        snprintf(what, sizeof what, "%s (needs Linux >= 5.2)", call);
+        return throw_errno(env, what, target, err);
+    }
+    return throw_errno(env, call, target, err);
+}
+
+static int get_fd(napi_env env, napi_value v, const char *name, int *out) {
+    int32_t n = -1;
+    napi_valuetype t;
+    if (napi_typeof(env, v, &t) != napi_ok) return -1;
+    if (t != napi_number || napi_get_value_int32(env, v, &n) != napi_ok || n < 0) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "%s must be a file descriptor", name);
+        throw_type(env, msg);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
+static napi_value fd_value(napi_env env, int fd) {
+    napi_value v = NULL;
+    if (napi_create_int32(env, fd, &v) != napi_ok) {
+        close(fd);
+        return NULL;
+    }
+    return v;
+}
+
+/*
+ * openDir(root, rel) -> fd: `root` (a trusted path, opened as given) and
+ * then the directory `rel` beneath it with no symlink followed, O_PATH,
+ * close-on-exec. Refuses anything that is not a directory (ENOTDIR) or is
+ * reached through a symlink (ELOOP). With rel "" it opens root itself.
+ */
+static napi_value js_open_dir(napi_env env, napi_callback_info info) {
+    napi_value argv[2], result = NULL;
+    char *root = NULL, *rel = NULL;
+    if (get_args(env, info, 2, argv) == 0 && get_string(env, argv[0], 0, "root", &root) == 0 &&
+        get_string(env, argv[1], 0, "rel", &rel) == 0) {
+        int rfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (rfd < 0) {
+            throw_errno(env, "open(2)", root, errno);
+        } else {
+            int fd = open_beneath(rfd, rel, O_DIRECTORY);
+            int e = errno;
+            close(rfd);
+            struct stat st;
+            if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISDIR(st.st_mode))) {
+                e = ENOTDIR;
+                close(fd);
+                fd = -1;
+            }
+            if (fd < 0)
+                throw_errno(env, "openat2(2) RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS", rel, e);
+            else
+                result = fd_value(env, fd);
+        }
+    }
+    free(root);
+    free(rel);
+    return result;
+}
+
+/* closeFd(fd) */
+static napi_value js_close_fd(napi_env env, napi_callback_info info) {
+    napi_value argv[1];
+    int fd;
+    if (get_args(env, info, 1, argv) == 0 && get_fd(env, argv[0], "fd", &fd) == 0) close(fd);
+    return NULL;
+}
+
+/* Attach the detached mount `mfd` on the directory `tfd`; 0 or -1 with errno. */
+static int attach_at(int mfd, int tfd) {
+    return (int)syscall(CFS_SYS_move_mount, mfd, "", tfd, "", CFS_MOVE_MOUNT_F_EMPTY_PATH | CFS_MOVE_MOUNT_T_EMPTY_PATH);
+}
+
+/*
+ * bindAt(sourceFd, targetFd, recursive) -> mountFd: a copy of the mount
+ * tree at sourceFd (open_tree OPEN_TREE_CLONE), attached on targetFd
+ * (move_mount). The returned descriptor names the new mount for as long as
+ * it is open, whatever happens to the paths around it.
+ */
+static napi_value js_bind_at(napi_env env, napi_callback_info info) {
+    napi_value argv[3];
+    int sfd, tfd;
+    bool rec = false;
+    if (get_args(env, info, 3, argv) != 0 || get_fd(env, argv[0], "sourceFd", &sfd) != 0 ||
+        get_fd(env, argv[1], "targetFd", &tfd) != 0)
+        return NULL;
+    if (napi_get_value_bool(env, argv[2], &rec) != napi_ok) return throw_type(env, "recursive must be a boolean");
+    long mfd = syscall(CFS_SYS_open_tree, sfd, "", CFS_OPEN_TREE_CLONE | O_CLOEXEC | AT_EMPTY_PATH | (rec ? CFS_AT_RECURSIVE : 0));
+    if (mfd < 0) return throw_sys(env, "open_tree(2)", "", errno);
+    if (attach_at((int)mfd, tfd) != 0) {
+        int e = errno;
+        close((int)mfd);
+        return throw_sys(env, "move_mount(2)", "", e);
+    }
+    return fd_value(env, (int)mfd);
+}
+
+/* The fsconfig(2) log's last message ("e overlay: ..."), or "" (the kernel's reason for EINVAL). */
+static void fs_log(int fsfd, char *buf, size_t len) {
+    buf[0] = '\0';
+    for (;;) {
+        char line[256];
+        ssize_t n = read(fsfd, line, sizeof line - 1);
+        if (n <= 0) break;
+        line[n] = '\0';
+        snprintf(buf, len, " [%s]", line);
+    }
+}
+
+/*
+ * mountAt(fstype, source|null, options[], readonly, targetFd, loop) -> mountFd
+ * A new filesystem (fsopen/fsconfig/fsmount), attached on targetFd. Each
+ * option is one fsconfig call: "key=value" a string, "key" a flag. With
+ * loop, source (a regular file, or /proc/self/fd/N) is attached to a
+ * read-only autoclear loop device first, whose name becomes the source.
+ */
+static napi_value js_mount_at(napi_env env, napi_callback_info info) {
+    napi_value argv[6], result = NULL;
+    char *fstype = NULL, *source = NULL;
+    int tfd, fsfd = -1, lfd = -1;
+    bool ro = false, loop = false;
+    uint32_t nopts = 0;
+    bool is_array = false;
+    char dev[64];
+    if (get_args(env, info, 6, argv) != 0 || get_string(env, argv[0], 0, "fstype", &fstype) != 0) goto out;
+    if (get_string(env, argv[1], 1, "source", &source) != 0) goto out;
+    if (napi_is_array(env, argv[2], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[2], &nopts) != napi_ok) {
+        throw_type(env, "options must be an array of strings");
+        goto out;
+    }
+    if (napi_get_value_bool(env, argv[3], &ro) != napi_ok || napi_get_value_bool(env, argv[5], &loop) != napi_ok) {
+        throw_type(env, "readonly and loop must be booleans");
+        goto out;
+    }
+    if (get_fd(env, argv[4], "targetFd", &tfd) != 0) goto out;
+    if (loop) {
+        if (source == NULL) {
+            throw_type(env, "a loop mount needs a source");
+            goto out;
+        }
+        lfd = loop_attach(source, 1, dev, sizeof dev);
+        if (lfd < 0) {
+            int e = errno;
+            if (e == ENOENT && access("/dev/loop-control", F_OK) != 0)
+                throw_errno(env, "open(2)", "/dev/loop-control", e);
+            else
+                throw_errno(env, "loop device for", source, e);
+            goto out;
+        }
+    }
+    fsfd = (int)syscall(CFS_SYS_fsopen, fstype, CFS_FSOPEN_CLOEXEC);
+    if (fsfd < 0) {
+        throw_sys(env, "fsopen(2)", fstype, errno);
+        goto out;
+    }
+    const char *src = loop ? dev : source;
+    char why[300] = "";
+    if (src != NULL && syscall(CFS_SYS_fsconfig, fsfd, CFS_FSCONFIG_SET_STRING, "source", src, 0) != 0) {
+        int e = errno;
+        fs_log(fsfd, why, sizeof why);
+        throw_errno(env, "fsconfig(2) source", src, e);
+        goto out;
+    }
+    if (ro && syscall(CFS_SYS_fsconfig, fsfd, CFS_FSCONFIG_SET_FLAG, "ro", NULL, 0) != 0) {
+        throw_errno(env, "fsconfig(2) ro", fstype, errno);
+        goto out;
+    }
+    for (uint32_t i = 0; i < nopts; i++) {
+        napi_value ov;
+        char *opt = NULL;
+        if (napi_get_element(env, argv[2], i, &ov) != napi_ok || get_string(env, ov, 0, "option", &opt) != 0) goto out;
+        char *eq = strchr(opt, '=');
+        long rc;
+        if (eq != NULL) {
+            *eq = '\0';
+            rc = syscall(CFS_SYS_fsconfig, fsfd, CFS_FSCONFIG_SET_STRING, opt, eq + 1, 0);
+        } else {
+            rc = syscall(CFS_SYS_fsconfig, fsfd, CFS_FSCONFIG_SET_FLAG, opt, NULL, 0);
+        }
+        if (rc != 0) {
+            int e = errno;
+            fs_log(fsfd, why, sizeof why);
+            char what[160];
+            snprintf(what, sizeof what, "fsconfig(2) %s option %s%s", fstype, opt, why);
+            free(opt);
+            throw_errno(env, what, "", e);
+            goto out;
+        }
+        free(opt);
+    }
+    if (syscall(CFS_SYS_fsconfig, fsfd, CFS_FSCONFIG_CMD_CREATE, NULL, NULL, 0) != 0) {
+        int e = errno;
+        fs_log(fsfd, why, sizeof why);
+        char what[340];
+        snprintf(what, sizeof what, "fsconfig(2) create %s%s", fstype, why);
+        throw_errno(env, what, src, e);
+        goto out;
+    }
+    /* The loop device is held by the superblock now; this last handle goes (autoclear). */
+    if (lfd >= 0) {
+        close(lfd);
+        lfd = -1;
+    }
+    int mfd = (int)syscall(CFS_SYS_fsmount, fsfd, CFS_FSMOUNT_CLOEXEC, ro ? CFS_MOUNT_ATTR_RDONLY : 0);
+    if (mfd < 0) {
+        throw_sys(env, "fsmount(2)", fstype, errno);
+        goto out;
+    }
+    if (attach_at(mfd, tfd) != 0) {
+        int e = errno;
+        close(mfd);
+        throw_sys(env, "move_mount(2)", "", e);
+        goto out;
+    }
+    result = fd_value(env, mfd);
+out:
+    if (fsfd >= 0) close(fsfd);
+    if (lfd >= 0) close(lfd);
+    free(fstype);
+    free(source);
+    return result;
+}
+/* ------------------------------------------------------------------------
+ * The boot's deadline (issue 13 item 11). A read from a disk that stopped
+ * answering (a FUSE or network root, a dying device) blocks the main thread
+ * in the kernel, where no JavaScript timer can run and nothing can cancel
+ * it. This thread sleeps until the deadline; if the boot has not disarmed
+ * it by then, it writes one line naming what the boot was doing (the last
+ * watchdogNote) to stderr and /dev/kmsg, and ends the process with _exit(1),
+ * which takes the blocked thread with it.
+ *   watchdogStart(ms)   arm (once; a second call moves the deadline)
+ *   watchdogNote(text)  what the boot is doing now (a step, with its file)
+ *   watchdogStop()      disarm: the boot finished, it prints its own line
+ *   testStall()         test only: block this thread in a read that never
+ *                       returns (src/boot.ts, $CFSROOT_TEST_STALL)
+ * ------------------------------------------------------------------------ */
+static pthread_mutex_t wd_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wd_cond = PTHREAD_COND_INITIALIZER;
+static char wd_note[1024] = "starting";
+static int wd_armed, wd_started;
+static struct timespec wd_deadline;
+static uint32_t wd_ms;
+
+static void *watchdog_thread(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&wd_lock);
+    for (;;) {
+        if (!wd_armed) {
+            pthread_mutex_unlock(&wd_lock);
+            return NULL;
+        }
+        int rc = pthread_cond_timedwait(&wd_cond, &wd_lock, &wd_deadline);
+        if (rc == ETIMEDOUT && wd_armed) break;
+    }
+    char line[1400];
+    int n = snprintf(line, sizeof line,
+                     "cfsroot: the boot did not finish within %u.%03u s, blocked while %s (a disk or file server that stopped "
+                     "answering?): giving up, without undoing what was already mounted [ETIMEOUT]\n",
+                     wd_ms / 1000, wd_ms % 1000, wd_note);
+    if (n < 0) n = 0;
+    if ((size_t)n >= sizeof line) n = sizeof line - 1;
+    ssize_t ignored = write(2, line, (size_t)n);
+    int kmsg = open("/dev/kmsg", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (kmsg >= 0) {
+        char k[1410];
+        int m = snprintf(k, sizeof k, "<3>%s", line);
+        if (m > 0) ignored = write(kmsg, k, (size_t)m < sizeof k ? (size_t)m : sizeof k - 1);
+        close(kmsg);
+    }
+    (void)ignored;
+    _exit(1);
+}
+
+static napi_value js_watchdog_start(napi_env env, napi_callback_info info) {
+    napi_value argv[1];
+    uint32_t ms;
+    if (get_args(env, info, 1, argv) != 0 || get_u32(env, argv[0], "ms", &ms) != 0) return NULL;
+    pthread_mutex_lock(&wd_lock);
+    /* pthread_cond_timedwait measures CLOCK_REALTIME by default; fine for seconds. */
+    clock_gettime(CLOCK_REALTIME, &wd_deadline);
+    wd_deadline.tv_sec += ms / 1000;
+    wd_deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (wd_deadline.tv_nsec >= 1000000000L) {
+        wd_deadline.tv_sec++;
+        wd_deadline.tv_nsec -= 1000000000L;
+    }
+    wd_ms = ms;
+    wd_armed = 1;
+    int start = !wd_started;
+    wd_started = 1;
+    pthread_cond_signal(&wd_cond);
+    pthread_mutex_unlock(&wd_lock);
+    if (start) {
+        pthread_t t;
+        pthread_attr_t a;
+        pthread_attr_init(&a);
+        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&t, &a, watchdog_thread, NULL);
+        pthread_attr_destroy(&a);
+        if (rc != 0) return throw_errno(env, "pthread_create", "the boot's watchdog", rc);
+    }
+    return NULL;
+}
+
+static napi_value js_watchdog_note(napi_env env, napi_callback_info info) {
+    napi_value argv[1];
+    char *text = NULL;
+    if (get_args(env, info, 1, argv) != 0 || get_string(env, argv[0], 0, "text", &text) != 0) return NULL;
+    pthread_mutex_lock(&wd_lock);
+    size_t i = 0;
+    /* Control characters would let a name from the disk start a line of its own. */
+    for (; text[i] != '\0' && i < sizeof wd_note - 1; i++) wd_note[i] = (unsigned char)text[i] < 0x20 || text[i] == 0x7f ? '?' : text[i];
+    wd_note[i] = '\0';
+    pthread_mutex_unlock(&wd_lock);
+    free(text);
+    return NULL;
+}
+
+static napi_value js_watchdog_stop(napi_env env, napi_callback_info info) {
+    (void)env;
+    (void)info;
+    pthread_mutex_lock(&wd_lock);
+    wd_armed = 0;
+    pthread_cond_signal(&wd_cond);
+    pthread_mutex_unlock(&wd_lock);
+    return NULL;
+}
+
+static napi_value js_test_stall(napi_env env, napi_callback_info info) {
+    (void)info;
+    int p[2];
+    if (pipe(p) != 0) return throw_errno(env, "pipe", "", errno);
+    char c;
+    /* The write end stays open: this read never returns. */
+    while (read(p[0], &c, 1) != 0) {
+    }
+    return NULL;
+}
 
 /* ------------------------------------------------------------------------
  * fs-verity digest (SPEC §3; the same computation as src/fsverity.ts, which
@@ -662,7 +1139,7 @@ static int pick_threads(napi_env env, napi_value v, int *threads) {
 
 /* Open `path` for reading as a regular file (O_NONBLOCK: a FIFO there must not hang the boot). */
 static int open_regular(napi_env env, const char *path, struct stat *st) {
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    int fd = open_disk_file(path);
     if (fd < 0) {
         throw_errno(env, "open", path, errno);
         return -1;
@@ -1069,7 +1546,7 @@ static napi_value js_prefetch(napi_env env, napi_callback_info info) {
     p->alg_id = alg_id;
     p->c.fn = fn;
     p->c.hash_size = hash_size;
-    p->fd = open(p->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    p->fd = open_disk_file(p->path);
     struct stat st;
     if (p->fd < 0 || fstat(p->fd, &st) != 0) {
         p->open_err = errno;
@@ -1356,6 +1833,14 @@ static napi_value init(napi_env env, napi_value exports) {
         {"execve", NULL, js_execve, NULL, NULL, NULL, napi_enumerable, NULL},
         {"setReadonly", NULL, js_set_readonly, NULL, NULL, NULL, napi_enumerable, NULL},
         {"isReadonly", NULL, js_is_readonly, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"openDir", NULL, js_open_dir, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"closeFd", NULL, js_close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"bindAt", NULL, js_bind_at, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"mountAt", NULL, js_mount_at, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"watchdogStart", NULL, js_watchdog_start, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"watchdogNote", NULL, js_watchdog_note, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"watchdogStop", NULL, js_watchdog_stop, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"testStall", NULL, js_test_stall, NULL, NULL, NULL, napi_enumerable, NULL},
     };
     if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
     /* The hashing exports only when the executable provides OpenSSL's one-shot SHA-2 functions. */

@@ -10,7 +10,7 @@ import { decideBoot } from './decide.js';
 import { IMAGE_DIGEST_ALG, detectPlanEnv, planMounts } from './plan.js';
 import { executePlan } from './sys/index.js';
 // mount(2) through the embedded addon when it loads, else mount(8) (src/sys/native.ts).
-import { bootSys } from './sys/native.js';
+import { armBootDeadline, bootSys } from './sys/native.js';
 import { createLogger, type Logger } from './log.js';
 import { mark, startTimings, timingsReport } from './startup/timings.js';
 import type { Io } from './io.js';
@@ -42,10 +42,13 @@ export async function boot(opts: BootOptions, io: Io, logger?: Logger, deps: Boo
   // $CFSROOT_TIMINGS=1: one extra line saying where the time went (make bench reads it).
   const timed = Boolean(process.env['CFSROOT_TIMINGS']);
   if (timed) startTimings();
+  let disarm = () => {};
   try {
     // The backend first: with the addon, the image is read and hashed on
     // another thread while the signature is checked and the plan is made.
     const sys = deps.sys ?? bootSys({ warn: (m) => log.warn(m) });
+    // A real boot with the addon gets a deadline (issue 13 item 11); the warm-up's injected Sys does not.
+    if (!deps.sys) disarm = armBootDeadline();
     mark('backend');
     const runDir = deps.runDir ?? '/run';
     const decision = await decideBoot({
@@ -61,6 +64,7 @@ export async function boot(opts: BootOptions, io: Io, logger?: Logger, deps: Boo
     const steps = planMounts(decision, env);
     mark('plan');
     const result = await executePlan(steps, sys, log);
+    disarm();
     mark('execute');
     if (timed) {
       const byKind = new Map<string, number>();
@@ -77,6 +81,7 @@ export async function boot(opts: BootOptions, io: Io, logger?: Logger, deps: Boo
     );
     return 0;
   } catch (e) {
+    disarm();
     const err = e instanceof CfsError ? e : new CfsError('EINTERNAL', `internal error: ${describeSystemError(e)}`);
     log.error(`${err.message} [${err.code}]`);
     return 1;

@@ -18,10 +18,11 @@ import type { BootDecision, ComposefsDecision, Deployment, SignedCommit } from '
 import { parseKernelCmdline } from './cmdline.js';
 import { loadPrepareRootConf, resolveBootConfig, resolveOstreeTarget, unknownConfigKeys } from './config.js';
 import { resolveDeployment } from './deployment.js';
-import { readComposefsHeader } from './image.js';
+import { IMAGE_SIZE_MAX, readComposefsHeader } from './image.js';
 import { fsverityDigestFile } from './fsverity.js';
 import { loadPublicKeys } from './keys.js';
 import { verifySignedCommit } from './signature.js';
+import { noteActivity } from './activity.js';
 
 export interface DecideOptions {
   /** The physical root, mounted (SYSROOT; /sysroot at boot). */
@@ -203,6 +204,14 @@ function checkRunSpace(image: string, runDir: string): void {
   let free: number;
   try {
     size = fs.statSync(image).size;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw withContext(`checking the size of ${image}`, e);
+  }
+  if (size > IMAGE_SIZE_MAX) {
+    fail('ELIMIT', `composefs image ${image} is ${size} bytes, over the limit of ${IMAGE_SIZE_MAX} bytes (1 GiB) cfsroot copies and verifies`);
+  }
+  try {
     const st = fs.statfsSync(runDir);
     free = st.bavail * st.bsize;
   } catch (e) {
@@ -244,6 +253,7 @@ function checkStateDir(dir: string, mountedAs: string): void {
 }
 
 function step<T>(what: string, fn: () => T): T {
+  noteActivity(() => what);
   try {
     const r = fn();
     return r;

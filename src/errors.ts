@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'ELIMIT' //      a size/depth limit was exceeded
   | 'EMOUNT' //      a mount step failed
   | 'EIO' //         reading or writing a file failed
+  | 'ETIMEOUT' //    the boot passed its deadline (printed by the addon's watchdog thread)
   | 'EINTERNAL'; //  a bug in cfsroot
 
 export class CfsError extends Error {

@@ -21,8 +21,31 @@ export const COMPOSEFS_FLAG_HAS_ACL = 1 << 0;
 export const EROFS_SUPER_OFFSET = 1024;
 export const EROFS_SUPER_MAGIC = 0xe0f5e1e2;
 
+/**
+ * The largest composefs image cfsroot takes (issue 13 item 6), the same for
+ * `verify` and the boot (both check it in src/decide.ts, with the free space
+ * of /run): 1 GiB. An OS image's metadata is tens of MiB; the boot copies
+ * and hashes the whole image in the initramfs, so this bounds its memory and
+ * time (hashing took 4.7-4.9 ms of CPU for 5.47 MB with SHA-NI, README, so
+ * about 1 s of CPU per GiB).
+ */
+export const IMAGE_SIZE_MAX = 1 << 30;
+
 /** Bytes needed to check the header and the EROFS magic. */
-const PREFIX_SIZE = EROFS_SUPER_OFFSET + 4;
+export const COMPOSEFS_PREFIX_SIZE = EROFS_SUPER_OFFSET + 4;
+const PREFIX_SIZE = COMPOSEFS_PREFIX_SIZE;
+
+/**
+ * The header and EROFS magic of `prefix` (the first COMPOSEFS_PREFIX_SIZE
+ * bytes of an image), refused as readComposefsHeader refuses them. The boot
+ * uses it on its verified copy, so that what it mounts with (noacl) comes
+ * from the bytes it hashed, not from an earlier read of the disk (issue 13).
+ */
+export function composefsHeaderOf(prefix: Uint8Array, where: string): ComposefsHeader {
+  const header = parseComposefsHeader(prefix, where);
+  checkErofsSuperblock(prefix, where);
+  return header;
+}
 
 const hex32 = (n: number): string => `0x${n.toString(16).padStart(8, '0')}`;
 
@@ -80,9 +103,13 @@ export function checkErofsSuperblock(buf: Uint8Array, where: string): void {
 export function readComposefsHeader(path: string): ComposefsHeader {
   let fd: number;
   try {
-    // O_NONBLOCK so a FIFO planted at the image path cannot hang the boot.
-    fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    // O_NONBLOCK so a FIFO planted at the image path cannot hang the boot; O_NOFOLLOW:
+    // the path comes from realpath(3), so a symlink there is a swap made since.
+    fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOFOLLOW);
   } catch (e) {
+    if ((e as { code?: unknown }).code === 'ELOOP') {
+      fail('EIMAGE', `${path} is a symlink: composefs image is not a regular file (it is opened without following symlinks)`);
+    }
     if ((e as { code?: unknown }).code === 'ENOENT') {
       fail(
         'EIMAGE',

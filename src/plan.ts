@@ -44,8 +44,35 @@ export type MountStep =
       /** Needs a read-only loop device (always for the copy on tmpfs; see planMounts). */
       loop: boolean;
     }
-  | { kind: 'mount-overlay'; source: string; target: string; options: string[]; readonly: boolean }
-  | { kind: 'bind'; source: string; target: string; recursive: boolean }
+  | {
+      kind: 'mount-overlay';
+      source: string;
+      target: string;
+      options: string[];
+      readonly: boolean;
+      /** See `bind`. */
+      targetBeneath: string | null;
+      /**
+       * Directories named in `options` (layers) whose meaning the disk or the
+       * image decides: the backend opens each beneath `beneath` as `bind`
+       * does and gives the kernel that descriptor (/proc/self/fd/N) instead.
+       */
+      dirsBeneath: Array<{ path: string; beneath: string }>;
+    }
+  | {
+      kind: 'bind';
+      source: string;
+      target: string;
+      recursive: boolean;
+      /**
+       * The directory the source (target) lies beneath and is resolved from,
+       * one component at a time, following no symlink (issue 13): SYSROOT,
+       * the staging dir or the new root's /sysroot for paths whose meaning the
+       * disk decides; null for paths cfsroot made or was given.
+       */
+      sourceBeneath: string | null;
+      targetBeneath: string | null;
+    }
   /** Bind-remount: changes only this mount's read-only flag, not the filesystem's. */
   | { kind: 'remount'; target: string; readonly: boolean }
   | { kind: 'move'; source: string; target: string }
@@ -113,6 +140,25 @@ export function escapeOverlayPath(p: string): string {
   return p.replace(/[\\,:]/g, (c) => `\\${c}`);
 }
 
+/**
+ * `options` with each layer path that `replace` maps (by its escaped form:
+ * a whole `lowerdir` entry, or a whole `upperdir`/`workdir` value) swapped
+ * for the replacement, which must need no escaping (a /proc/self/fd path).
+ */
+export function replaceOverlayPaths(options: readonly string[], replace: ReadonlyMap<string, string>): string[] {
+  return options.map((o) => {
+    const eq = o.indexOf('=');
+    if (eq < 0) return o;
+    const key = o.slice(0, eq);
+    const value = o.slice(eq + 1);
+    if (key === 'upperdir' || key === 'workdir') return `${key}=${replace.get(value) ?? value}`;
+    if (key !== 'lowerdir') return o;
+    // Entries (escaped characters kept) and the unescaped ':' between them, in order.
+    const entries = value.match(/(?:\\.|[^\\:])+|:/g) ?? [];
+    return `lowerdir=${entries.map((e) => (e === ':' ? e : (replace.get(e) ?? e))).join('')}`;
+  });
+}
+
 /** The image digest composefs pins (ostree.composefs.digest.v0 is a SHA-256 fs-verity digest). */
 export const IMAGE_DIGEST_ALG = 'sha256' satisfies VerityAlg;
 
@@ -177,6 +223,9 @@ export function planMounts(d: BootDecision, env: PlanEnv): MountStep[] {
   const S = d.sysroot;
   const T = P.staging;
   const cfs = d.composefs;
+  // The deployment as a path beneath SYSROOT (resolveDeployment's dir is its
+  // realpath, which need not start with SYSROOT when SYSROOT is itself a link).
+  const deployDir = `${S}/${d.deployment.relDir}`;
   const steps: MountStep[] = [];
   const add = (s: MountStep) => steps.push(s);
 
@@ -238,6 +287,8 @@ export function planMounts(d: BootDecision, env: PlanEnv): MountStep[] {
       // transient-ro: writable layers exist but the mount starts read-only,
       // so only a process that remounts it in its own namespace can write.
       readonly: !c.rootTransient || c.rootTransientRo,
+      targetBeneath: null,
+      dirsBeneath: [{ path: objects, beneath: S }],
     });
     // The overlay holds the EROFS superblock; the mount point itself is not needed.
     add({ kind: 'umount-lazy', target: P.lower, restoreFrom: null });
@@ -254,7 +305,7 @@ export function planMounts(d: BootDecision, env: PlanEnv): MountStep[] {
       fail('ECONFIG', 'root.transient requires composefs, but this boot resolved to the legacy bind (no composefs image)');
     }
     // §4.3: legacy boot, the deployment checkout is the root.
-    add({ kind: 'bind', source: d.deployment.dir, target: T, recursive: false });
+    add({ kind: 'bind', source: deployDir, target: T, recursive: false, sourceBeneath: S, targetBeneath: null });
   }
 
   // §4.4 /etc
@@ -275,9 +326,11 @@ export function planMounts(d: BootDecision, env: PlanEnv): MountStep[] {
           `workdir=${escapeOverlayPath(`${transientEtc}/work`)}`,
         ],
         readonly: false,
+        targetBeneath: T,
+        dirsBeneath: [{ path: `${T}/usr/etc`, beneath: T }],
       });
     } else {
-      add({ kind: 'bind', source: `${d.deployment.dir}/etc`, target: `${T}/etc`, recursive: false });
+      add({ kind: 'bind', source: `${deployDir}/etc`, target: `${T}/etc`, recursive: false, sourceBeneath: S, targetBeneath: T });
       add({ kind: 'remount', target: `${T}/etc`, readonly: false });
     }
   }
@@ -291,29 +344,36 @@ export function planMounts(d: BootDecision, env: PlanEnv): MountStep[] {
       target: `${T}/usr`,
       options: [
         `lowerdir=${escapeOverlayPath(`${T}/usr`)}`,
-        `upperdir=${escapeOverlayPath(`${d.deployment.dir}/.usr-ovl-upper`)}`,
-        `workdir=${escapeOverlayPath(`${d.deployment.dir}/.usr-ovl-work`)}`,
+        `upperdir=${escapeOverlayPath(`${deployDir}/.usr-ovl-upper`)}`,
+        `workdir=${escapeOverlayPath(`${deployDir}/.usr-ovl-work`)}`,
       ],
       readonly: false,
+      targetBeneath: T,
+      dirsBeneath: [
+        { path: `${T}/usr`, beneath: T },
+        { path: `${deployDir}/.usr-ovl-upper`, beneath: S },
+        { path: `${deployDir}/.usr-ovl-work`, beneath: S },
+      ],
     });
   } else if (!cfs) {
-    add({ kind: 'bind', source: `${T}/usr`, target: `${T}/usr`, recursive: false });
+    add({ kind: 'bind', source: `${T}/usr`, target: `${T}/usr`, recursive: false, sourceBeneath: T, targetBeneath: T });
     add({ kind: 'remount', target: `${T}/usr`, readonly: true });
   }
 
   // §4.6 the physical root becomes /sysroot inside the new root.
-  add({ kind: 'bind', source: S, target: `${T}/sysroot`, recursive: true });
+  add({ kind: 'bind', source: S, target: `${T}/sysroot`, recursive: true, sourceBeneath: null, targetBeneath: T });
   add({ kind: 'umount-lazy', target: S, restoreFrom: `${T}/sysroot` });
 
   // §4.7 /var, reached through the new /sysroot bind (SYSROOT is detached now).
-  const varSrc = `${T}/sysroot/ostree/deploy/${d.deployment.stateroot}/var`;
+  const newSysroot = `${T}/sysroot`;
+  const varSrc = `${newSysroot}/ostree/deploy/${d.deployment.stateroot}/var`;
   if (c.sysrootReadonly) {
     // Its own mount, so the later read-only remount of /sysroot leaves it writable.
-    add({ kind: 'bind', source: varSrc, target: varSrc, recursive: false });
+    add({ kind: 'bind', source: varSrc, target: varSrc, recursive: false, sourceBeneath: newSysroot, targetBeneath: newSysroot });
     add({ kind: 'remount', target: varSrc, readonly: false });
   }
   if (!c.systemdVolatile) {
-    add({ kind: 'bind', source: varSrc, target: `${T}/var`, recursive: false });
+    add({ kind: 'bind', source: varSrc, target: `${T}/var`, recursive: false, sourceBeneath: newSysroot, targetBeneath: T });
     // slave: mounts made under the stateroot var later do not leak into /var
     // twice; shared: the booted system's own mounts under /var propagate.
     add({ kind: 'make-slave', target: `${T}/var` });

@@ -413,9 +413,9 @@ const CASES: Case[] = [
   { name: 'image: a FIFO (must not hang)', code: 'EIMAGE', message: /composefs image is not a regular file/, sysroot: (s) => replaceWith(s.image, 'fifo'), boot: true },
   { name: 'image: a symlink to /dev/zero', code: 'EIMAGE', message: /composefs image is not a regular file/, sysroot: (s) => replaceWith(s.image, 'null-device') },
   {
-    name: 'image: larger than the free space in /run (sparse, 1 TiB)',
+    name: 'image: over the 1 GiB image limit (sparse, 1 TiB)',
     code: 'ELIMIT',
-    message: /is 1099511627776 bytes but \/run has only \d+ bytes free/,
+    message: /is 1099511627776 bytes, over the limit of 1073741824 bytes \(1 GiB\)/,
     sysroot: (s) => fs.truncateSync(s.image, 1024 ** 4),
     boot: true,
   },
@@ -510,6 +510,7 @@ for (const c of BOOT_CASES) {
     for (const l of lines) t.regex(l, /^cfsroot: /);
     // A newline in a name from the disk must not start a line of its own (which would read as cfsroot's).
     for (const l of lines.filter((x) => x.includes('FORGED'))) t.regex(l, /^cfsroot: ostree=/);
+    t.is(lines.length, 1, `exactly one line (issue 13 item 12): ${r.stderr}`);
     assertNothingLeft(t, r);
   });
 }

@@ -162,10 +162,12 @@ test('non-regular files are refused (a FIFO without hanging)', (t) => {
   t.regex(e2?.message ?? '', /fifo\.cfs: composefs image is not a regular file/);
 });
 
-test('a symlink to an image is followed, as a plain open() does', (t) => {
+test('a symlink to an image is refused, not followed (issue 13: disk files are opened without following symlinks)', (t) => {
   const img = makeErofs('linked');
   writeAt(img, header({ flags: 1 }), 0);
   const link = path.join(tmp, 'link.cfs');
   fs.symlinkSync(img, link);
-  t.true(readComposefsHeader(link).hasAcl);
+  const e = t.throws(() => readComposefsHeader(link), { instanceOf: CfsError });
+  t.is(e?.code, 'EIMAGE');
+  t.regex(e?.message ?? '', /link\.cfs is a symlink: composefs image is not a regular file/);
 });

@@ -291,3 +291,80 @@ test('bootSys: native when an addon loads, mount(8) otherwise; CFSROOT_SYS force
     else process.env['CFSROOT_SYS'] = saved;
   }
 });
+
+test('the real addon, by descriptor: openDir refuses symlinks, non-directories and escapes; bindAt/mountAt return handles that unmount the mount itself', (t) => {
+  if (process.getuid?.() !== 0) return t.pass('needs root');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cfsroot-native-fd-'));
+  tmpDirs.push(dir);
+  fs.mkdirSync(path.join(dir, 'tree/sub'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'tree/sub/hello'), 'hello from erofs\n');
+  for (const d of ['src/inner', 'dst/a', 'mnt', 'tmp', 'dev']) fs.mkdirSync(path.join(dir, d), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'src/file'), 'x');
+  fs.writeFileSync(path.join(dir, 'src/inner/marker'), 'bound\n');
+  fs.symlinkSync('/', path.join(dir, 'src/link'));
+  fs.symlinkSync('inner', path.join(dir, 'src/rel-link'));
+  execFileSync('mkfs.erofs', ['--quiet', path.join(dir, 'image.erofs'), path.join(dir, 'tree')]);
+  fs.symlinkSync('image.erofs', path.join(dir, 'image-link'));
+  const r = inNamespace(`
+    const d = ${JSON.stringify(dir)};
+    // The image (a disk file) is opened with no symlink followed, by both readers.
+    out.digestLink = err(() => addon.digestFile(d + '/image-link', 'sha256', 1));
+    out.prefetchLink = err(() => addon.finishDigest(addon.prefetch(d + '/image-link', 'sha256', null, false)));
+    out.digestReal = addon.digestFile(d + '/image.erofs', 'sha256', 1).length;
+    out.link = err(() => addon.openDir(d + '/src', 'link'));
+    out.relLink = err(() => addon.openDir(d + '/src', 'rel-link'));
+    out.through = err(() => addon.openDir(d + '/src', 'rel-link/..'));
+    out.file = err(() => addon.openDir(d + '/src', 'file'));
+    out.escape = err(() => addon.openDir(d + '/src', '../dst'));
+    out.absolute = err(() => addon.openDir(d + '/src', '/etc'));
+    const s = addon.openDir(d + '/src', 'inner');
+    const t = addon.openDir(d, 'dst/a');
+    const h = addon.bindAt(s, t, false);
+    addon.closeFd(s); addon.closeFd(t);
+    out.bound = fs.readFileSync(d + '/dst/a/marker', 'utf8');
+    // The path changes meaning (its parent renamed, a symlink to / in its place);
+    // the handle still names the mount.
+    fs.renameSync(d + '/dst', d + '/moved');
+    fs.mkdirSync(d + '/dst');
+    fs.symlinkSync('/', d + '/dst/a');
+    out.rootMountsBefore = info('/').length;
+    addon.umount('/proc/self/fd/' + h, 2);
+    addon.closeFd(h);
+    out.unbound = info(d + '/moved/a').length;
+    out.rootMountsAfter = info('/').length;
+    addon.mount('tmpfs', d + '/tmp', 'tmpfs', 0, null);
+    fs.copyFileSync(d + '/image.erofs', d + '/tmp/image.erofs');
+    const mnt = addon.openDir(d, 'mnt');
+    const e = addon.mountAt('erofs', d + '/tmp/image.erofs', ['noacl'], true, mnt, true);
+    out.content = fs.readFileSync(d + '/mnt/sub/hello', 'utf8');
+    out.dev = info(d + '/mnt').map((l) => l.split(' - ')[1].split(' ')[1])[0];
+    addon.umount('/proc/self/fd/' + e, 2);
+    addon.closeFd(e);
+    out.freed = fs.existsSync('/sys/block/' + out.dev.slice(5) + '/loop/backing_file');
+    out.badOption = err(() => addon.mountAt('erofs', d + '/tmp/image.erofs', ['no-such-option'], true, mnt, true));
+    // No /dev/loop-control (an initramfs without the loop module's node): say that.
+    addon.mount('tmpfs', '/dev', 'tmpfs', 0, null);
+    out.noLoopControl = err(() => addon.mountAt('erofs', d + '/tmp/image.erofs', [], true, mnt, true));
+    addon.closeFd(mnt);
+  `);
+  t.is(r.status, 0, r.stderr);
+  const o = r.out as Record<string, any>;
+  t.regex(o['digestLink'].message, /ELOOP/);
+  t.regex(o['prefetchLink'].message, /ELOOP/);
+  t.is(o['digestReal'], 32);
+  t.is(o['link'].code, 'ELOOP');
+  t.is(o['relLink'].code, 'ELOOP', 'a relative symlink inside is refused too');
+  t.is(o['through'].code, 'ELOOP');
+  t.is(o['file'].code, 'ENOTDIR');
+  t.is(o['escape'].code, 'EXDEV');
+  t.is(o['absolute'].code, 'EXDEV');
+  t.is(o['bound'], 'bound\n');
+  t.is(o['unbound'], 0, 'the handle unmounted the bind where it went, not what the path now names');
+  t.is(o['rootMountsAfter'], o['rootMountsBefore'], 'nothing at / was touched');
+  t.is(o['content'], 'hello from erofs\n');
+  t.regex(o['dev'], /^\/dev\/loop\d+$/);
+  t.false(o['freed'], 'detaching and closing the handle freed the loop device');
+  t.regex(o['badOption'].message, /fsconfig\(2\) erofs option no-such-option/);
+  t.is(o['noLoopControl'].code, 'ENOENT');
+  t.regex(o['noLoopControl'].message, /\/dev\/loop-control/);
+});

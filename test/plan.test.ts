@@ -13,6 +13,7 @@ import {
   kernelFeatures,
   planMounts,
   planPaths,
+  replaceOverlayPaths,
   type MountStep,
   type PlanEnv,
 } from '../src/plan.js';
@@ -329,4 +330,18 @@ test('executePlan: a private image copy (copyVerity gave a /proc/self/fd path) i
   await t.throwsAsync(executePlan(steps, failing, silentLogger), { message: /all earlier steps were undone$/ });
   t.false(failing.calls.some((c) => c.startsWith('unlink')), 'no unlink of a copy that has no name');
   t.false(failing.mounts.some((m) => m.what.startsWith('erofs:')), 'the EROFS mount was undone');
+});
+
+test('replaceOverlayPaths: whole lowerdir entries and upper/work values only, escapes respected', (t) => {
+  const objects = escapeOverlayPath('/sys,root/ostree/repo/objects');
+  const opts = [`lowerdir=/run/lower::${objects}`, `upperdir=${objects}`, 'workdir=/w', `lowerdir=${objects}2:${objects}`, 'metacopy=on'];
+  t.deepEqual(replaceOverlayPaths(opts, new Map([[objects, '/proc/self/fd/9']])), [
+    'lowerdir=/run/lower::/proc/self/fd/9',
+    'upperdir=/proc/self/fd/9',
+    'workdir=/w',
+    `lowerdir=${objects}2:/proc/self/fd/9`,
+    'metacopy=on',
+  ]);
+  // An escaped colon inside a path is not a separator.
+  t.deepEqual(replaceOverlayPaths([`lowerdir=${escapeOverlayPath('/a:b')}:/c`], new Map([['/c', '/proc/self/fd/3']])), ['lowerdir=/a\\:b:/proc/self/fd/3']);
 });

@@ -71,6 +71,8 @@ export interface SysrootOptions {
   serial?: number;
   /** Set the image header's ACL flag (default false). */
   imageHasAcl?: boolean;
+  /** Pad the image with zeros to this many bytes (a large but valid image: EROFS ignores what follows its blocks). */
+  imagePadTo?: number;
 }
 
 export interface SysrootInfo {
@@ -163,6 +165,9 @@ export function makeSysroot(opts: SysrootOptions): SysrootInfo {
     let imageBytes: Buffer | null = null;
     if (withImage) {
       imageBytes = buildComposefsImage(tree, path.join(work, 'image'), (_rel, data) => objectNameBySha256(data), opts.imageHasAcl ?? false);
+      if (opts.imagePadTo !== undefined && opts.imagePadTo > imageBytes.length) {
+        imageBytes = Buffer.concat([imageBytes, Buffer.alloc(opts.imagePadTo - imageBytes.length)]);
+      }
       imageDigest = fsverityDigest(imageBytes, 'sha256');
     }
 

@@ -53,7 +53,8 @@ async function writeAll(fd: number, piece: Buffer): Promise<void> {
  */
 export async function copyFileObserved(src: string, dest: string, observe: (written: Uint8Array) => void): Promise<void> {
   // O_NONBLOCK: opening a FIFO placed where the image should be must not hang the boot.
-  const inFd = fs.openSync(src, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  // O_NOFOLLOW: the image path comes from realpath(3); a symlink there now is a swap made since.
+  const inFd = fs.openSync(src, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOFOLLOW);
   try {
     const st = fs.fstatSync(inFd);
     if (!st.isFile()) throw Object.assign(new Error(`${src}: not a regular file`), { code: 'EINVAL' });

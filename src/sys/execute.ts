@@ -17,11 +17,13 @@
  */
 
 import { CfsError, describeSystemError } from '../errors.js';
+import { noteActivity } from '../activity.js';
 import { createVerityHasher, type VerityHasher } from '../fsverity.js';
+import { COMPOSEFS_PREFIX_SIZE, composefsHeaderOf } from '../image.js';
 import type { VerityAlg } from '../model.js';
 import { describeStep, type MountStep } from '../plan.js';
 import type { Logger } from '../log.js';
-import type { Sys } from './types.js';
+import type { Beneath, MountHandle, Sys } from './types.js';
 
 export interface StepRecord {
   index: number;
@@ -61,16 +63,45 @@ export async function executePlan(
   const undo: Undo[] = [];
   const records: StepRecord[] = [];
   let imageDigest: string | null = null;
-  /** Plan path of an image copy -> where copyVerity actually put it. */
-  const copies = new Map<string, string>();
+  /** Plan path of an image copy -> where copyVerity actually put it, and the image it copies. */
+  const copies = new Map<string, { path: string; src: string }>();
 
-  const pushUnmount = (target: string) =>
-    undo.push({ description: `umount ${target}`, mountAt: target, run: () => unmountForUndo(sys, log, target) });
+  // Each mount the plan made, by the path the plan names it with -> the
+  // handle that names that mount itself (src/sys/types.ts MountHandle).
+  // Later steps on the mount (remount, propagation, the undo) go through the
+  // handle, never through the path again: in the new root a path's meaning
+  // is the disk's to decide (issue 13).
+  const handles = new Map<string, MountHandle>();
+  const held = new Set<MountHandle>();
+  const at = (p: string): string => handles.get(p) ?? p;
+  const beneath = (root: string | null, p: string): Beneath | undefined =>
+    root === null ? undefined : { root: at(root), rel: relativeBeneath(root, p), path: p };
+  const remember = (target: string, handle: MountHandle | void) => {
+    const h = handle ?? target;
+    handles.set(target, h);
+    if (h !== target) held.add(h);
+    return h;
+  };
+  const release = (h: MountHandle) => {
+    if (held.delete(h)) sys.release?.(h);
+  };
+  const pushUnmount = (target: string, handle: MountHandle) =>
+    undo.push({
+      description: `umount ${target}`,
+      mountAt: target,
+      run: () => {
+        unmountForUndo(sys, handle, target);
+        release(handle);
+      },
+    });
   const takeUnmount = (target: string): Undo | undefined => {
     for (let i = undo.length - 1; i >= 0; i--) {
       if (undo[i]!.mountAt === target) return undo.splice(i, 1)[0];
     }
     return undefined;
+  };
+  const releaseAll = () => {
+    for (const h of [...held]) release(h);
   };
 
   for (const [index, step] of steps.entries()) {
@@ -78,6 +109,7 @@ export async function executePlan(
     const describe = () => describeStep(step);
     const t0 = process.hrtime.bigint();
     try {
+      noteActivity(() => `at step ${index + 1}/${steps.length}: ${describe()}`);
       if (opts.verbose) log.info(`step ${index + 1}/${steps.length}: ${describe()}`);
       switch (step.kind) {
         case 'mkdir':
@@ -91,10 +123,10 @@ export async function executePlan(
           sys.propagation(step.target, 'rprivate');
           break;
         case 'make-slave':
-          sys.propagation(step.target, 'slave');
+          sys.propagation(at(step.target), 'slave');
           break;
         case 'make-shared':
-          sys.propagation(step.target, 'shared');
+          sys.propagation(at(step.target), 'shared');
           break;
         case 'copy-image-and-verify': {
           // The image is read once and the digest is taken of exactly the
@@ -122,7 +154,7 @@ export async function executePlan(
           // A private copy (copyPath a /proc/self/fd path) has no name to remove:
           // it goes with the last user of its descriptor.
           if (copyPath === step.dest) undo.push({ description: `rm ${step.dest}`, run: () => sys.unlink(step.dest) });
-          copies.set(step.dest, copyPath);
+          copies.set(step.dest, { path: copyPath, src: step.src });
           const got = Buffer.from(digest).toString('hex');
           if (step.expectedDigest !== null && got !== step.expectedDigest.toLowerCase()) {
             throw new CfsError(
@@ -143,44 +175,73 @@ export async function executePlan(
         }
         case 'mount-erofs': {
           // The image as verified: the copy made above, wherever it lives.
-          const source = copies.get(step.source) ?? step.source;
+          const copy = copies.get(step.source);
+          const source = copy?.path ?? step.source;
           if (opts.verbose && source !== step.source) log.info(`the copy of the image is private: mounting it from ${source}`);
-          sys.mount({ fstype: 'erofs', source, target: step.target, options: step.options, readonly: true, loop: step.loop });
-          pushUnmount(step.target);
+          // noacl from the copy's own header (the bytes hashed and mounted), not
+          // from the read of the disk the plan was made from (issue 13 item 5).
+          const options = copy && sys.readHead ? aclOptionsOf(step.options, sys.readHead(source, COMPOSEFS_PREFIX_SIZE), copy.src) : step.options;
+          const h = sys.mount({ fstype: 'erofs', source, target: step.target, options, readonly: true, loop: step.loop });
+          pushUnmount(step.target, remember(step.target, h));
           break;
         }
-        case 'mount-overlay':
-          sys.mount({ fstype: 'overlay', source: step.source, target: step.target, options: step.options, readonly: step.readonly });
-          pushUnmount(step.target);
+        case 'mount-overlay': {
+          const h = sys.mount({
+            fstype: 'overlay',
+            source: step.source,
+            target: step.target,
+            options: step.options,
+            readonly: step.readonly,
+            ...(step.targetBeneath !== null ? { targetBeneath: beneath(step.targetBeneath, step.target)! } : {}),
+            ...(step.dirsBeneath.length ? { dirsBeneath: step.dirsBeneath.map((l) => beneath(l.beneath, l.path)!) } : {}),
+          });
+          pushUnmount(step.target, remember(step.target, h));
           break;
-        case 'bind':
-          sys.bind(step.source, step.target, step.recursive);
-          pushUnmount(step.target);
+        }
+        case 'bind': {
+          const source = beneath(step.sourceBeneath, step.source);
+          const target = beneath(step.targetBeneath, step.target);
+          const h = sys.bind(at(step.source), step.target, step.recursive, {
+            ...(source ? { source } : {}),
+            ...(target ? { target } : {}),
+          });
+          pushUnmount(step.target, remember(step.target, h));
           break;
+        }
         case 'remount': {
-          const before = sys.mountReadonly(step.target);
-          sys.remount(step.target, step.readonly);
+          const target = at(step.target);
+          const before = sys.mountReadonly(target);
+          sys.remount(target, step.readonly);
           if (before !== null && before !== step.readonly) {
-            undo.push({ description: `remount ${step.target} ${before ? 'ro' : 'rw'}`, run: () => sys.remount(step.target, before) });
+            undo.push({ description: `remount ${step.target} ${before ? 'ro' : 'rw'}`, run: () => sys.remount(target, before) });
           }
           break;
         }
         case 'move':
           sys.move(step.source, step.target);
           undo.push({ description: `move ${step.target} back to ${step.source}`, run: () => sys.move(step.target, step.source) });
+          // The mounts under the moved tree keep their handles under the new path.
+          for (const [p, h] of [...handles]) {
+            if (p !== step.source && !p.startsWith(`${step.source}/`)) continue;
+            const moved = step.target + p.slice(step.source.length);
+            // A path handle (mount(8)) moves with the tree; a descriptor stays what it is.
+            handles.set(moved, h === p ? moved : h);
+          }
           break;
         case 'umount-lazy': {
           if (step.restoreFrom === null) {
-            sys.umount(step.target, true);
+            sys.umount(at(step.target), true);
             // Whatever still uses the detached mount (the overlay) releases it when it goes.
             takeUnmount(step.target);
+            release(at(step.target));
           } else {
-            const restoreFrom = step.restoreFrom;
+            // SYSROOT itself: a path cfsroot was given, not one in the new root.
             sys.umount(step.target, true);
             // The bind at restoreFrom is now the only handle on SYSROOT: undo
-            // moves it back instead of unmounting it.
-            takeUnmount(restoreFrom);
-            undo.push({ description: `move ${restoreFrom} back to ${step.target}`, run: () => sys.move(restoreFrom, step.target) });
+            // moves it back, by its handle, instead of unmounting it.
+            takeUnmount(step.restoreFrom);
+            const from = at(step.restoreFrom);
+            undo.push({ description: `move ${step.restoreFrom} back to ${step.target}`, run: () => sys.move(from, step.target) });
           }
           break;
         }
@@ -210,8 +271,9 @@ export async function executePlan(
     } catch (e) {
       const reason = e instanceof CfsError ? e.message : describeSystemError(e);
       const code = e instanceof CfsError && e.code === 'EDIGEST' ? 'EDIGEST' : 'EMOUNT';
-      log.error(`step ${index + 1}/${steps.length} failed: ${describe()}: ${reason}`);
-      const leftovers = rollback(undo, log);
+      // One line says it all (issue 13 item 12): the step, the cause, and how the rollback went.
+      const leftovers = rollback(undo);
+      releaseAll();
       throw new CfsError(
         code,
         `${describe()}: ${reason}` +
@@ -227,7 +289,23 @@ export async function executePlan(
       ms: Number(process.hrtime.bigint() - t0) / 1e6,
     });
   }
+  releaseAll();
   return { steps: records, imageDigest };
+}
+
+/** The EROFS options with noacl exactly when the copy's header says the image has no ACLs. */
+function aclOptionsOf(options: readonly string[], prefix: Uint8Array, src: string): string[] {
+  const header = composefsHeaderOf(prefix, `the verified copy of ${src}`);
+  return [...options.filter((o) => o !== 'noacl' && o !== 'acl'), ...(header.hasAcl ? [] : ['noacl'])];
+}
+
+/** `p` relative to `root`, which the plan guarantees `p` lies beneath ("" for root itself). */
+function relativeBeneath(root: string, p: string): string {
+  if (p === root) return '';
+  if (!p.startsWith(root === '/' ? '/' : `${root}/`)) {
+    throw new CfsError('EINTERNAL', `plan step path ${p} is not beneath ${root}`);
+  }
+  return p.slice(root === '/' ? 1 : root.length + 1);
 }
 
 /**
@@ -244,28 +322,39 @@ function staleOr(e: unknown, path: string): unknown {
   );
 }
 
-/** Unwind the undo stack; keep going past failures and return what could not be undone. */
-function rollback(undo: Undo[], log: Logger): string[] {
+/** Unwind the undo stack; keep going past failures and return what could not be undone (for the one error line). */
+function rollback(undo: Undo[]): string[] {
   const failed: string[] = [];
   while (undo.length > 0) {
     const u = undo.pop()!;
     try {
       u.run();
     } catch (e) {
-      const msg = `${u.description}: ${describeSystemError(e)}`;
-      log.error(`rollback: ${msg}`);
-      failed.push(msg);
+      failed.push(`${u.description}: ${describeSystemError(e)}`);
     }
   }
   return failed;
 }
 
-/** A plain unmount; if something still holds the mount, detach it so the rest of the rollback can proceed. */
-function unmountForUndo(sys: Sys, log: Logger, target: string): void {
+/**
+ * Undo a mount by its handle. A handle that is not the path (a descriptor)
+ * itself keeps the mount busy, so it is detached (MNT_DETACH), and goes
+ * entirely when the handle is released right after; a path is unmounted
+ * plainly and, if something still holds it, detached so the rest of the
+ * rollback can proceed.
+ */
+function unmountForUndo(sys: Sys, handle: MountHandle, target: string): void {
+  if (handle !== target) {
+    sys.umount(handle, true);
+    return;
+  }
   try {
     sys.umount(target, false);
   } catch (e) {
-    log.warn(`rollback: umount ${target} failed (${describeSystemError(e)}); detaching it lazily`);
-    sys.umount(target, true);
+    try {
+      sys.umount(target, true);
+    } catch (lazy) {
+      throw new Error(`${describeSystemError(e)}; lazily: ${describeSystemError(lazy)}`);
+    }
   }
 }

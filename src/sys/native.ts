@@ -18,6 +18,13 @@
  * else mount(8), with a warning when an addon was expected but failed (a
  * noexec /run, say). $CFSROOT_SYS=spawn|native forces one (tests, bench).
  *
+ * Mounts by descriptor (issue 13): each directory the plan names beneath
+ * another (a mount point in the new root, a bind source on the disk) is
+ * opened once beneath it with no symlink followed, and the mount is made
+ * from and onto those descriptors; mount/bind return /proc/self/fd/N of the
+ * new mount, which the executor uses for every later operation on it and
+ * for its undo (src/sys/types.ts MountHandle).
+ *
  * Loop devices: the addon attaches one itself (LOOP_CONFIGURE, read-only,
  * autoclear) when the plan asks for it (kernels before 6.12), and also when
  * the kernel answers an EROFS mount of a file with ENOTBLK: file-backed
@@ -32,12 +39,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as sea from 'node:sea';
 import { describeSystemError } from '../errors.js';
+import { onActivity } from '../activity.js';
+import { escapeOverlayPath, replaceOverlayPaths } from '../plan.js';
 import { spawnSys } from './spawn.js';
 import type { VerityAlg } from '../model.js';
-import type { MountCall, Propagation, Sys } from './types.js';
+import type { Beneath, MountCall, Propagation, Sys } from './types.js';
 
 /** What native/cfsroot_sys.c exports. */
-export interface NativeAddon {
+export interface NativeAddon extends WatchdogAddon {
   mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void;
   umount(target: string, flags: number): void;
   /** Attach `file` to a loop device (autoclear) and mount it; returns the device path. */
@@ -66,6 +75,27 @@ export interface NativeAddon {
   /** The digest; fd >= 0: the private copy, handed over (close-on-exec) and nothing made at dest; -1: the copy is at dest. */
   finishCopy?(handle: PrefetchHandle, dest: string): { digest: Buffer; fd: number };
   finishDigest?(handle: PrefetchHandle): Buffer;
+  /**
+   * Mounts by descriptor (issue 13; kernel interfaces and their releases:
+   * the "Kernel interfaces" section of native/cfsroot_sys.c). Optional only
+   * for test fakes and older builds; the single executable always has them.
+   * openDir: `rel` beneath `root` as an O_PATH directory descriptor, no
+   * symlink followed; bindAt/mountAt: a mount attached on targetFd, returned
+   * as a descriptor of the new mount's root.
+   */
+  openDir?(root: string, rel: string): number;
+  closeFd?(fd: number): void;
+  bindAt?(sourceFd: number, targetFd: number, recursive: boolean): number;
+  mountAt?(fstype: string, source: string | null, options: readonly string[], readonly: boolean, targetFd: number, loop: boolean): number;
+}
+
+/** The boot's deadline (issue 13 item 11): see the watchdog section of native/cfsroot_sys.c. */
+export interface WatchdogAddon {
+  watchdogStart?(ms: number): void;
+  watchdogNote?(text: string): void;
+  watchdogStop?(): void;
+  /** Test only: block the calling thread in a read that never returns. */
+  testStall?(): void;
 }
 
 /** Opaque (a Node-API external). */
@@ -145,6 +175,38 @@ export function exitNowIfLoaded(code: number): void {
 }
 
 /**
+ * The boot's deadline: 60 s, below systemd's default 90 s start timeout, so
+ * cfsroot's own line, not systemd's kill, says what happened.
+ * $CFSROOT_BOOT_DEADLINE_MS changes it (tests).
+ */
+export const BOOT_DEADLINE_MS = 60_000;
+
+/**
+ * Arm the deadline for a boot that loaded the addon: past it, the addon's
+ * own thread prints one line naming the step the boot was in (src/activity.ts)
+ * and exits 1, even if the main thread is stuck in a read that never
+ * returns. Returns the disarm function (a no-op without the addon: mount(8)
+ * boots have no deadline). $CFSROOT_TEST_STALL=<text>, for tests only, makes
+ * the boot block for good in a step whose description contains <text>.
+ */
+export function armBootDeadline(): () => void {
+  const a = loadedAddon;
+  if (!a?.watchdogStart || !a.watchdogNote || !a.watchdogStop) return () => {};
+  const env = Number(process.env['CFSROOT_BOOT_DEADLINE_MS']);
+  a.watchdogStart(Number.isSafeInteger(env) && env > 0 ? env : BOOT_DEADLINE_MS);
+  const stallAt = process.env['CFSROOT_TEST_STALL'];
+  const note = a.watchdogNote.bind(a);
+  onActivity((what) => {
+    note(what);
+    if (stallAt && what.includes(stallAt)) a.testStall?.();
+  });
+  return () => {
+    onActivity(null);
+    a.watchdogStop!();
+  };
+}
+
+/**
  * Load the addon, or return null if none is configured. Throws if one is
  * configured but cannot be loaded (the caller decides whether to fall back).
  */
@@ -159,26 +221,41 @@ export function loadNativeAddon(opts: NativeSysOptions = {}): NativeAddon | null
     // A fresh name per load: the dynamic loader hands back an already
     // loaded library for a path it has seen, whatever the file now holds.
     const file = path.join(dir, `.cfsroot-sys.${process.pid}.${++extractions}.node`);
+    let fd: number;
     try {
-      fs.writeFileSync(file, new Uint8Array(src.asset), { mode: 0o500, flag: 'wx' });
+      fd = fs.openSync(file, 'wx', 0o500);
     } catch (e) {
       reasons.push(`${dir}: ${describeSystemError(e)}`);
+      continue; // not created: nothing of ours to remove
+    }
+    try {
+      fs.writeFileSync(fd, new Uint8Array(src.asset));
+    } catch (e) {
+      // A full /run (ENOSPC) leaves a partial file: ours, so it goes (issue 13 item 9).
+      reasons.push(`${dir}: ${describeSystemError(e)}`);
+      fs.closeSync(fd);
+      removeQuietly(file);
       continue;
     }
+    fs.closeSync(fd);
     try {
       return dlopen(file);
     } catch (e) {
       // e.g. a noexec mount: mmap(PROT_EXEC) is refused there.
       reasons.push(`${file}: ${describeSystemError(e)}`);
     } finally {
-      try {
-        fs.unlinkSync(file);
-      } catch {
-        /* already gone; nothing to clean up */
-      }
+      removeQuietly(file);
     }
   }
   throw new Error(`cannot load the embedded mount addon (${reasons.join('; ')})`);
+}
+
+function removeQuietly(file: string): void {
+  try {
+    fs.unlinkSync(file);
+  } catch {
+    /* already gone; nothing to clean up */
+  }
 }
 
 /**
@@ -206,27 +283,166 @@ function prefetchTable(addon: NativeAddon) {
   };
 }
 
+/** The path that names descriptor `fd` of this process (what a handle is, src/sys/types.ts). */
+const fdPath = (fd: number) => `/proc/self/fd/${fd}`;
+const FD_PATH_RE = /^\/proc\/self\/fd\/(\d+)$/;
+
+/** Why a directory taken from beneath another could not be opened, in one clause. */
+function beneathError(e: unknown, ref: Beneath): Error {
+  const code = (e as { code?: unknown }).code;
+  const root = ref.path.slice(0, ref.path.length - ref.rel.length - 1) || '/';
+  const why =
+    code === 'ELOOP' || code === 'EXDEV'
+      ? `is a symlink or lies under one: directories the disk decides are opened beneath ${root} without following symlinks`
+      : code === 'ENOTDIR'
+        ? 'is not a directory (or lies under something that is not): expected a directory'
+        : code === 'ENOENT'
+          ? 'does not exist: expected a directory'
+          : describeSystemError(e);
+  const err = new Error(`${ref.path} ${why}`) as Error & { code?: unknown };
+  err.code = code;
+  return err;
+}
+
+/** The image reached through a symlink: say why that is refused instead of a bare ELOOP. */
+function imageOpenError(e: unknown, src: string): unknown {
+  const err = e as { code?: unknown; message?: unknown };
+  if (err?.code !== 'ELOOP' && !/\(ELOOP\)$/.test(String(err?.message ?? ''))) return e;
+  return new Error(
+    `${src} is a symlink or lies under one: the image is opened without following symlinks ` +
+      '(its path was resolved once, so a symlink there now is a change on the disk since, or a tampered deployment)',
+  );
+}
+
+interface DescriptorOps {
+  openDir(root: string, rel: string): number;
+  closeFd(fd: number): void;
+  bindAt(sourceFd: number, targetFd: number, recursive: boolean): number;
+  mountAt(fstype: string, source: string | null, options: readonly string[], readonly: boolean, targetFd: number, loop: boolean): number;
+}
+
+/** mount/bind/release by descriptor: each directory opened once, mounted from and on that descriptor. */
+function descriptorMounts(ops: DescriptorOps): Pick<Sys, 'mount' | 'bind' | 'release'> {
+  const open = (p: string, ref: Beneath | undefined): number => {
+    if (!ref) return ops.openDir(p, '');
+    try {
+      return ops.openDir(ref.root, ref.rel);
+    } catch (e) {
+      throw beneathError(e, ref);
+    }
+  };
+  const withDir = <T>(p: string, ref: Beneath | undefined, fn: (fd: number) => T): T => {
+    const fd = open(p, ref);
+    try {
+      return fn(fd);
+    } finally {
+      ops.closeFd(fd);
+    }
+  };
+  return {
+    mount(m: MountCall) {
+      // Layers the disk decides: opened here, named to the kernel by descriptor.
+      const layers = new Map<string, string>();
+      const layerFds: number[] = [];
+      try {
+        for (const ref of m.dirsBeneath ?? []) {
+          const fd = open(ref.path, ref);
+          layerFds.push(fd);
+          layers.set(escapeOverlayPath(ref.path), fdPath(fd));
+        }
+        const options = layers.size ? replaceOverlayPaths(m.options, layers) : m.options;
+        return withDir(m.target, m.targetBeneath, (tfd) => {
+          try {
+            return fdPath(ops.mountAt(m.fstype, m.source, options, m.readonly, tfd, m.loop ?? false));
+          } catch (e) {
+            // The source is a file on a filesystem file-backed EROFS cannot read (tmpfs), or a
+            // kernel without EROFS_FS_BACKED_BY_FILE: a loop device is what mount(8) would use.
+            if (m.fstype === 'erofs' && !m.loop && (e as { code?: unknown }).code === 'ENOTBLK') {
+              return fdPath(ops.mountAt(m.fstype, m.source, options, m.readonly, tfd, true));
+            }
+            throw e;
+          }
+        });
+      } finally {
+        // The overlay holds its layers itself once mounted.
+        for (const fd of layerFds) ops.closeFd(fd);
+      }
+    },
+    bind(source, target, recursive, confine) {
+      return withDir(source, confine?.source, (sfd) =>
+        withDir(target, confine?.target, (tfd) => fdPath(ops.bindAt(sfd, tfd, recursive))),
+      );
+    },
+    release(handle) {
+      const m = FD_PATH_RE.exec(handle);
+      if (m) ops.closeFd(Number(m[1]));
+    },
+  };
+}
+
 /** A `Sys` on top of a loaded addon. */
 export function nativeSysFrom(addon: NativeAddon, fallback: Sys = spawnSys()): Sys {
+  const { openDir, closeFd, bindAt, mountAt } = addon;
+  const byDescriptor =
+    openDir && closeFd && bindAt && mountAt ? descriptorMounts({ openDir, closeFd, bindAt, mountAt }) : null;
   const hashing: Partial<Sys> = {};
   if (addon.copyVerity) {
     const { copyVerity, finishCopy } = addon;
     const early = prefetchTable(addon);
     hashing.copyVerity = (src, dest, alg) => {
       const handle = early.take(src, alg);
-      if (handle && finishCopy) {
-        const { digest, fd } = finishCopy(handle, dest);
-        // A private copy stays open until the process ends: the loop device
-        // opens it through this path and holds it from then on.
-        return { digest, path: fd >= 0 ? `/proc/self/fd/${fd}` : dest };
+      try {
+        if (handle && finishCopy) {
+          try {
+            const { digest, fd } = finishCopy(handle, dest);
+            // A private copy stays open until the process ends: the loop device
+            // opens it through this path and holds it from then on.
+            return { digest, path: fd >= 0 ? `/proc/self/fd/${fd}` : dest };
+          } catch (e) {
+            // EFBIG: larger than the head start holds in memory (PREFETCH_MAX in
+            // the addon); the streaming copy below takes any size (issue 13 item 6).
+            if ((e as { code?: unknown }).code !== 'EFBIG') throw e;
+          }
+        }
+        return { digest: copyVerity(src, dest, alg, 0), path: dest };
+      } catch (e) {
+        throw imageOpenError(e, src);
       }
-      return { digest: copyVerity(src, dest, alg, 0), path: dest };
     };
     if (addon.prefetch && finishCopy) hashing.prefetchImage = (src, alg, copyDir) => early.start(src, alg, copyDir);
   }
   return {
     ...fallback,
     ...hashing,
+    ...byDescriptor,
+    ...(byDescriptor ? {} : pathMounts(addon)),
+    remount(target, readonly) {
+      addon.setReadonly(target, readonly);
+    },
+    // One statvfs instead of reading and parsing /proc/self/mountinfo (about
+    // 0.5 ms per call at boot, issue 5). The plan only remounts its own
+    // mount points, so "the mount holding target" is the mount at target.
+    ...(addon.isReadonly ? { mountReadonly: (target: string) => addon.isReadonly!(target) } : {}),
+    move(source, target) {
+      addon.mount(source, target, null, MS_MOVE, null);
+    },
+    umount(target, lazy) {
+      // Loop devices are attached with autoclear: the last unmount frees them.
+      addon.umount(target, lazy ? MNT_DETACH : 0);
+    },
+    propagation(target, kind) {
+      addon.mount(null, target, null, PROPAGATION_FLAGS[kind], null);
+    },
+  };
+}
+
+/**
+ * mount(2) by path, no confinement: only for an addon without the descriptor
+ * calls, which the single executable never embeds (test fakes, the
+ * snapshot's warm-up).
+ */
+function pathMounts(addon: NativeAddon): Pick<Sys, 'mount' | 'bind'> {
+  return {
     mount(m: MountCall) {
       const flags = m.readonly ? MS_RDONLY : 0;
       const data = m.options.length ? m.options.join(',') : null;
@@ -245,23 +461,6 @@ export function nativeSysFrom(addon: NativeAddon, fallback: Sys = spawnSys()): S
     },
     bind(source, target, recursive) {
       addon.mount(source, target, null, MS_BIND | (recursive ? MS_REC : 0), null);
-    },
-    remount(target, readonly) {
-      addon.setReadonly(target, readonly);
-    },
-    // One statvfs instead of reading and parsing /proc/self/mountinfo (about
-    // 0.5 ms per call at boot, issue 5). The plan only remounts its own
-    // mount points, so "the mount holding target" is the mount at target.
-    ...(addon.isReadonly ? { mountReadonly: (target: string) => addon.isReadonly!(target) } : {}),
-    move(source, target) {
-      addon.mount(source, target, null, MS_MOVE, null);
-    },
-    umount(target, lazy) {
-      // Loop devices are attached with autoclear: the last unmount frees them.
-      addon.umount(target, lazy ? MNT_DETACH : 0);
-    },
-    propagation(target, kind) {
-      addon.mount(null, target, null, PROPAGATION_FLAGS[kind], null);
     },
   };
 }

@@ -22,6 +22,7 @@ import * as fs from 'node:fs';
 import type { MountCall, Propagation, Sys } from './types.js';
 import { copyFileObserved } from './copy.js';
 import { readMountinfo } from './mountinfo.js';
+import { checkBeneath, checkConfinement } from './beneath.js';
 
 export interface SpawnSysOptions {
   /** mount(8) to run (default "mount", found on PATH). */
@@ -49,10 +50,13 @@ export function spawnSys(opts: SpawnSysOptions = {}): Sys {
   return {
     // -n everywhere: never write /etc/mtab (busybox would; util-linux ignores it).
     mount(m: MountCall) {
+      if (m.targetBeneath) checkBeneath(m.targetBeneath);
+      for (const ref of m.dirsBeneath ?? []) checkBeneath(ref);
       const o = [m.readonly ? 'ro' : 'rw', ...m.options, ...(m.loop ? ['loop'] : [])];
       run(mountBin, ['-n', '-t', m.fstype, '-o', o.join(','), m.source, m.target]);
     },
-    bind(source, target, recursive) {
+    bind(source, target, recursive, confine) {
+      checkConfinement(confine);
       run(mountBin, ['-n', recursive ? '--rbind' : '--bind', source, target]);
     },
     remount(target, readonly) {
@@ -85,6 +89,17 @@ export function spawnSys(opts: SpawnSysOptions = {}): Sys {
       // mkdir(2) applies the umask; the plan's modes (0000, 0755) are meant exactly.
       fs.chmodSync(path, mode);
       return true;
+    },
+    readHead(p, length) {
+      const fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+      try {
+        const buf = Buffer.alloc(length);
+        let got = 0;
+        for (let n = 1; n > 0 && got < length; got += n) n = fs.readSync(fd, buf, got, length - got, got);
+        return buf.subarray(0, got);
+      } finally {
+        fs.closeSync(fd);
+      }
     },
     rmdir: (p) => fs.rmdirSync(p),
     symlink: (linkTarget, p) => fs.symlinkSync(linkTarget, p),

@@ -13,6 +13,28 @@ import type { VerityAlg } from '../model.js';
 
 export type Propagation = 'rprivate' | 'private' | 'slave' | 'shared';
 
+/**
+ * A directory taken from beneath another one (issue 13): `rel` is resolved
+ * beneath `root` one component at a time, following no symlink and never
+ * leaving `root`, and must be a directory. `root` is trusted (a path cfsroot
+ * was given or made, or a MountHandle); `path` is root + rel as the plan
+ * names it, for messages.
+ */
+export interface Beneath {
+  root: string;
+  rel: string;
+  path: string;
+}
+
+/**
+ * A path that names one mount for as long as it is held (until
+ * Sys.release): the native backend's /proc/self/fd/N of a descriptor of
+ * the mount's root, so an undo unmounts that mount even when the path it
+ * was mounted on now means something else; the plain target path for a
+ * backend without descriptors (mount(8)).
+ */
+export type MountHandle = string;
+
 export interface MountCall {
   fstype: 'erofs' | 'overlay';
   source: string;
@@ -22,6 +44,16 @@ export interface MountCall {
   readonly: boolean;
   /** Attach `source` (a regular file) to a read-only loop device first. */
   loop?: boolean;
+  /** Resolve `target` this way instead of as a trusted path. */
+  targetBeneath?: Beneath;
+  /** Layer directories named in `options` (by their escaped paths) to be resolved this way (overlay). */
+  dirsBeneath?: readonly Beneath[];
+}
+
+/** Where bind sources and targets must be resolved beneath (absent: trusted paths). */
+export interface BindConfinement {
+  source?: Beneath;
+  target?: Beneath;
 }
 
 /** What copyVerity returns. */
@@ -32,8 +64,11 @@ export interface VerifiedCopy {
 }
 
 export interface Sys {
-  mount(m: MountCall): void;
-  bind(source: string, target: string, recursive: boolean): void;
+  /** Returns a handle on the new mount (void: `target` is the handle). */
+  mount(m: MountCall): MountHandle | void;
+  bind(source: string, target: string, recursive: boolean, confine?: BindConfinement): MountHandle | void;
+  /** Let go of a handle mount/bind returned (the mount stays where it is). */
+  release?(handle: MountHandle): void;
   /** Bind-remount: flips this mount's read-only flag only. */
   remount(target: string, readonly: boolean): void;
   move(source: string, target: string): void;
@@ -47,6 +82,8 @@ export interface Sys {
   mkdir(path: string, mode: number): boolean;
   rmdir(path: string): void;
   symlink(linkTarget: string, path: string): void;
+  /** The first `length` bytes (fewer if the file is shorter) of a file cfsroot made: the image copy. */
+  readHead?(path: string, length: number): Uint8Array;
   /** Previous content, or null if the file did not exist. */
   readFileOrNull(path: string): Uint8Array | null;
   writeFile(path: string, data: Uint8Array, mode: number): void;

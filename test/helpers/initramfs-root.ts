@@ -112,6 +112,10 @@ export interface BootOptions {
   /** Shell run in the chroot after the probe (e.g. change the image on disk), then `probe2`. */
   between?: string;
   probe2?: string;
+  /** Extra tmpfs options for the namespace's /run (e.g. "size=4k": a full /run). */
+  runOptions?: string;
+  /** Extra environment for cfsroot (and the scripts around it). */
+  env?: Record<string, string>;
 }
 
 export function bootInNamespace(o: BootOptions): BootRun & { probe2: string; between: string } {
@@ -150,7 +154,7 @@ export function bootInNamespace(o: BootOptions): BootRun & { probe2: string; bet
     `R='${R}'`,
     // An initramfs' / is a mount (rootfs); a plain directory under chroot is not.
     'mount --bind "$R" "$R"',
-    'mount -t tmpfs -o mode=0755 tmpfs "$R/run"',
+    `mount -t tmpfs -o mode=0755${o.runOptions ? `,${o.runOptions}` : ''} tmpfs "$R/run"`,
     `mount --bind '${o.sysroot}' "$R/sysroot"`,
     'mount -t proc proc "$R/proc"',
     'mount --rbind /dev "$R/dev"',
@@ -159,7 +163,7 @@ export function bootInNamespace(o: BootOptions): BootRun & { probe2: string; bet
     'exec chroot "$R" /bin/sh -c "$INNER"',
   ].join('\n');
   const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', outer], {
-    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', INNER: inner },
+    env: { ...o.env, PATH: '/usr/sbin:/usr/bin:/sbin:/bin', INNER: inner },
     encoding: 'utf8',
   });
   if (r.status !== 0) throw new Error(`namespace harness failed (${r.status}): ${r.stderr}`);
