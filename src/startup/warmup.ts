@@ -85,19 +85,30 @@ function writeDeployment(sysroot: string, initramfs: string): string {
 }
 
 /**
- * node:fs for files, no-ops for mounts, and the addon's copy-and-hash calls
+ * node:fs for files, no-ops for mounts (by descriptor, as the boot makes them), and the addon's copy-and-hash calls
  * done in JavaScript: the executor runs every step, the namespace is
  * untouched, and the boot's own wrappers around those calls (prefetch, take,
  * finish) are compiled too.
  */
-function dryRunSys(): Sys {
+function dryRunSys(): { sys: Sys; descriptorMounts: () => number } {
   const files = spawnSys();
   const noop = () => {};
   const copyAndHash = (src: string, dest: string, alg: VerityAlg): Buffer => {
     fs.copyFileSync(src, dest, fs.constants.COPYFILE_EXCL);
     return Buffer.from(fsverityDigest(fs.readFileSync(dest), alg));
   };
+  // Mount by descriptor as the boot does (src/sys/native.ts descriptorMounts),
+  // with descriptor numbers nothing opens: the mounts are no-ops, so the
+  // targets under the staging dir (its etc, var, …) never exist here.
+  let nextFd = 1000;
+  let mounts = 0;
+  const fakeFd = () => nextFd++;
+  const mounted = () => (mounts++, nextFd++);
   const addon: NativeAddon = {
+    openDir: fakeFd,
+    closeFd: noop,
+    bindAt: mounted,
+    mountAt: mounted,
     mount: noop,
     umount: noop,
     setReadonly: noop,
@@ -110,7 +121,7 @@ function dryRunSys(): Sys {
       return { digest: copyAndHash(src, dest, alg), fd: -1 };
     },
   };
-  return nativeSysFrom(addon, files);
+  return { sys: nativeSysFrom(addon, files), descriptorMounts: () => mounts };
 }
 
 /** Run decide -> plan -> execute (dry) -> the CLI's formatting once. Resolves when done. */
@@ -138,12 +149,15 @@ export async function warmUp(): Promise<void> {
     // (with the head start), plan, execute, the closing line.
     const quiet = createLogger({ stderr: () => {}, kmsgPath: null });
     const nullIo = { out: () => {}, err: () => {} };
+    const dry = dryRunSys();
     const status = await boot({ sysroot, cmdline, initramfsRoot: initramfs }, nullIo, quiet, {
-      sys: dryRunSys(),
+      sys: dry.sys,
       runDir,
       stagingDir: path.join(dir, 'staging2'),
     });
     if (status !== 0) throw new Error(`the warm-up boot failed (status ${status})`);
+    // The snapshot must hold the code the boot runs: the mounts by descriptor.
+    if (dry.descriptorMounts() === 0) throw new Error('the warm-up boot made no mount by descriptor');
     // The command line's dispatch, on the one command that touches nothing.
     if ((await run(['--version'], nullIo)) !== 0) throw new Error('the warm-up --version failed');
   } finally {
