@@ -13,7 +13,7 @@
  */
 
 import * as path from 'node:path';
-import { fail, withContext } from '../errors.js';
+import { CfsError, fail, withContext } from '../errors.js';
 import { splitKernelCmdline } from '../cmdline.js';
 import { checkRunSpace } from '../decide.js';
 import type { VerityAlg } from '../model.js';
@@ -57,12 +57,14 @@ export async function decideNative(opts: DecideNativeOptions): Promise<NativeDec
   if (kargs.length === 0) fail('ECMDLINE', 'kernel command line: no composefs= or composefs.digest= argument: expected one naming the image to boot');
 
   // 2. The repository, then the first karg whose image exists.
-  const repo = openRepository(sysroot);
+  const repo = step(`opening ${sysroot}/composefs`, () => openRepository(sysroot));
   const tried: string[] = [];
   let chosen = null;
   for (const karg of kargs) {
     checkKargAlgorithm(repo, karg);
-    const image = findImage(repo, karg.digest, (why) => tried.push(`${karg.karg} (images/${karg.digest}: ${why})`));
+    const image = step(`looking up the image of ${karg.karg}`, () =>
+      findImage(repo, karg.digest, (why) => tried.push(`${karg.karg} (images/${karg.digest}: ${why})`)),
+    );
     if (image) {
       chosen = { karg, image };
       break;
@@ -120,7 +122,7 @@ export async function decideNative(opts: DecideNativeOptions): Promise<NativeDec
   }
 
   // 4. /etc and /var from the state directory; /var left alone for systemd.volatile=state|overlay.
-  const stateDir = stateDirFor(sysroot, karg.digest);
+  const stateDir = step('checking the state directory', () => stateDirFor(sysroot, karg.digest));
   const etc = subdir('etc', conf.etc, conf.sources.etc, stateDir, null);
   const volatileArg = args.find((a) => a === 'systemd.volatile' || a.startsWith('systemd.volatile='));
   // A bare systemd.volatile means yes to systemd.
@@ -154,6 +156,15 @@ export async function decideNative(opts: DecideNativeOptions): Promise<NativeDec
     systemdVolatile: volatile,
     warnings,
   };
+}
+
+/** Run a step; a system error escaping it (EACCES, ELOOP, a race) becomes EIO saying what was being done. */
+function step<T>(what: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw e instanceof CfsError ? e : withContext(what, e);
+  }
 }
 
 function subdir(
