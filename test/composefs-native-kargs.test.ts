@@ -5,6 +5,7 @@
  */
 
 import test, { type ExecutionContext } from 'ava';
+import fc from 'fast-check';
 import { CfsError } from '../src/errors.js';
 import { splitKernelCmdline } from '../src/cmdline.js';
 import { isNativeKarg, parseNativeKarg, parseNativeKargs, selectsNativeMode } from '../src/composefs-native/kargs.js';
@@ -111,4 +112,40 @@ test('composefs kargs beside ostree= are refused, naming both', (t) => {
 test('parseNativeKarg alone', (t) => {
   t.is(parseNativeKarg(`composefs=${H64}`).alg, 'sha256');
   t.throws(() => parseNativeKarg('composefs=x'), { instanceOf: CfsError });
+});
+
+test('property: any argument either parses into a well-formed karg or is one ECMDLINE line', (t) => {
+  const piece = fc.constantFrom('composefs=', 'composefs.digest=', '?', 'v1-sha256-12:', 'v1-sha512-12:', 'a', 'F', '0', ':', '\n', H64, H128.slice(0, 64));
+  fc.assert(
+    fc.property(fc.array(piece, { maxLength: 6 }).map((p) => 'composefs' + p.join('')), fc.string(), (built, any) => {
+      for (const arg of [built, `composefs=${any}`, `composefs.digest=${any}`]) {
+        if (!isNativeKarg(arg)) continue;
+        try {
+          const k = parseNativeKarg(arg);
+          if (!/^[0-9a-f]+$/.test(k.digest) || k.digest.length !== (k.alg === 'sha256' ? 64 : 128)) return false;
+          if (k.karg !== arg || k.insecure !== arg.slice(arg.indexOf('=') + 1).startsWith('?')) return false;
+        } catch (e) {
+          if (!(e instanceof CfsError) || e.code !== 'ECMDLINE' || !e.message.includes(JSON.stringify(arg))) return false;
+        }
+      }
+      return true;
+    }),
+    { numRuns: 2000, seed: 14 },
+  );
+  t.pass();
+});
+
+test('property: a generated valid karg of any form parses back to its digest, algorithm and insecure flag', (t) => {
+  const hexOf = (n: number) => fc.uint8Array({ minLength: n / 2, maxLength: n / 2 }).map((b) => Buffer.from(b).toString('hex'));
+  fc.assert(
+    fc.property(fc.constantFrom('sha256', 'sha512') as fc.Arbitrary<'sha256' | 'sha512'>, fc.boolean(), fc.boolean(), fc.integer(), (alg, insecure, short, seed) => {
+      const hex = fc.sample(hexOf(alg === 'sha256' ? 64 : 128), { numRuns: 1, seed })[0]!;
+      const q = insecure ? '?' : '';
+      const arg = short ? `composefs=${q}${hex}` : `composefs.digest=${q}v1-${alg}-12:${hex}`;
+      const [k] = parse(`x ${arg} y`);
+      return k !== undefined && k.digest === hex && k.alg === alg && k.insecure === insecure;
+    }),
+    { numRuns: 500, seed: 14 },
+  );
+  t.pass();
 });

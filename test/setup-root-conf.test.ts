@@ -6,6 +6,7 @@
  */
 
 import test, { type ExecutionContext } from 'ava';
+import fc from 'fast-check';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -124,4 +125,21 @@ test('loadSetupRootConf: missing file = defaults; present = read; a directory th
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }
+});
+
+test('property: any text is a configuration or one ECONFIG line naming the file', (t) => {
+  const piece = fc.constantFrom('[etc]', '[var]', '[root]', '[[etc]]', '\n', 'mount', 'transient', ' = ', '"bind"', '"none"', 'true', '1', '{', '}', '[', ']', '.', '#', "'", '"', 'etc.mount', ',');
+  fc.assert(
+    fc.property(fc.oneof(fc.array(piece, { maxLength: 12 }).map((p) => p.join('')), fc.string()), (text) => {
+      try {
+        const c = conf(text);
+        return ['none', 'bind', 'overlay', 'transient'].includes(c.etc) && ['none', 'bind', 'overlay', 'transient'].includes(c.var) && typeof c.rootTransient === 'boolean';
+      } catch (e) {
+        return e instanceof CfsError && e.code === 'ECONFIG' && e.message.startsWith(`${F}: `) && !e.message.includes('\n');
+      }
+    }),
+    { numRuns: 3000, seed: 14 },
+  );
+  // Deep nesting is a TomlError (smol-toml's depth limit), not a stack overflow.
+  refused(t, `x = ${'['.repeat(5000)}`, 'expected a TOML document');
 });
