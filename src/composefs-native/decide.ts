@@ -132,6 +132,7 @@ export async function decideNative(opts: DecideNativeOptions): Promise<NativeDec
 
   return {
     mode: 'composefs-native',
+    bootImplemented: false,
     sysroot,
     initramfsRoot,
     config: conf.path,

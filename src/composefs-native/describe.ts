@@ -29,8 +29,9 @@ export function describeNativeDecision(d: NativeDecision): string {
   lines.push(`root:        overlay ${d.overlay.source} (${d.overlay.options.join(',')})${d.rootTransient.value ? ', transient (tmpfs upper)' : ''}`);
   lines.push(`state:       ${d.stateDir}: ${subdirLine('/etc', d.etc)}; ${subdirLine('/var', d.var)}`);
   lines.push(
-    `OK: the boot would mount composefs image ${d.image.digest.slice(0, 16)}… ${d.insecure ? 'pinned by its digest (insecure: fs-verity not required)' : 'pinned by its digest, with fs-verity required'}` +
-      ' (this cfsroot does not boot the composefs-native mode yet)',
+    `OK: a composefs-native boot would mount image ${d.image.digest.slice(0, 16)}… pinned by its digest, ` +
+      `${d.insecure ? 'fs-verity not required (insecure)' : 'with fs-verity required'}; ` +
+      'cfsroot itself does not boot this mode yet (boot it with composefs-setup-root)',
   );
   return lines.join('\n') + '\n';
 }

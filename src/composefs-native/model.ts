@@ -29,6 +29,8 @@ export interface NativeSubdir {
 
 export interface NativeDecision {
   mode: 'composefs-native';
+  /** false until the mount side exists: the boot and `plan` refuse these kargs (src/config.ts). */
+  bootImplemented: false;
   sysroot: string;
   initramfsRoot: string;
   /** The setup-root-conf.toml read, or null (defaults). */
