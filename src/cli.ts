@@ -30,6 +30,8 @@ Usage:
   cfsroot verify [--sysroot DIR] [--cmdline STR] [--initramfs-root DIR] [--json]
       Run every check the boot makes (config, kargs, deployment, signature, image header
       and digest) without mounting or writing anything. Exit 0 only if the boot would go ahead.
+      With composefs= or composefs.digest= kargs: the composefs-native checks (repository,
+      image named by its digest, state dirs, usr/lib/composefs/setup-root-conf.toml).
   cfsroot plan [--sysroot DIR] [--cmdline STR] [--initramfs-root DIR] [--json]
       Print the ordered mount steps the boot would perform. No side effects.
   cfsroot digest [--hash sha256|sha512] FILE...
@@ -38,7 +40,7 @@ Usage:
 Options:
   --sysroot DIR          physical root (default /sysroot)
   --cmdline STR          kernel command line (default: contents of /proc/cmdline)
-  --initramfs-root DIR   where prepare-root.conf and the key file are read (default /)
+  --initramfs-root DIR   where prepare-root.conf, the key file and setup-root-conf.toml are read (default /)
   --json                 machine-readable output
   -h, --help             this text
   -V, --version          print the version
@@ -188,12 +190,33 @@ async function decideFor(o: CommonOptions, measure: boolean): Promise<BootDecisi
 }
 
 async function commandVerify(o: CommonOptions, io: Io): Promise<number> {
-  const d = await decideFor(o, true);
+  const cmdline = o.cmdline ?? readProcCmdline();
+  const { splitKernelCmdline } = await import('./cmdline.js');
+  const { selectsNativeMode } = await import('./composefs-native/kargs.js');
+  if (selectsNativeMode(splitKernelCmdline(cmdline))) return verifyNative({ ...o, cmdline }, io);
+  const d = await decideFor({ ...o, cmdline }, true);
   if (o.json) {
     io.out(toJson({ ok: true, decision: d }) + '\n');
   } else {
     io.out(describeDecision(d));
   }
+  for (const w of d.warnings) io.err(`cfsroot: warning: ${oneLine(w)}\n`);
+  return EXIT_OK;
+}
+
+/** verify for the composefs-native kargs (composefs=, composefs.digest=): src/composefs-native/. */
+async function verifyNative(o: CommonOptions & { cmdline: string }, io: Io): Promise<number> {
+  const { decideNative } = await import('./composefs-native/decide.js');
+  const { describeNativeDecision } = await import('./composefs-native/describe.js');
+  const digester = (await import('./sys/native.js')).fileDigester();
+  const d = await decideNative({
+    sysroot: o.sysroot,
+    cmdline: o.cmdline,
+    initramfsRoot: o.initramfsRoot,
+    measure: true,
+    digestImage: (file, alg) => digester.digest(file, alg),
+  });
+  io.out(o.json ? toJson({ ok: true, decision: d }) + '\n' : describeNativeDecision(d));
   for (const w of d.warnings) io.err(`cfsroot: warning: ${oneLine(w)}\n`);
   return EXIT_OK;
 }

@@ -27,6 +27,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeSystemError, fail } from './errors.js';
 import { formatKarg } from './cmdline.js';
+import { refuseBothModes } from './composefs-native/kargs.js';
 import { resolveComposefsMode, valueWord } from './composefs-mode.js';
 import { decodeKeyFileString, parseKeyFile } from './keyfile.js';
 import type { BootConfig, KernelArgs, PrepareRootConf } from './model.js';
@@ -87,7 +88,7 @@ export function readKeyFileText(text: string, file: string): { sections: Section
 }
 
 /** Read a small text file; null if it does not exist. Anything else odd is ECONFIG naming the path. */
-function readConfigFile(path: string): string | null {
+export function readConfigFile(path: string): string | null {
   let st;
   try {
     // One of the two prepare-root.conf files is usually absent: asking
@@ -98,7 +99,7 @@ function readConfigFile(path: string): string | null {
     fail('ECONFIG', `${path}: cannot stat: ${describeSystemError(e)}`);
   }
   if (st === undefined) return null;
-  if (!st.isFile()) fail('ECONFIG', `${path}: not a regular file: expected a key file or nothing`);
+  if (!st.isFile()) fail('ECONFIG', `${path}: not a regular file: expected a config file or nothing`);
   if (st.size > MAX_CONF_BYTES) fail('ECONFIG', `${path}: ${st.size} bytes: expected at most ${MAX_CONF_BYTES}`);
   let bytes: Buffer;
   try {
@@ -207,7 +208,8 @@ export const COMPOSEFS_NATIVE_KARGS = ['composefs', 'composefs.digest'] as const
 
 /**
  * The composefs-native mode (composefs-setup-root, bootc's composefs
- * backend) is not implemented yet, and its kargs pin the image to boot: an
+ * backend) is checked by `verify` (src/composefs-native/) but neither
+ * booted nor planned yet, and its kargs pin the image to boot: an
  * ostree boot that went ahead beside them would drop that pin. So any of them
  * is refused, and with ostree= too the message names both (issue 14).
  */
@@ -215,18 +217,12 @@ function refuseComposefsNativeKargs(kargs: KernelArgs): void {
   const native = COMPOSEFS_NATIVE_KARGS.filter((k) => kargs.has(k)).map((k) => formatKarg(k, kargs.get(k) ?? null));
   if (native.length === 0) return;
   const ostree = kargs.has('ostree') ? formatKarg('ostree', kargs.get('ostree') ?? null) : null;
-  if (ostree) {
-    fail(
-      'ECMDLINE',
-      `kernel command line: ${native.join(' and ')} and ${ostree} both present: expected one boot mode, ` +
-        'composefs= (composefs-native) or ostree= (an ostree deployment); refusing rather than boot one and ignore the other\'s pin',
-    );
-  }
+  if (ostree) refuseBothModes(native, ostree);
   fail(
     'ECMDLINE',
     `kernel command line: ${native.join(' and ')} selects the composefs-native mode (composefs-setup-root), ` +
-      'which this cfsroot does not implement yet: expected ostree=/ostree/boot.N/<os>/<bootcsum>/<serial>; ' +
-      'boot this entry with composefs-setup-root, or give it an ostree= deployment instead',
+      'which this cfsroot can check (cfsroot verify) but does not boot or plan yet (not implemented): ' +
+      'expected ostree=/ostree/boot.N/<os>/<bootcsum>/<serial>; boot this entry with composefs-setup-root, or give it an ostree= deployment instead',
   );
 }
 

@@ -199,7 +199,7 @@ function earlyImage(
  * front, naming both sizes. A missing runDir (verify on a machine without
  * /run) skips the check: there is nothing to compare with.
  */
-function checkRunSpace(image: string, runDir: string): void {
+export function checkRunSpace(image: string, runDir: string): void {
   let size: number;
   let free: number;
   try {
