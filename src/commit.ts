@@ -60,26 +60,42 @@ export function checksumToHex(b: Uint8Array): string {
  * fd that is read, so a file swapped after a stat cannot slip through.
  * O_NONBLOCK keeps a FIFO planted under the object name from blocking the open
  * (libuv already opens with O_CLOEXEC).
+ * O_NOFOLLOW: the object itself is never a symlink. `device` (st_dev of
+ * SYSROOT) covers the directories above it (issue 13 item 10): ostree
+ * hardlinks deployments into the repo, so every object is on SYSROOT's
+ * filesystem, and a file on any other (the initramfs, reached through a
+ * symlinked objects/XX) is refused before a byte of it is read or hashed.
  * A missing file is EOBJECT; `where` names the object in messages.
  */
-export function readObject(file: string, where: string): Uint8Array {
-  const data = readObjectIfExists(file, where);
+export function readObject(file: string, where: string, device?: number): Uint8Array {
+  const data = readObjectIfExists(file, where, device);
   if (data === null) throw new CfsError('EOBJECT', `${where}: object ${file} does not exist`);
   return data;
 }
 
 /** As readObject, but a missing file (ENOENT) returns null. */
-export function readObjectIfExists(file: string, where: string): Uint8Array | null {
+export function readObjectIfExists(file: string, where: string, device?: number): Uint8Array | null {
   let fd: number;
   try {
-    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOFOLLOW);
   } catch (e) {
-    if ((e as { code?: unknown }).code === 'ENOENT') return null;
+    const code = (e as { code?: unknown }).code;
+    if (code === 'ENOENT') return null;
+    if (code === 'ELOOP') {
+      throw new CfsError('EOBJECT', `${where}: ${file} is a symlink: expected a regular file (objects are opened without following symlinks)`);
+    }
     throw new CfsError('EIO', `${where}: cannot open ${file}: ${describeSystemError(e)}`);
   }
   try {
     const st = fs.fstatSync(fd);
     if (!st.isFile()) throw new CfsError('EOBJECT', `${where}: ${file} is not a regular file`);
+    if (device !== undefined && st.dev !== device) {
+      throw new CfsError(
+        'EOBJECT',
+        `${where}: ${file} is not on the filesystem of the sysroot: expected the repo's own object ` +
+          '(a directory on its path is a symlink to elsewhere: a tampered repo)',
+      );
+    }
     if (st.size > MAX_OBJECT_SIZE) {
       throw new CfsError('ELIMIT', `${where}: ${file} is ${st.size} bytes, over the ${MAX_OBJECT_SIZE}-byte object limit`);
     }

@@ -90,7 +90,7 @@ export async function decideBoot(opts: DecideOptions): Promise<BootDecision> {
         signed = step('checking the commit signature', () => {
           const keyFile = path.join(initramfsRoot, config.keypath);
           const keys = loadPublicKeys(keyFile);
-          return verifySignedCommit(path.join(sysroot, 'ostree/repo'), deployment.commit, keys, config.keypath);
+          return verifySignedCommit(path.join(sysroot, 'ostree/repo'), deployment.commit, keys, config.keypath, fs.statSync(sysroot).dev);
         });
       }
 

@@ -12,7 +12,8 @@
  */
 
 import { createHash, verify } from 'node:crypto';
-import { CfsError } from './errors.js';
+import { CfsError, describeSystemError } from './errors.js';
+import * as fs from 'node:fs';
 import { checksumToHex, objectPath, openCommit, readObject, readObjectIfExists, type CommitView } from './commit.js';
 import { countElements, decodeLocated, locateVardict, validate, whole } from './gvariant.js';
 import { ed25519KeyObject } from './keys.js';
@@ -39,10 +40,18 @@ interface LoadedCommit {
   commit: CommitView;
 }
 
+function repoDevice(repoDir: string): number {
+  try {
+    return fs.statSync(repoDir).dev;
+  } catch (e) {
+    throw new CfsError('EOBJECT', `the repo ${repoDir} cannot be read: ${describeSystemError(e)}`);
+  }
+}
+
 /** Read `.commit`, check that its SHA-256 is its name, parse it. */
-function loadCommit(repoDir: string, checksum: string): LoadedCommit {
+function loadCommit(repoDir: string, checksum: string, device: number): LoadedCommit {
   const file = objectPath(repoDir, checksum, 'commit');
-  const bytes = readObject(file, `commit ${checksum}`);
+  const bytes = readObject(file, `commit ${checksum}`, device);
   const actual = createHash('sha256').update(bytes).digest('hex');
   if (actual !== checksum) {
     throw new CfsError('EOBJECT', `${file}: content hashes to ${actual}, not to its name ${checksum} (corrupt or tampered commit object)`);
@@ -55,10 +64,20 @@ function loadCommit(repoDir: string, checksum: string): LoadedCommit {
  * return the composefs digest it carries. `keyPath` is the configured key
  * file path, reported in the result and in messages.
  */
-export function verifySignedCommit(repoDir: string, commit: string, keys: Uint8Array[], keyPath: string): SignedCommit {
-  const c = loadCommit(repoDir, commit);
+export function verifySignedCommit(
+  repoDir: string,
+  commit: string,
+  keys: Uint8Array[],
+  keyPath: string,
+  sysrootDevice?: number,
+): SignedCommit {
+  // The boot passes SYSROOT's st_dev: the objects must be on that filesystem
+  // (src/commit.ts readObject). Without it, the repo directory's own.
+  objectPath(repoDir, commit, 'commit'); // the name is checked before anything is looked up
+  const device = sysrootDevice ?? repoDevice(repoDir);
+  const c = loadCommit(repoDir, commit, device);
   const metaPath = objectPath(repoDir, commit, 'commitmeta');
-  const meta = readObjectIfExists(metaPath, `commitmeta of ${commit}`);
+  const meta = readObjectIfExists(metaPath, `commitmeta of ${commit}`, device);
   if (meta !== null) return verifyLoaded(c, meta, metaPath, keys, keyPath, false);
 
   // bootc: a commit imported from a container image has no .commitmeta of
@@ -66,10 +85,10 @@ export function verifySignedCommit(repoDir: string, commit: string, keys: Uint8A
   if (c.commit.metadata.has(IMAGE_CONFIG_KEY) && c.commit.parent.length === 32) {
     const parent = checksumToHex(c.commit.parent);
     const parentPath = objectPath(repoDir, parent, 'commit');
-    if (readObjectIfExists(parentPath, `parent commit ${parent}`) !== null) {
-      const p = loadCommit(repoDir, parent);
+    if (readObjectIfExists(parentPath, `parent commit ${parent}`, device) !== null) {
+      const p = loadCommit(repoDir, parent, device);
       const pMetaPath = objectPath(repoDir, parent, 'commitmeta');
-      const pMeta = readObjectIfExists(pMetaPath, `commitmeta of ${parent}`);
+      const pMeta = readObjectIfExists(pMetaPath, `commitmeta of ${parent}`, device);
       if (pMeta === null) {
         throw new CfsError(
           'ESIGNATURE',

@@ -375,6 +375,17 @@ const CASES: Case[] = [
     sysroot: (s) => fs.writeFileSync(s.metaObj, vardict([['ostree.sign.ed25519', uniformArray(2 ** 25 - 9, 0), 'aay']])),
     boot: true,
   },
+  {
+    // Issue 13 item 10: followed, it was opened and its hash logged to kmsg and the journal.
+    name: 'object: .commit is a symlink to the binding key in the initramfs',
+    code: 'EOBJECT',
+    message: /\.commit is a symlink: expected a regular file/,
+    sysroot: (s) => {
+      fs.rmSync(s.commitObj);
+      fs.symlinkSync('/etc/ostree/initramfs-root-binding.key', s.commitObj);
+    },
+    boot: true,
+  },
   { name: 'object: .commitmeta is a directory', code: 'EOBJECT', message: /\.commitmeta is not a regular file/, sysroot: (s) => replaceWith(s.metaObj, 'dir') },
   { name: 'object: .commitmeta over the 128 MiB limit (sparse)', code: 'ELIMIT', message: /over the 134217728-byte object limit/, sysroot: (s) => fs.truncateSync(s.metaObj, 200 * 1024 * 1024) },
   {

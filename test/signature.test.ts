@@ -310,3 +310,29 @@ test('objectPath refuses a non-checksum', (t) => {
   refuses(t, () => verifySignedCommit('/r', '../'.repeat(21) + 'x', [A.publicKey], KEYPATH), 'EOBJECT', /not an object checksum/);
   t.is(objectPath('/r', 'ab'.repeat(32), 'dirtree'), `/r/objects/ab/${'ab'.repeat(31)}.dirtree`);
 });
+
+// Issue 13 item 10: an object is never followed out of the repo.
+test('a .commit that is a symlink, or under a directory on another filesystem, is refused before it is read', (t) => {
+  const dir = repo(t);
+  const { checksum } = signedCommit(dir, A);
+  const file = objectPath(dir, checksum, 'commit');
+  const bytes = fs.readFileSync(file);
+  // A symlink named after the commit, to a copy of it: never followed, though the copy is the real commit.
+  const copy = path.join(dir, 'elsewhere.commit');
+  fs.writeFileSync(copy, bytes);
+  fs.rmSync(file);
+  fs.symlinkSync(copy, file);
+  refuses(t, () => verifySignedCommit(dir, checksum, [A.publicKey], KEYPATH), 'EOBJECT', /\.commit is a symlink: expected a regular file/);
+  fs.rmSync(file);
+  fs.writeFileSync(file, bytes);
+  t.notThrows(() => verifySignedCommit(dir, checksum, [A.publicKey], KEYPATH));
+  // The object's directory swapped for a symlink to another filesystem (the initramfs, say): its files are not the repo's.
+  const shm = fs.mkdtempSync('/dev/shm/cfsroot-sig-');
+  t.teardown(() => fs.rmSync(shm, { recursive: true, force: true }));
+  if (fs.statSync(shm).dev === fs.statSync(dir).dev) return t.fail('the test needs /dev/shm on another filesystem than the temp dir');
+  const objDir = path.dirname(file);
+  fs.cpSync(objDir, path.join(shm, 'objs'), { recursive: true });
+  fs.rmSync(objDir, { recursive: true });
+  fs.symlinkSync(path.join(shm, 'objs'), objDir);
+  refuses(t, () => verifySignedCommit(dir, checksum, [A.publicKey], KEYPATH), 'EOBJECT', /\.commit is not on the filesystem of the sysroot/);
+});
