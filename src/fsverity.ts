@@ -39,6 +39,7 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { isSea } from 'node:sea';
 import { Worker } from 'node:worker_threads';
 import { describeSystemError, fail } from './errors.js';
 import type { VerityAlg } from './model.js';
@@ -422,6 +423,13 @@ function hashFileOneThread(fd: number, size: number, alg: VerityAlg, level0: Buf
 
 function defaultWorkers(size: number): number {
   if (size < PARALLEL_MIN_SIZE) return 0;
+  // Node 24.22, single executable started from a user snapshot: a Worker that
+  // loads node:crypto aborts the whole process (native assertion
+  // `crypto_key_object_constructor_template().IsEmpty()`, exit 134; seen from
+  // 128 MiB up, where the workers get chunks). So the executable hashes on the
+  // calling thread only; its fast path is the addon's own threads. Run from
+  // source, workers are used.
+  if (isSea()) return 0;
   return Math.max(0, Math.min(MAX_WORKERS, availableParallelism() - 1));
 }
 

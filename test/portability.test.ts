@@ -128,3 +128,21 @@ test('Node environment variables change neither output nor exit status', (t) => 
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+// Node 24 in a single executable aborts (exit 134) when a worker thread loads
+// node:crypto; the JavaScript digest used workers for files of 48 MiB and more
+// (the abort was seen from 128 MiB, where the workers are given chunks)
+// (src/fsverity.ts defaultWorkers). Through the executable that path now hashes
+// on one thread, and gives the addon's digest.
+test('digest of a 128 MiB file without the addon (CFSROOT_SYS=spawn) matches the addon, no crash', (t) => {
+  const file = path.join(fx.dir, 'sparse-128m');
+  fs.writeFileSync(file, 'cfsroot');
+  fs.truncateSync(file, 128 << 20);
+  const js = runWith([BINARY, 'digest', file], { ...CLEAN_ENV, CFSROOT_SYS: 'spawn' });
+  const addon = runWith([BINARY, 'digest', file], { ...CLEAN_ENV, CFSROOT_SYS: 'native' });
+  t.is(js.status, 0, js.stderr);
+  t.is(addon.status, 0, addon.stderr);
+  t.regex(js.stdout, /^sha256:[0-9a-f]{64} /);
+  t.is(js.stdout, addon.stdout);
+  fs.rmSync(file);
+});
