@@ -78,7 +78,7 @@ export async function runPreflight(o: PreflightOptions): Promise<Check[]> {
   let files: Map<string, CpioEntry>;
   try {
     const parts = entry.initrd.map((p) => fs.readFileSync(path.join(o.boot, p)));
-    const img = await readInitramfs(Buffer.concat(parts), entry.initrd.join('+'));
+    const img = await readInitramfs(parts.length === 1 ? parts[0]! : Buffer.concat(parts), entry.initrd.join('+'));
     files = img.entries;
     ok('initramfs', `${img.entries.size} entries in ${img.segments.map((s) => s.compression).join(' + ')}`);
   } catch (e) {
