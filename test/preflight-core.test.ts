@@ -127,3 +127,24 @@ test('initramfs: hostile input is one-line typed errors', async (t) => {
   const lentries = await t.throwsAsync(readInitramfs(cpioOf(path.join(tmp, 'many'), { a: '1', b: '2', c: '3' }), 'm', { maxEntries: 2 }));
   t.is((lentries as CfsError).code, 'ELIMIT');
 });
+
+test('the version of a cfsroot binary is read from its what-string, not by running it', async (t) => {
+  const { embeddedVersion } = await import('../src/preflight/checks.js');
+  t.is(embeddedVersion(Buffer.from('\0\0ELF...var a="@(#)cfsroot 1.2.3-rc1";...')), '1.2.3-rc1');
+  t.is(embeddedVersion(Buffer.from('x @(#)cfsroot "+y; @(#)cfsroot 0.1.0;')), '0.1.0', 'skips a marker not followed by a version');
+  t.is(embeddedVersion(Buffer.from('cfsroot 0.1.0')), null);
+  const { VERSION, VERSION_STAMP } = await import('../src/version.js');
+  t.is(embeddedVersion(Buffer.from(VERSION_STAMP)), VERSION);
+});
+
+test('the addon measures fs-verity with FS_IOC_MEASURE_VERITY (this host: not supported, or not enabled)', (t) => {
+  const addonFile = path.resolve('build/native/cfsroot_sys.node');
+  if (!fs.existsSync(addonFile)) execFileSync('make', ['build/native/cfsroot_sys.node'], { stdio: 'ignore' });
+  const mod = { exports: {} as { measureVerity?: (p: string) => string | null } };
+  process.dlopen(mod, addonFile);
+  const f = path.join(tmp, 'plain-file');
+  fs.writeFileSync(f, 'no verity here');
+  const r = mod.exports.measureVerity!(f);
+  t.true(r === 'unsupported' || r === null, String(r));
+  t.throws(() => mod.exports.measureVerity!(path.join(tmp, 'missing')), { message: /ENOENT|No such file/ });
+});
