@@ -148,3 +148,24 @@ test('the addon measures fs-verity with FS_IOC_MEASURE_VERITY (this host: not su
   t.true(r === 'unsupported' || r === null, String(r));
   t.throws(() => mod.exports.measureVerity!(path.join(tmp, 'missing')), { message: /ENOENT|No such file/ });
 });
+
+test('what starts cfsroot at boot: systemd unit and its wants link, dracut hook, busybox /init', async (t) => {
+  const { checkRunsAtBoot } = await import('../src/preflight/checks.js');
+  const reg = (name: string, text: string) => [name, { name, mode: 0o100644, data: Buffer.from(text) }] as const;
+  const lnk = (name: string, target: string) => [name, { name, mode: 0o120777, data: Buffer.from(target) }] as const;
+  const unit = '[Service]\nExecStart=/usr/bin/cfsroot /sysroot\n';
+  const verdict = (entries: ReadonlyArray<readonly [string, { name: string; mode: number; data: Buffer }]>) => {
+    const out: Array<{ ok: boolean; message: string }> = [];
+    checkRunsAtBoot(new Map(entries), (_c, message) => out.push({ ok: true, message }), (_c, message) => out.push({ ok: false, message }));
+    t.is(out.length, 1);
+    return out[0]!;
+  };
+  const systemd = reg('usr/lib/systemd/systemd', 'ELF');
+  t.true(verdict([systemd, reg('usr/lib/systemd/system/cfsroot.service', unit), lnk('etc/systemd/system/initrd-root-fs.target.wants/cfsroot.service', '/usr/lib/systemd/system/cfsroot.service')]).ok);
+  t.regex(verdict([systemd, reg('usr/lib/systemd/system/cfsroot.service', unit)]).message, /not wanted by initrd-root-fs\.target/);
+  t.regex(verdict([systemd]).message, /without cfsroot\.service/);
+  t.regex(verdict([systemd, reg('usr/lib/systemd/system/cfsroot.service', '[Service]\nExecStart=/bin/true\n'), lnk('etc/systemd/system/initrd-root-fs.target.wants/cfsroot.service', 'x')]).message, /does not run cfsroot/);
+  t.regex(verdict([reg('var/lib/dracut/hooks/pre-pivot/50-cfsroot-hook.sh', 'cfsroot /sysroot')]).message, /dracut pre-pivot hook/);
+  t.regex(verdict([reg('init', '#!/bin/sh\n/usr/bin/cfsroot /sysroot || fail\n')]).message, /busybox/);
+  t.false(verdict([reg('init', '#!/bin/sh\nexec switch_root /sysroot /sbin/init\n')]).ok);
+});

@@ -100,7 +100,7 @@ export async function runPreflight(o: PreflightOptions): Promise<Check[]> {
   else ok('cfsroot', `/usr/bin/cfsroot ${embeddedVersion(bin.data) ?? '(version not found in the binary)'}, ${bin.data.length} bytes`);
 
   // Will it run?
-  checkRunsAtBoot(files, text, ok, bad);
+  checkRunsAtBoot(files, ok, bad);
 
   // The config: the one that wins in the initramfs against the deployment's.
   const confText: Record<string, string> = {};
@@ -196,10 +196,15 @@ export async function runPreflight(o: PreflightOptions): Promise<Check[]> {
   return checks;
 }
 
-type Ok = (code: string, message: string) => void;
-type Bad = (code: string, message: string, fix: string) => void;
+export type Ok = (code: string, message: string) => void;
+export type Bad = (code: string, message: string, fix: string) => void;
 
-function checkRunsAtBoot(files: Map<string, CpioEntry>, text: (p: string) => string | null, ok: Ok, bad: Bad): void {
+/** The unit wanted by initrd-root-fs.target, or dracut's hook, or a busybox /init: what starts cfsroot at boot. */
+export function checkRunsAtBoot(files: Map<string, CpioEntry>, ok: Ok, bad: Bad): void {
+  const text = (p: string): string | null => {
+    const e = lookup(files, p);
+    return e && (e.mode & S_IFMT) === S_IFREG ? Buffer.from(e.data).toString('utf8') : null;
+  };
   const unitDirs = ['etc/systemd/system', 'usr/lib/systemd/system'];
   const hasSystemd = lookup(files, 'usr/lib/systemd/systemd') !== null;
   if (hasSystemd) {

@@ -178,7 +178,11 @@ export function lookup(fsEntries: Map<string, CpioEntry>, path: string): CpioEnt
     }
     done.push(p);
     const e = fsEntries.get(done.join('/'));
-    if (!e) return null;
+    // A directory the archive does not list (cpio -o of a file list may omit parents).
+    if (!e) {
+      if (parts.length === 0) return null;
+      continue;
+    }
     if ((e.mode & S_IFMT) === S_IFLNK) {
       if (--budget < 0) return null;
       const target = Buffer.from(e.data).toString('latin1');
