@@ -169,3 +169,18 @@ test('what starts cfsroot at boot: systemd unit and its wants link, dracut hook,
   t.regex(verdict([reg('init', '#!/bin/sh\n/usr/bin/cfsroot /sysroot || fail\n')]).message, /busybox/);
   t.false(verdict([reg('init', '#!/bin/sh\nexec switch_root /sysroot /sbin/init\n')]).ok);
 });
+
+test('EROFS redirect walker: hostile images are one-line EIMAGE errors', async (t) => {
+  const { imageRedirects } = await import('../src/preflight/erofs-redirects.js');
+  const notErofs = Buffer.alloc(4096);
+  t.is(t.throws(() => imageRedirects(notErofs, 'x.cfs'), { instanceOf: CfsError })?.code, 'EIMAGE');
+  // A superblock whose root inode lies past the end.
+  const sb = Buffer.alloc(2048);
+  sb.writeUInt32LE(0xe0f5e1e2, 1024);
+  sb.writeUInt8(12, 1024 + 12);
+  sb.writeUInt16LE(0xffff, 1024 + 14);
+  sb.writeUInt32LE(1000, 1024 + 40);
+  const e = t.throws(() => imageRedirects(sb, 'y.cfs'), { instanceOf: CfsError });
+  t.is(e?.code, 'EIMAGE');
+  t.false(e?.message.includes('\n'));
+});

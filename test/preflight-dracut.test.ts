@@ -179,3 +179,24 @@ test('an entry whose ostree= names nothing', (t) => {
   t.false(d.ok);
   t.regex(d.fix, /redeploy/);
 });
+
+test('the backing objects are the image’s redirects; fs-verity counted on each (a fake measurer: the ioctl needs a filesystem with fs-verity)', async (t) => {
+  const { imageRedirects } = await import('../src/preflight/erofs-redirects.js');
+  const { runPreflight } = await import('../src/preflight/checks.js');
+  const redirects = imageRedirects(fs.readFileSync(good.image!), 'image');
+  const objectsDir = path.join(good.sysroot, 'ostree/repo/objects');
+  const nonEmpty = fs.readdirSync(objectsDir).flatMap((d) => fs.readdirSync(path.join(objectsDir, d))
+    .filter((f) => f.endsWith('.file') && fs.statSync(path.join(objectsDir, d, f)).size > 0).map((f) => `/${d}/${f}`));
+  t.deepEqual([...redirects].sort(), nonEmpty.sort(), 'every non-empty object, nothing else (empty files have no backing object)');
+  const without = new Set(redirects.slice(0, 2).map((r) => path.join(objectsDir, r)));
+  const run = (m: (f: string) => string | null) =>
+    runPreflight({ sysroot: good.sysroot, boot, entry: path.join(boot, 'loader/entries/ostree-2-cfsdemo.conf'), measureVerity: m });
+  const some = (await run((f) => (without.has(f) ? null : 'sha256:00'))).find((c) => c.code === 'verity')!;
+  t.false(some.ok);
+  t.regex(some.message, new RegExp(`^2 of ${redirects.length + 1} files without fs-verity`));
+  t.true(some.message.includes([...without][0]!));
+  const all = (await run(() => 'sha256:00')).filter((c) => !c.ok);
+  t.deepEqual(all, [], 'with fs-verity everywhere every check passes');
+  const none = (await run(() => 'unsupported')).find((c) => c.code === 'verity')!;
+  t.regex(none.message, /the filesystem does not support fs-verity/);
+});

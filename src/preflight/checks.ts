@@ -21,6 +21,7 @@ import { verifySignedCommit } from '../signature.js';
 import { decideBoot } from '../decide.js';
 import type { BootConfig, Deployment, PrepareRootConf } from '../model.js';
 import { defaultBlsEntry, readBlsEntries, readBlsEntryFile, compareVersions, type BlsEntry } from './bls.js';
+import { imageRedirects } from './erofs-redirects.js';
 import { lookup, readInitramfs, S_IFMT, S_IFREG, type CpioEntry } from './cpio.js';
 
 export interface Check {
@@ -300,33 +301,47 @@ function checkVerity(o: PreflightOptions, dep: Deployment, ok: Ok, bad: Bad): vo
     bad('verity', 'cannot measure fs-verity here (no measuring tool)', 'run preflight on the booted system');
     return;
   }
-  const first = measure(image);
+  let first: string | null;
+  try {
+    first = measure(image);
+  } catch (e) {
+    bad('verity', message(e), 'redeploy: the image is missing');
+    return;
+  }
   if (first === 'unsupported') {
     bad('verity', `${image}: the filesystem does not support fs-verity`, 'put the sysroot on a filesystem with fs-verity (ext4 -O verity, btrfs, f2fs), or do not require verity');
     return;
   }
   const objectsDir = path.join(o.sysroot, 'ostree/repo/objects');
   const missing: string[] = [];
-  let count = 0;
   if (first === null) missing.push(image);
-  for (const d of safeReaddir(objectsDir)) {
-    for (const f of safeReaddir(path.join(objectsDir, d))) {
-      if (!f.endsWith('.file')) continue;
-      count++;
-      const p = path.join(objectsDir, d, f);
-      if (measure(p) === null) missing.push(p);
-    }
-  }
-  if (missing.length) bad('verity', `${missing.length} of ${count + 1} files without fs-verity (the image and the repo's file objects), first: ${missing.slice(0, 3).join(', ')}`, 'fsverity enable each file (ostree does it with [ex-integrity] fsverity=yes)');
-  else ok('verity', `fs-verity enabled on the image and ${count} objects`);
-}
-
-function safeReaddir(d: string): string[] {
+  let redirects: string[];
   try {
-    return fs.readdirSync(d);
-  } catch {
-    return [];
+    redirects = imageRedirects(fs.readFileSync(image), image);
+  } catch (e) {
+    bad('verity', `reading the backing objects the image names: ${message(e)}`, 'rebuild the composefs image (redeploy)');
+    return;
   }
+  for (const r of redirects) {
+    // composefs names objects "/xx/<62 hex>.file" relative to the repo's objects/.
+    if (!/^\/[0-9a-f]{2}\/[0-9a-f]{62}\.file$/.test(r)) {
+      missing.push(`${r} (not an object path)`);
+      continue;
+    }
+    const p = path.join(objectsDir, r);
+    let m: string | null;
+    try {
+      m = measure(p);
+    } catch (e) {
+      m = null;
+      missing.push(`${p} (${message(e)})`);
+      continue;
+    }
+    if (m === null || m === 'unsupported') missing.push(p);
+  }
+  const total = redirects.length + 1;
+  if (missing.length) bad('verity', `${missing.length} of ${total} files without fs-verity (the image and the ${redirects.length} backing objects it names), first: ${missing.slice(0, 3).join(', ')}`, 'fsverity enable each file (ostree does it with [ex-integrity] fsverity=yes)');
+  else ok('verity', `fs-verity enabled on the image and the ${redirects.length} backing objects it names`);
 }
 
 function readOrNull(p: string): string | null {
