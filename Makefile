@@ -22,7 +22,7 @@ DRACUT_MODULES_DIR ?= $(PREFIX)/lib/dracut/modules.d
 # binutils: strip; qemu-user-static: the portability test runs the binary on
 # other CPU models (test/portability.test.ts).
 APT_PACKAGES := erofs-utils fsverity attr busybox-static python3-gi gir1.2-glib-2.0 util-linux mount e2fsprogs ostree gir1.2-ostree-1.0 \
-  binutils qemu-user-static
+  binutils qemu-user-static cpio xz-utils lz4 zstd
 
 MINIFY ?= --minify
 VERSION := $(shell $(NODE) -p "require('./package.json').version")

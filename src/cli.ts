@@ -34,6 +34,10 @@ Usage:
       image named by its digest, state dirs, usr/lib/composefs/setup-root-conf.toml).
   cfsroot plan [--sysroot DIR] [--cmdline STR] [--initramfs-root DIR] [--json]
       Print the ordered mount steps the boot would perform. No side effects.
+  cfsroot preflight [--sysroot DIR] [--boot DIR] [--entry FILE] [--json]
+      Will the next boot work? Check the boot entry the loader picks (or FILE), its
+      initramfs (cfsroot, its unit, config, key, kernel modules) and the deployment it
+      boots, with the boot's own decision code. Exit 0 only when every check passes.
   cfsroot digest [--hash sha256|sha512] FILE...
       Print the fs-verity digest of each FILE as "sha256:<hex> FILE" (like fsverity digest).
 
@@ -132,12 +136,14 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
       return commandVerify(parseCommon(rest, 'verify'), io);
     case 'plan':
       return commandPlan(parseCommon(rest, 'plan'), io);
+    case 'preflight':
+      return (await import('./preflight/command.js')).commandPreflight(rest, io);
     default:
       if (first.startsWith('-')) fail('EUSAGE', `unknown option "${first}" (see cfsroot --help)`);
       // The boot form mounts over its argument: a mistyped command (`verfy`)
       // must not become a boot of a directory of that name.
       if (!first.startsWith('/')) {
-        fail('EUSAGE', `unknown command "${first}": expected verify, plan, digest, or the boot form with an absolute SYSROOT such as /sysroot (see cfsroot --help)`);
+        fail('EUSAGE', `unknown command "${first}": expected verify, plan, preflight, digest, or the boot form with an absolute SYSROOT such as /sysroot (see cfsroot --help)`);
       }
       if (rest.length > 1) fail('EUSAGE', `too many arguments: expected SYSROOT [KERNEL_CMDLINE], got ${argv.length}`);
       return commandBoot(first, rest[0] ?? null, io);

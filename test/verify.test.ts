@@ -269,11 +269,11 @@ test('a mistyped command is a usage error, never a boot of a directory of that n
   try {
     // Even where a directory of that name exists, in the working directory.
     fs.mkdirSync(path.join(dir, 'verfy'));
-    for (const argv of [['verfy'], ['preflight', '--json'], ['sysroot', 'ostree=/x']]) {
+    for (const argv of [['verfy'], ['prefligth', '--json'], ['sysroot', 'ostree=/x']]) {
       const r = spawnSync(BINARY, argv, { cwd: dir, encoding: 'utf8' });
       t.is(r.status, 2, `${argv.join(' ')}: ${r.stderr}`);
       t.is(r.stderr.trim().split('\n').length, 1);
-      t.regex(r.stderr, new RegExp(`^cfsroot: unknown command "${argv[0]}": expected verify, plan, digest, or the boot form with an absolute SYSROOT`));
+      t.regex(r.stderr, new RegExp(`^cfsroot: unknown command "${argv[0]}": expected verify, plan, preflight, digest, or the boot form with an absolute SYSROOT`));
     }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -58,6 +58,8 @@ export interface NativeAddon extends WatchdogAddon {
   execve?(path: string, argv: string[], envp: string[]): never;
   /** statvfs ST_RDONLY: the mount holding `path`, or its filesystem, is read-only. Optional: older builds and test fakes. */
   isReadonly?(path: string): boolean;
+  /** FS_IOC_MEASURE_VERITY: "sha256:<hex>", null (no fs-verity on the file), "unsupported" (none on the filesystem). Optional: older builds. */
+  measureVerity?(path: string): string | null;
   /** "SHA256_Init/Update/Final" (the fast path) or "SHA256()": what hashes each block. */
   hashFunctions?: string;
   /**

@@ -1,0 +1,376 @@
+/**
+ * `cfsroot preflight`: will the next boot work? Each check reads what that
+ * boot will really use: the boot entry the loader picks, the initramfs it
+ * names (read in memory, src/preflight/cpio.ts), the config and key inside
+ * it, the deployment its ostree= names, and the kernel it boots. The boot's
+ * whole decision is the boot's own code (src/decide.ts), run with the
+ * initramfs's prepare-root.conf and key, copied alone into a private
+ * temporary directory (mode 0700, removed at once).
+ */
+
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { CfsError, describeSystemError } from '../errors.js';
+import { oneLine } from '../log.js';
+import { parseKernelCmdline } from '../cmdline.js';
+import { CONF_PATHS, readKeyFileText, resolveBootConfig, resolveOstreeTarget } from '../config.js';
+import { resolveDeployment } from '../deployment.js';
+import { parsePublicKeys } from '../keys.js';
+import { verifySignedCommit } from '../signature.js';
+import { decideBoot } from '../decide.js';
+import type { BootConfig, Deployment, PrepareRootConf } from '../model.js';
+import { defaultBlsEntry, readBlsEntries, readBlsEntryFile, compareVersions, type BlsEntry } from './bls.js';
+import { imageRedirects } from './erofs-redirects.js';
+import { lookup, readInitramfs, S_IFMT, S_IFREG, type CpioEntry } from './cpio.js';
+
+export interface Check {
+  /** Stable name, also the JSON code: entry, initramfs, cfsroot, runs-at-boot, config, deployment, key, decision, kernel-modules, kernel-version, verity. */
+  code: string;
+  ok: boolean;
+  message: string;
+  /** What to do about a failure (empty when ok). */
+  fix: string;
+}
+
+export interface PreflightOptions {
+  sysroot: string;
+  boot: string;
+  /** A BLS entry file; default: the one the loader boots next. */
+  entry: string | null;
+  /** Measures fs-verity of a file; null when the filesystem has none. Default: none available. */
+  measureVerity?: (file: string) => string | null;
+}
+
+/** Kernel versions where what cfsroot mounts became possible (overlayfs). */
+export const KERNEL_DATA_ONLY_LOWERS = '6.5';
+export const KERNEL_VERITY_REQUIRE = '6.6';
+const NEEDED_MODULES = ['erofs', 'overlay', 'loop'];
+
+export async function runPreflight(o: PreflightOptions): Promise<Check[]> {
+  const checks: Check[] = [];
+  const ok = (code: string, message: string) => checks.push({ code, ok: true, message, fix: '' });
+  const bad = (code: string, message: string, fix: string) => checks.push({ code, ok: false, message: oneLine(message), fix });
+
+  // The entry.
+  let entry: BlsEntry;
+  const entriesDir = path.join(o.boot, 'loader/entries');
+  try {
+    if (o.entry) entry = readBlsEntryFile(o.entry);
+    else {
+      const e = defaultBlsEntry(readBlsEntries(entriesDir));
+      if (!e) {
+        bad('entry', `no boot entry in ${entriesDir}`, 'deploy (ostree admin deploy / bootc upgrade), which writes the entry');
+        return checks;
+      }
+      entry = e;
+    }
+  } catch (e) {
+    bad('entry', message(e), 'name the entry with --entry FILE, or check --boot');
+    return checks;
+  }
+  if (!entry.linux || entry.initrd.length === 0) {
+    bad('entry', `${entry.file}: no ${entry.linux ? 'initrd' : 'linux'} line`, 'redeploy: the entry is incomplete');
+    return checks;
+  }
+  ok('entry', `${entry.file} (version ${entry.version ?? 'none'}): linux ${entry.linux}, initrd ${entry.initrd.join(' ')}`);
+
+  // The initramfs: the boot loader loads every initrd, one after the other.
+  let files: Map<string, CpioEntry>;
+  try {
+    const parts = entry.initrd.map((p) => fs.readFileSync(path.join(o.boot, p)));
+    const img = await readInitramfs(parts.length === 1 ? parts[0]! : Buffer.concat(parts), entry.initrd.join('+'));
+    files = img.entries;
+    ok('initramfs', `${img.entries.size} entries in ${img.segments.map((s) => s.compression).join(' + ')}`);
+  } catch (e) {
+    bad('initramfs', message(e), 'regenerate the initramfs (dracut -f, or ostree admin deploy again)');
+    return checks;
+  }
+  const file = (p: string): CpioEntry | null => {
+    const e = lookup(files, p);
+    return e && (e.mode & S_IFMT) === S_IFREG ? e : null;
+  };
+  const text = (p: string): string | null => {
+    const e = file(p);
+    return e ? Buffer.from(e.data).toString('utf8') : null;
+  };
+
+  // cfsroot itself.
+  const bin = file('usr/bin/cfsroot') ?? file('usr/sbin/cfsroot');
+  if (!bin) bad('cfsroot', 'no /usr/bin/cfsroot in the initramfs', 'rebuild the initramfs with the cfsroot module (dracut --add cfsroot)');
+  else ok('cfsroot', `/usr/bin/cfsroot ${embeddedVersion(bin.data) ?? '(version not found in the binary)'}, ${bin.data.length} bytes`);
+
+  // Will it run?
+  checkRunsAtBoot(files, ok, bad);
+
+  // The config: the one that wins in the initramfs against the deployment's.
+  const confText: Record<string, string> = {};
+  for (const rel of CONF_PATHS) {
+    const t = text(rel);
+    if (t !== null) confText[rel] = t;
+  }
+  let kargs;
+  let config: BootConfig | null = null;
+  let deployment: Deployment | null = null;
+  try {
+    kargs = parseKernelCmdline(entry.options);
+    const target = resolveOstreeTarget(kargs).value;
+    deployment = resolveDeployment(o.sysroot, target);
+    ok('deployment', `ostree=${target} -> ${deployment.relDir}`);
+  } catch (e) {
+    bad('deployment', `the entry's options: ${message(e)}`, 'the entry names a deployment that is gone: redeploy, or pick another entry');
+  }
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cfsroot-preflight-'));
+  try {
+    for (const [rel, t] of Object.entries(confText)) {
+      fs.mkdirSync(path.join(tmp, path.dirname(rel)), { recursive: true, mode: 0o700 });
+      fs.writeFileSync(path.join(tmp, rel), t, { mode: 0o600 });
+    }
+    let conf: PrepareRootConf | null = null;
+    try {
+      const { loadPrepareRootConf } = await import('../config.js');
+      conf = loadPrepareRootConf(tmp);
+    } catch (e) {
+      bad('config', `the initramfs's prepare-root.conf: ${message(e)}`, 'fix the file and regenerate the initramfs');
+    }
+    if (conf && deployment) checkConfig(conf, confText, deployment, ok, bad);
+    if (conf && kargs) {
+      try {
+        config = resolveBootConfig(kargs, conf, o.sysroot);
+      } catch (e) {
+        bad('decision', message(e), 'fix the kernel command line or the config');
+      }
+    }
+
+    // The key.
+    if (config && deployment) {
+      if (!config.composefsSigned) ok('key', `not needed: composefs=${config.composefs}${config.composefsVerity ? ' (verity)' : ''}, not signed`);
+      else {
+        const keyText = text(config.keypath);
+        if (keyText === null) bad('key', `keypath ${config.keypath} is not in the initramfs`, `install the public key at ${config.keypath} and regenerate the initramfs`);
+        else {
+          try {
+            const keys = parsePublicKeys(keyText, `${config.keypath} in the initramfs`);
+            const s = verifySignedCommit(path.join(o.sysroot, 'ostree/repo'), deployment.commit, keys, config.keypath);
+            ok('key', `${config.keypath}: key ${s.keyIndex + 1} of ${keys.length} signed commit ${s.commit}${s.viaParent ? ' (parent, bootc)' : ''}`);
+          } catch (e) {
+            bad('key', message(e), (e as CfsError).code === 'EKEYS' ? 'put a valid key in the initramfs' : 'sign the commit with the key the initramfs holds, or put the signing key in the initramfs');
+          }
+        }
+        const kt = keyText;
+        if (kt !== null) {
+          const kp = path.join(tmp, config.keypath);
+          fs.mkdirSync(path.dirname(kp), { recursive: true, mode: 0o700 });
+          fs.writeFileSync(kp, kt, { mode: 0o600 });
+        }
+      }
+    }
+
+    // The boot's own decision.
+    if (config && deployment) {
+      try {
+        const d = await decideBoot({ sysroot: o.sysroot, cmdline: entry.options, initramfsRoot: tmp, measure: true, runDir: '/nonexistent-run' });
+        ok('decision', d.composefs ? `composefs image ${d.deployment.relDir}/.ostree.cfs${d.composefs.expectedDigest ? `, digest matches the ${d.composefs.expectedDigestSource}` : ''}` : 'legacy boot (no composefs)');
+      } catch (e) {
+        if (!checks.some((c) => c.code === 'decision')) bad('decision', message(e), 'see the message; `cfsroot verify` on the booted system says the same');
+      }
+    }
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+
+  // The kernel.
+  const kver = /vmlinuz-(.+)$/.exec(entry.linux)?.[1] ?? null;
+  if (config && config.composefs !== 'no') {
+    if (!kver) bad('kernel-version', `cannot tell the kernel version from ${entry.linux}`, 'name the kernel vmlinuz-<version>');
+    else {
+      const need = config.composefsVerity ? KERNEL_VERITY_REQUIRE : KERNEL_DATA_ONLY_LOWERS;
+      const why = config.composefsVerity ? 'verity=require' : 'data-only overlayfs lowers';
+      if (compareVersions(kver, need) < 0) bad('kernel-version', `kernel ${kver} is older than ${need}, needed for ${why}`, `boot a kernel ${need} or newer`);
+      else ok('kernel-version', `kernel ${kver} >= ${need} (${why})`);
+      checkModules(files, kver, o.sysroot, deployment, ok, bad);
+    }
+  }
+
+  // fs-verity on the image and the objects.
+  if (config && deployment && config.composefsVerity) checkVerity(o, deployment, ok, bad);
+  return checks;
+}
+
+export type Ok = (code: string, message: string) => void;
+export type Bad = (code: string, message: string, fix: string) => void;
+
+/** The unit wanted by initrd-root-fs.target, or dracut's hook, or a busybox /init: what starts cfsroot at boot. */
+export function checkRunsAtBoot(files: Map<string, CpioEntry>, ok: Ok, bad: Bad): void {
+  const text = (p: string): string | null => {
+    const e = lookup(files, p);
+    return e && (e.mode & S_IFMT) === S_IFREG ? Buffer.from(e.data).toString('utf8') : null;
+  };
+  const unitDirs = ['etc/systemd/system', 'usr/lib/systemd/system'];
+  const hasSystemd = lookup(files, 'usr/lib/systemd/systemd') !== null;
+  if (hasSystemd) {
+    const unit = unitDirs.map((d) => text(`${d}/cfsroot.service`)).find((t) => t !== null) ?? null;
+    const wanted = unitDirs.some((d) => files.has(`${d}/initrd-root-fs.target.wants/cfsroot.service`));
+    if (!unit) bad('runs-at-boot', 'systemd initramfs without cfsroot.service', 'rebuild the initramfs with the cfsroot dracut module');
+    else if (!wanted) bad('runs-at-boot', 'cfsroot.service is not wanted by initrd-root-fs.target', 'systemctl --root the initramfs enable cfsroot.service (the dracut module does it)');
+    else if (!/^ExecStart=\S*cfsroot\s/m.test(unit)) bad('runs-at-boot', 'cfsroot.service does not run cfsroot', 'reinstall the cfsroot dracut module');
+    else ok('runs-at-boot', 'cfsroot.service, wanted by initrd-root-fs.target');
+    return;
+  }
+  for (const name of files.keys()) {
+    if (/\/hooks\/pre-pivot\/[^/]*cfsroot[^/]*\.sh$/.test(name)) {
+      ok('runs-at-boot', `dracut pre-pivot hook /${name}`);
+      return;
+    }
+  }
+  const init = text('init');
+  if (init !== null && /cfsroot \/sysroot|cfsroot "?\$/.test(init)) {
+    ok('runs-at-boot', '/init runs cfsroot (busybox initramfs)');
+    return;
+  }
+  bad('runs-at-boot', 'nothing in the initramfs runs cfsroot (no systemd unit, no dracut hook, no /init calling it)', 'rebuild the initramfs with the cfsroot dracut module (dracut --add cfsroot)');
+}
+
+function checkConfig(conf: PrepareRootConf, confText: Record<string, string>, dep: Deployment, ok: Ok, bad: Bad): void {
+  const imageRel = CONF_PATHS[0];
+  const file = path.join(dep.dir, imageRel);
+  let imageSections: Record<string, Record<string, string>> | null = null;
+  try {
+    imageSections = readKeyFileText(fs.readFileSync(file, 'utf8'), file).sections as never;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+      bad('config', `${file}: ${message(e)}`, 'fix the image');
+      return;
+    }
+  }
+  const mine = conf.sections as unknown as Record<string, Record<string, string>>;
+  const winner = confText[CONF_PATHS[1]] !== undefined ? CONF_PATHS[1] : confText[CONF_PATHS[0]] !== undefined ? CONF_PATHS[0] : null;
+  const diffs: string[] = [];
+  const theirs: Record<string, Record<string, string>> = imageSections ?? {};
+  const groups = new Set([...Object.keys(mine), ...Object.keys(theirs)]);
+  for (const g of [...groups].sort()) {
+    const a = mine[g] ?? {};
+    const b = theirs[g] ?? {};
+    for (const k of [...new Set([...Object.keys(a), ...Object.keys(b)])].sort()) {
+      if (a[k] !== b[k]) diffs.push(`[${g}] ${k}: initramfs ${a[k] === undefined ? 'unset' : `"${a[k]}"`}, image ${b[k] === undefined ? 'unset' : `"${b[k]}"`}`);
+    }
+  }
+  const where = `${winner ? `/${winner.replace(/^\//, '')}` : 'no prepare-root.conf'} in the initramfs vs ${imageSections ? `${imageRel} of the deployment` : 'none in the deployment'}`;
+  if (diffs.length === 0) ok('config', `${where}: the same settings`);
+  else bad('config', `${where} differ: ${diffs.join('; ')}`, 'regenerate the initramfs from the deployment (dracut -f, or let ostree/bootc do it on deploy)');
+}
+
+function checkModules(files: Map<string, CpioEntry>, kver: string, sysroot: string, dep: Deployment | null, ok: Ok, bad: Bad): void {
+  const modDir = `usr/lib/modules/${kver}`;
+  const inInitramfs = new Map<string, string>();
+  const prefix = (lookup(files, `lib/modules/${kver}`) ? `lib/modules/${kver}` : modDir) + '/';
+  for (const name of files.keys()) {
+    const n = name.startsWith('usr/') ? name : name;
+    for (const m of NEEDED_MODULES) {
+      if ((n.startsWith(prefix) || n.startsWith(`usr/${prefix}`)) && new RegExp(`/${m}\\.ko(\\.(xz|zst|gz))?$`).test(n)) inInitramfs.set(m, n);
+    }
+  }
+  let builtinText = '';
+  const candidates = [
+    () => {
+      const e = lookup(files, `lib/modules/${kver}/modules.builtin`);
+      return e ? Buffer.from(e.data).toString('utf8') : null;
+    },
+    () => (dep ? readOrNull(path.join(dep.dir, modDir, 'modules.builtin')) : null),
+    () => readOrNull(path.join(sysroot, 'lib/modules', kver, 'modules.builtin')),
+    () => readOrNull(path.join('/lib/modules', kver, 'modules.builtin')),
+  ];
+  for (const c of candidates) {
+    const t = c();
+    if (t !== null) {
+      builtinText = t;
+      break;
+    }
+  }
+  const builtin = new Set(builtinText.split('\n').map((l) => /([^/]+)\.ko$/.exec(l.trim())?.[1]).filter((x): x is string => !!x));
+  const missing = NEEDED_MODULES.filter((m) => !inInitramfs.has(m) && !builtin.has(m));
+  const said = NEEDED_MODULES.map((m) => `${m} ${inInitramfs.has(m) ? 'module' : builtin.has(m) ? 'built in' : 'MISSING'}`).join(', ');
+  if (missing.length) bad('kernel-modules', `kernel ${kver}: ${said}`, `rebuild the initramfs with the modules (dracut --add-drivers "${missing.join(' ')}"; the cfsroot module adds them)`);
+  else ok('kernel-modules', `kernel ${kver}: ${said}`);
+}
+
+function checkVerity(o: PreflightOptions, dep: Deployment, ok: Ok, bad: Bad): void {
+  const measure = o.measureVerity ?? null;
+  const image = path.join(dep.dir, '.ostree.cfs');
+  if (!measure) {
+    bad('verity', 'cannot measure fs-verity here (no measuring tool)', 'run preflight on the booted system');
+    return;
+  }
+  let first: string | null;
+  try {
+    first = measure(image);
+  } catch (e) {
+    bad('verity', message(e), 'redeploy: the image is missing');
+    return;
+  }
+  if (first === 'unsupported') {
+    bad('verity', `${image}: the filesystem does not support fs-verity`, 'put the sysroot on a filesystem with fs-verity (ext4 -O verity, btrfs, f2fs), or do not require verity');
+    return;
+  }
+  const objectsDir = path.join(o.sysroot, 'ostree/repo/objects');
+  const missing: string[] = [];
+  if (first === null) missing.push(image);
+  let redirects: string[];
+  try {
+    redirects = imageRedirects(fs.readFileSync(image), image);
+  } catch (e) {
+    bad('verity', `reading the backing objects the image names: ${message(e)}`, 'rebuild the composefs image (redeploy)');
+    return;
+  }
+  for (const r of redirects) {
+    // composefs names objects "/xx/<62 hex>.file" relative to the repo's objects/.
+    if (!/^\/[0-9a-f]{2}\/[0-9a-f]{62}\.file$/.test(r)) {
+      missing.push(`${r} (not an object path)`);
+      continue;
+    }
+    const p = path.join(objectsDir, r);
+    let m: string | null;
+    try {
+      m = measure(p);
+    } catch (e) {
+      m = null;
+      missing.push(`${p} (${message(e)})`);
+      continue;
+    }
+    if (m === null || m === 'unsupported') missing.push(p);
+  }
+  const total = redirects.length + 1;
+  if (missing.length) bad('verity', `${missing.length} of ${total} files without fs-verity (the image and the ${redirects.length} backing objects it names), first: ${missing.slice(0, 3).join(', ')}`, 'fsverity enable each file (ostree does it with [ex-integrity] fsverity=yes)');
+  else ok('verity', `fs-verity enabled on the image and the ${redirects.length} backing objects it names`);
+}
+
+function readOrNull(p: string): string | null {
+  try {
+    return fs.readFileSync(p, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+function message(e: unknown): string {
+  return oneLine(e instanceof CfsError ? e.message : describeSystemError(e));
+}
+
+/**
+ * The version of a cfsroot binary, read from its bytes (an executable in an
+ * archive cannot be run): src/version.ts keeps the what-string
+ * "@(#)cfsroot VERSION" in the bundle, which the single executable carries
+ * as text in its snapshot.
+ */
+export function embeddedVersion(bin: Uint8Array): string | null {
+  const hay = Buffer.from(bin.buffer, bin.byteOffset, bin.byteLength);
+  const marker = Buffer.from('@(#)cfsroot ');
+  let at = hay.indexOf(marker);
+  while (at >= 0) {
+    const tail = hay.subarray(at + marker.length, at + marker.length + 40).toString('latin1');
+    const m = /^[0-9][0-9A-Za-z.+~-]*/.exec(tail);
+    if (m) return m[0];
+    at = hay.indexOf(marker, at + 1);
+  }
+  return null;
+}

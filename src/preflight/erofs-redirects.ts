@@ -1,0 +1,133 @@
+/**
+ * The backing objects a composefs image references: every regular file's
+ * trusted.overlay.redirect xattr, found by walking the EROFS directory tree
+ * from the root inode (on-disk format: linux/fs/erofs/erofs_fs.h). Reads only
+ * what composefs images use: compact and extended inodes, flat (plain and
+ * inline) directories, inline and shared xattrs. Hostile input: every offset
+ * is bounds-checked, the walk visits each inode once and at most `maxInodes`.
+ */
+
+import { fail } from '../errors.js';
+import { EROFS_SUPER_MAGIC, EROFS_SUPER_OFFSET } from '../image.js';
+
+const XATTR_INDEX_TRUSTED = 4;
+const REDIRECT = 'overlay.redirect';
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+const S_IFREG = 0o100000;
+
+export function imageRedirects(img: Uint8Array, where: string, maxInodes = 10_000_000): string[] {
+  const dv = new DataView(img.buffer, img.byteOffset, img.byteLength);
+  const bad = (why: string): never => fail('EIMAGE', `${where}: ${why}`);
+  const u8 = (o: number) => (o + 1 <= img.length ? dv.getUint8(o) : bad(`offset ${o} past the end`));
+  const u16 = (o: number) => (o + 2 <= img.length ? dv.getUint16(o, true) : bad(`offset ${o} past the end`));
+  const u32 = (o: number) => (o + 4 <= img.length ? dv.getUint32(o, true) : bad(`offset ${o} past the end`));
+  const sb = EROFS_SUPER_OFFSET;
+  if (u32(sb) !== EROFS_SUPER_MAGIC) bad('not an EROFS image');
+  const blkbits = u8(sb + 12);
+  if (blkbits < 9 || blkbits > 16) bad(`block size 2^${blkbits}`);
+  const bs = 1 << blkbits;
+  const rootNid = u16(sb + 14);
+  const metaBase = u32(sb + 40) * bs;
+  const xattrBase = u32(sb + 44) * bs;
+
+  interface Inode { mode: number; size: number; layout: number; rawBlk: number; inodeSize: number; xattrSize: number; off: number }
+  const inode = (nid: number): Inode => {
+    const off = metaBase + nid * 32;
+    const format = u16(off);
+    const extended = (format & 1) === 1;
+    const layout = (format >> 1) & 7;
+    const icount = u16(off + 2);
+    const mode = u16(off + 4);
+    const size = extended ? Number(dv.getBigUint64(off + 8, true)) : u32(off + 8);
+    const rawBlk = u32(off + 16);
+    const inodeSize = extended ? 64 : 32;
+    const xattrSize = icount === 0 ? 0 : 12 + (icount - 1) * 4;
+    if (off + inodeSize + xattrSize > img.length) bad(`inode ${nid} past the end`);
+    return { mode, size, layout, rawBlk, inodeSize, xattrSize, off };
+  };
+
+  /** The value of trusted.overlay.redirect, or null. */
+  const redirect = (ino: Inode): string | null => {
+    if (ino.xattrSize === 0) return null;
+    const start = ino.off + ino.inodeSize;
+    const shared = u8(start + 4);
+    const entry = (o: number): { next: number; value: string | null } => {
+      const nameLen = u8(o);
+      const index = u8(o + 1);
+      const valueSize = u16(o + 2);
+      const nameOff = o + 4;
+      if (nameOff + nameLen + valueSize > img.length) bad('xattr past the end');
+      const name = Buffer.from(img.buffer, img.byteOffset + nameOff, nameLen).toString('latin1');
+      const v = index === XATTR_INDEX_TRUSTED && name === REDIRECT
+        ? Buffer.from(img.buffer, img.byteOffset + nameOff + nameLen, valueSize).toString('latin1')
+        : null;
+      return { next: o + ((4 + nameLen + valueSize + 3) & ~3), value: v };
+    };
+    for (let i = 0; i < shared; i++) {
+      const e = entry(xattrBase + u32(start + 12 + i * 4) * 4);
+      if (e.value !== null) return e.value;
+    }
+    const end = start + ino.xattrSize;
+    for (let o = start + 12 + shared * 4; o + 4 <= end;) {
+      const e = entry(o);
+      if (e.value !== null) return e.value;
+      if (e.next <= o) break;
+      o = e.next;
+    }
+    return null;
+  };
+
+  /** A directory's bytes: whole blocks at rawBlk, the tail inline after the xattrs (layout 2). */
+  const dirData = (ino: Inode): Uint8Array => {
+    if (ino.size > img.length) bad('directory larger than the image');
+    if (ino.layout === 0) {
+      const o = ino.rawBlk * bs;
+      if (o + ino.size > img.length) bad('directory data past the end');
+      return img.subarray(o, o + ino.size);
+    }
+    if (ino.layout === 2) {
+      const full = Math.floor(ino.size / bs) * bs;
+      const o = ino.rawBlk * bs;
+      const tailOff = ino.off + ino.inodeSize + ino.xattrSize;
+      const tail = ino.size - full;
+      if ((full > 0 && o + full > img.length) || tailOff + tail > img.length) bad('directory data past the end');
+      return Buffer.concat([img.subarray(o, o + full), img.subarray(tailOff, tailOff + tail)]);
+    }
+    return bad(`directory with data layout ${ino.layout} (not a composefs image)`);
+  };
+
+  const out: string[] = [];
+  const seen = new Set<number>();
+  const stack = [rootNid];
+  while (stack.length) {
+    const nid = stack.pop()!;
+    if (seen.has(nid)) continue;
+    seen.add(nid);
+    if (seen.size > maxInodes) fail('ELIMIT', `${where}: more than ${maxInodes} inodes`);
+    const ino = inode(nid);
+    const type = ino.mode & S_IFMT;
+    if (type === S_IFREG) {
+      const r = redirect(ino);
+      if (r !== null) out.push(r);
+    } else if (type === S_IFDIR) {
+      const data = dirData(ino);
+      const ddv = new DataView(data.buffer, data.byteOffset, data.byteLength);
+      for (let blk = 0; blk < data.length; blk += bs) {
+        const end = Math.min(blk + bs, data.length);
+        if (end - blk < 12) break;
+        const n = ddv.getUint16(blk + 8, true) / 12;
+        for (let i = 0; i < n && blk + i * 12 + 12 <= end; i++) {
+          const d = blk + i * 12;
+          const child = Number(ddv.getBigUint64(d, true));
+          const nameOff = ddv.getUint16(d + 8, true);
+          const nameEnd = i + 1 < n ? ddv.getUint16(d + 12 + 8, true) : end - blk;
+          const name = Buffer.from(data.subarray(blk + nameOff, blk + Math.min(nameEnd, end - blk))).toString('latin1').replace(/\0+$/, '');
+          if (name === '.' || name === '..') continue;
+          stack.push(child);
+        }
+      }
+    }
+  }
+  return out;
+}

@@ -1,0 +1,186 @@
+/**
+ * The pure core of `cfsroot preflight`: BLS entries and the boot loaders'
+ * order, and the initramfs reader over archives made by the standard tools
+ * (cpio -H newc, gzip, zstd, xz, lz4 -l), concatenated as dracut writes them.
+ */
+import test from 'ava';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { compareVersions, defaultBlsEntry, parseBlsEntry } from '../src/preflight/bls.js';
+import { lookup, readInitramfs } from '../src/preflight/cpio.js';
+import { detectCompression } from '../src/preflight/decompress.js';
+import { CfsError } from '../src/errors.js';
+
+test('BLS entry: fields, several initrd and options lines', (t) => {
+  const e = parseBlsEntry(
+    '# comment\ntitle Debian (ostree:0)\nversion 2\nlinux /ostree/debian-b/vmlinuz-6.12.1\ninitrd /ostree/debian-b/early.img /ostree/debian-b/initramfs-6.12.1.img\noptions root=UUID=x rw\noptions ostree=/ostree/boot.1/debian/b/0\n',
+    'ostree-2-debian.conf',
+  );
+  t.is(e.version, '2');
+  t.is(e.linux, '/ostree/debian-b/vmlinuz-6.12.1');
+  t.deepEqual(e.initrd, ['/ostree/debian-b/early.img', '/ostree/debian-b/initramfs-6.12.1.img']);
+  t.is(e.options, 'root=UUID=x rw ostree=/ostree/boot.1/debian/b/0');
+});
+
+test('BLS order: highest version first, sort-key before none, ties by file name', (t) => {
+  const mk = (file: string, extra: string) => parseBlsEntry(`title x\n${extra}\n`, file);
+  t.is(defaultBlsEntry([mk('ostree-1-d.conf', 'version 1'), mk('ostree-2-d.conf', 'version 2')])!.file, 'ostree-2-d.conf');
+  t.is(defaultBlsEntry([mk('a.conf', 'version 9'), mk('b.conf', 'version 10')])!.file, 'b.conf');
+  t.is(defaultBlsEntry([mk('a.conf', 'version 99'), mk('b.conf', 'version 1\nsort-key z')])!.file, 'b.conf');
+  t.is(defaultBlsEntry([mk('a.conf', 'version 3\nsort-key b'), mk('b.conf', 'version 1\nsort-key a')])!.file, 'b.conf');
+  t.is(defaultBlsEntry([mk('a-1.conf', 'version 1'), mk('a-2.conf', 'version 1')])!.file, 'a-2.conf');
+  t.is(defaultBlsEntry([]), null);
+});
+
+test('UAPI version comparison', (t) => {
+  const lt = (a: string, b: string) => {
+    t.true(compareVersions(a, b) < 0, `${a} < ${b}`);
+    t.true(compareVersions(b, a) > 0, `${b} > ${a}`);
+  };
+  lt('1', '2');
+  lt('9', '10');
+  lt('1.0~rc1', '1.0');
+  lt('6.5', '6.12.117+deb12-amd64');
+  lt('a', '1');
+  lt('1.0', '1.0.1');
+  lt('001', '2');
+  t.is(compareVersions('1.01', '1.1'), 0);
+});
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cfsroot-preflight-core-'));
+test.after.always(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+/** A newc archive of `files` (name -> content; a value starting with "->" is a symlink). */
+function cpioOf(dir: string, files: Record<string, string>): Buffer {
+  fs.mkdirSync(dir, { recursive: true });
+  for (const [name, content] of Object.entries(files)) {
+    const p = path.join(dir, name);
+    fs.mkdirSync(path.dirname(p), { recursive: true });
+    if (content.startsWith('->')) fs.symlinkSync(content.slice(2), p);
+    else fs.writeFileSync(p, content);
+  }
+  const list = execFileSync('find', ['.', '-mindepth', '1'], { cwd: dir }).toString();
+  return execFileSync('cpio', ['-o', '-H', 'newc', '--quiet'], { cwd: dir, input: list, maxBuffer: 1 << 28 });
+}
+
+const compressors: Record<string, string[]> = {
+  gzip: ['gzip', '-c'],
+  zstd: ['zstd', '-q', '-c'],
+  xz: ['xz', '-c', '--check=crc32'],
+  lz4: ['lz4', '-l', '-q', '-c'],
+};
+
+for (const [name, argv] of Object.entries(compressors)) {
+  test(`initramfs: early cpio + ${name} main archive (${argv.join(' ')})`, async (t) => {
+    const early = cpioOf(path.join(tmp, `${name}-early`), { 'kernel/x86/microcode/GenuineIntel.bin': 'ucode' });
+    // Over 8 MiB of compressible text: several lz4 legacy blocks.
+    const big = 'cfsroot '.repeat(1_300_000);
+    const main = cpioOf(path.join(tmp, `${name}-main`), {
+      'usr/bin/cfsroot': 'binary',
+      'etc/ostree/prepare-root.conf': '[composefs]\nenabled = signed\n',
+      'usr/lib/big': big,
+      'lib': '->usr/lib',
+    });
+    const compressed = execFileSync(argv[0]!, argv.slice(1), { input: main, maxBuffer: 1 << 28 });
+    t.is(detectCompression(compressed), name as never);
+    const img = Buffer.concat([early, Buffer.alloc(512 - (early.length % 512)), compressed]);
+    const r = await readInitramfs(img, 'test.img');
+    t.deepEqual(r.segments.map((s) => s.compression), ['cpio', name]);
+    t.is(Buffer.from(lookup(r.entries, 'kernel/x86/microcode/GenuineIntel.bin')!.data).toString(), 'ucode');
+    t.is(Buffer.from(lookup(r.entries, '/etc/ostree/prepare-root.conf')!.data).toString(), '[composefs]\nenabled = signed\n');
+    t.is(lookup(r.entries, 'lib/big')!.data.length, big.length, 'through the lib -> usr/lib symlink');
+    t.is(lookup(r.entries, 'usr/bin/missing'), null);
+  });
+}
+
+test('initramfs: a later archive replaces an earlier file of the same name', async (t) => {
+  const a = cpioOf(path.join(tmp, 'rep-a'), { 'etc/x': 'first' });
+  const b = cpioOf(path.join(tmp, 'rep-b'), { 'etc/x': 'second' });
+  const r = await readInitramfs(Buffer.concat([a, b]), 't');
+  t.is(Buffer.from(lookup(r.entries, 'etc/x')!.data).toString(), 'second');
+});
+
+test('initramfs: hostile input is one-line typed errors', async (t) => {
+  const good = cpioOf(path.join(tmp, 'hostile'), { 'etc/x': 'hello' });
+  const cases: Array<[string, Buffer, CfsError['code']]> = [
+    ['truncated', good.subarray(0, 150), 'EIMAGE'],
+    ['no trailer', good.subarray(0, good.indexOf('TRAILER!!!') - 110), 'EIMAGE'],
+    ['garbage', Buffer.from('hello world, not an archive'), 'EIMAGE'],
+    ['bzip2', Buffer.from('BZh91AY&SY'), 'EIMAGE'],
+    ['huge name', (() => { const b = Buffer.from(good); b.write('000fffff', 6 + 11 * 8, 'latin1'); return b; })(), 'ELIMIT'],
+    ['huge size', (() => { const b = Buffer.from(good); b.write('7fffffff', 6 + 6 * 8, 'latin1'); return b; })(), 'EIMAGE'],
+    ['bad hex', (() => { const b = Buffer.from(good); b.write('zz', 6, 'latin1'); return b; })(), 'EIMAGE'],
+    ['corrupt gzip', Buffer.concat([Buffer.from([0x1f, 0x8b, 8, 0]), Buffer.alloc(40, 0x55)]), 'EIMAGE'],
+    ['corrupt lz4', Buffer.from([0x02, 0x21, 0x4c, 0x18, 5, 0, 0, 0, 0x1f, 0x41, 0xff, 0xff, 0xff]), 'EIMAGE'],
+  ];
+  for (const [what, buf, code] of cases) {
+    const e = await t.throwsAsync(readInitramfs(buf, 'bad.img'), { instanceOf: CfsError }, what);
+    t.is(e?.code, code, `${what}: ${e?.message}`);
+    t.false(e?.message.includes('\n'), what);
+  }
+  // A decompression bomb stops at the limit.
+  const bomb = execFileSync('zstd', ['-q', '-c'], { input: Buffer.alloc(64 << 20) });
+  const e = await t.throwsAsync(readInitramfs(bomb, 'bomb.img', { maxBytes: 1 << 20 }), { instanceOf: CfsError });
+  t.is(e?.code, 'ELIMIT');
+  const lentries = await t.throwsAsync(readInitramfs(cpioOf(path.join(tmp, 'many'), { a: '1', b: '2', c: '3' }), 'm', { maxEntries: 2 }));
+  t.is((lentries as CfsError).code, 'ELIMIT');
+});
+
+test('the version of a cfsroot binary is read from its what-string, not by running it', async (t) => {
+  const { embeddedVersion } = await import('../src/preflight/checks.js');
+  t.is(embeddedVersion(Buffer.from('\0\0ELF...var a="@(#)cfsroot 1.2.3-rc1";...')), '1.2.3-rc1');
+  t.is(embeddedVersion(Buffer.from('x @(#)cfsroot "+y; @(#)cfsroot 0.1.0;')), '0.1.0', 'skips a marker not followed by a version');
+  t.is(embeddedVersion(Buffer.from('cfsroot 0.1.0')), null);
+  const { VERSION, VERSION_STAMP } = await import('../src/version.js');
+  t.is(embeddedVersion(Buffer.from(VERSION_STAMP)), VERSION);
+});
+
+test('the addon measures fs-verity with FS_IOC_MEASURE_VERITY (this host: not supported, or not enabled)', (t) => {
+  const addonFile = path.resolve('build/native/cfsroot_sys.node');
+  if (!fs.existsSync(addonFile)) execFileSync('make', ['build/native/cfsroot_sys.node'], { stdio: 'ignore' });
+  const mod = { exports: {} as { measureVerity?: (p: string) => string | null } };
+  process.dlopen(mod, addonFile);
+  const f = path.join(tmp, 'plain-file');
+  fs.writeFileSync(f, 'no verity here');
+  const r = mod.exports.measureVerity!(f);
+  t.true(r === 'unsupported' || r === null, String(r));
+  t.throws(() => mod.exports.measureVerity!(path.join(tmp, 'missing')), { message: /ENOENT|No such file/ });
+});
+
+test('what starts cfsroot at boot: systemd unit and its wants link, dracut hook, busybox /init', async (t) => {
+  const { checkRunsAtBoot } = await import('../src/preflight/checks.js');
+  const reg = (name: string, text: string) => [name, { name, mode: 0o100644, data: Buffer.from(text) }] as const;
+  const lnk = (name: string, target: string) => [name, { name, mode: 0o120777, data: Buffer.from(target) }] as const;
+  const unit = '[Service]\nExecStart=/usr/bin/cfsroot /sysroot\n';
+  const verdict = (entries: ReadonlyArray<readonly [string, { name: string; mode: number; data: Buffer }]>) => {
+    const out: Array<{ ok: boolean; message: string }> = [];
+    checkRunsAtBoot(new Map(entries), (_c, message) => out.push({ ok: true, message }), (_c, message) => out.push({ ok: false, message }));
+    t.is(out.length, 1);
+    return out[0]!;
+  };
+  const systemd = reg('usr/lib/systemd/systemd', 'ELF');
+  t.true(verdict([systemd, reg('usr/lib/systemd/system/cfsroot.service', unit), lnk('etc/systemd/system/initrd-root-fs.target.wants/cfsroot.service', '/usr/lib/systemd/system/cfsroot.service')]).ok);
+  t.regex(verdict([systemd, reg('usr/lib/systemd/system/cfsroot.service', unit)]).message, /not wanted by initrd-root-fs\.target/);
+  t.regex(verdict([systemd]).message, /without cfsroot\.service/);
+  t.regex(verdict([systemd, reg('usr/lib/systemd/system/cfsroot.service', '[Service]\nExecStart=/bin/true\n'), lnk('etc/systemd/system/initrd-root-fs.target.wants/cfsroot.service', 'x')]).message, /does not run cfsroot/);
+  t.regex(verdict([reg('var/lib/dracut/hooks/pre-pivot/50-cfsroot-hook.sh', 'cfsroot /sysroot')]).message, /dracut pre-pivot hook/);
+  t.regex(verdict([reg('init', '#!/bin/sh\n/usr/bin/cfsroot /sysroot || fail\n')]).message, /busybox/);
+  t.false(verdict([reg('init', '#!/bin/sh\nexec switch_root /sysroot /sbin/init\n')]).ok);
+});
+
+test('EROFS redirect walker: hostile images are one-line EIMAGE errors', async (t) => {
+  const { imageRedirects } = await import('../src/preflight/erofs-redirects.js');
+  const notErofs = Buffer.alloc(4096);
+  t.is(t.throws(() => imageRedirects(notErofs, 'x.cfs'), { instanceOf: CfsError })?.code, 'EIMAGE');
+  // A superblock whose root inode lies past the end.
+  const sb = Buffer.alloc(2048);
+  sb.writeUInt32LE(0xe0f5e1e2, 1024);
+  sb.writeUInt8(12, 1024 + 12);
+  sb.writeUInt16LE(0xffff, 1024 + 14);
+  sb.writeUInt32LE(1000, 1024 + 40);
+  const e = t.throws(() => imageRedirects(sb, 'y.cfs'), { instanceOf: CfsError });
+  t.is(e?.code, 'EIMAGE');
+  t.false(e?.message.includes('\n'));
+});
