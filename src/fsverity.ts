@@ -40,9 +40,9 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { isSea } from 'node:sea';
-import { Worker } from 'node:worker_threads';
 import { describeSystemError, fail } from './errors.js';
 import type { VerityAlg } from './model.js';
+import type { Worker } from 'node:worker_threads';
 
 export type { VerityAlg } from './model.js';
 
@@ -466,6 +466,10 @@ function startWorkers(count: number, workerData: Record<string, unknown>): Worke
     let w: Worker;
     try {
       // execArgv: [] keeps the parent's loaders (e.g. tsx in tests) out of the worker.
+      // Loaded here, not imported at the top: the executable never starts workers
+      // (defaultWorkers), and a top-level import would put node:worker_threads
+      // into its startup snapshot, which every run deserializes.
+      const { Worker } = process.getBuiltinModule('node:worker_threads');
       w = new Worker(WORKER_SOURCE, { eval: true, workerData, execArgv: [] });
     } catch (e) {
       errors.push(describeSystemError(e));

@@ -17,7 +17,6 @@
  * backend can replace it behind the same `Sys` interface.
  */
 
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import type { MountCall, Propagation, Sys } from './types.js';
 import { copyFileObserved } from './copy.js';
@@ -38,7 +37,10 @@ export function spawnSys(opts: SpawnSysOptions = {}): Sys {
 
   const run = (bin: string, args: string[]): void => {
     const t0 = process.hrtime.bigint();
-    const r = spawnSync(bin, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
+    // node:child_process is loaded here, on the first mount(8) call, not imported at
+    // the top: that would put it into the executable's startup snapshot, which every
+    // run deserializes, also the boots that never start a child (issue 12).
+    const r = process.getBuiltinModule('node:child_process').spawnSync(bin, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
     opts.trace?.([bin, ...args], Number(process.hrtime.bigint() - t0) / 1e6);
     if (r.error) throw new Error(`cannot run ${bin}: ${r.error.message}`);
     if (r.status !== 0) {
