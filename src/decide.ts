@@ -255,8 +255,7 @@ function checkStateDir(dir: string, mountedAs: string): void {
 function step<T>(what: string, fn: () => T): T {
   noteActivity(() => what);
   try {
-    const r = fn();
-    return r;
+    return fn();
   } catch (e) {
     // Parsers already name the file/karg; keep their message, add what was being done.
     throw e instanceof CfsError ? e : withContext(what, e);

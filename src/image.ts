@@ -33,7 +33,6 @@ export const IMAGE_SIZE_MAX = 1 << 30;
 
 /** Bytes needed to check the header and the EROFS magic. */
 export const COMPOSEFS_PREFIX_SIZE = EROFS_SUPER_OFFSET + 4;
-const PREFIX_SIZE = COMPOSEFS_PREFIX_SIZE;
 
 /**
  * The header and EROFS magic of `prefix` (the first COMPOSEFS_PREFIX_SIZE
@@ -81,7 +80,7 @@ export function parseComposefsHeader(buf: Uint8Array, where: string): ComposefsH
 
 /** Refuse an image whose EROFS superblock magic is missing (`buf` starts at offset 0 of the image). */
 export function checkErofsSuperblock(buf: Uint8Array, where: string): void {
-  if (buf.byteLength < PREFIX_SIZE) {
+  if (buf.byteLength < COMPOSEFS_PREFIX_SIZE) {
     fail(
       'EIMAGE',
       `${where}: ${buf.byteLength} bytes is too short for a composefs image (the EROFS superblock starts at offset ${EROFS_SUPER_OFFSET})`,
@@ -123,12 +122,12 @@ export function readComposefsHeader(path: string): ComposefsHeader {
   try {
     const st = fs.fstatSync(fd);
     if (!st.isFile()) fail('EIMAGE', `${path}: composefs image is not a regular file (mode 0${st.mode.toString(8)})`);
-    const buf = Buffer.alloc(PREFIX_SIZE);
+    const buf = Buffer.alloc(COMPOSEFS_PREFIX_SIZE);
     let got = 0;
-    while (got < PREFIX_SIZE) {
+    while (got < COMPOSEFS_PREFIX_SIZE) {
       let n: number;
       try {
-        n = fs.readSync(fd, buf, got, PREFIX_SIZE - got, got);
+        n = fs.readSync(fd, buf, got, COMPOSEFS_PREFIX_SIZE - got, got);
       } catch (e) {
         return fail('EIO', `reading composefs image ${path}: ${describeSystemError(e)}`);
       }
