@@ -29,7 +29,7 @@ VERSION := $(shell $(NODE) -p "require('./package.json').version")
 SRC := $(shell find src -name '*.ts')
 SEA_FUSE := NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2
 
-.PHONY: all deps apt-deps npm-deps check test typecheck demo bench fuzz install clean
+.PHONY: all deps apt-deps npm-deps check test typecheck demo bench bench-guest fuzz install clean
 .DELETE_ON_ERROR:
 
 all: dist/cfsroot
