@@ -38,8 +38,25 @@ export interface FixtureOptions {
 
 export const SIGNED_CONF = '[composefs]\nenabled = signed\n';
 
+/**
+ * Every fixture directory this process made, removed when it exits: a test
+ * that fails before its own cleanup() (or never calls it) leaves nothing in
+ * /tmp. cleanup() stays for tests that make many fixtures in one file.
+ */
+const made = new Set<string>();
+let exitHookInstalled = false;
+function removeAtExit(dir: string): void {
+  made.add(dir);
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const d of made) fs.rmSync(d, { recursive: true, force: true });
+  });
+}
+
 export function makeFixture(opts: FixtureOptions = {}): Fixture {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cfsroot-fx-'));
+  removeAtExit(dir);
   const sysroot = path.join(dir, 'sysroot');
   const initramfs = path.join(dir, 'initramfs');
   const keyFile = path.join(initramfs, 'etc/ostree/initramfs-root-binding.key');
@@ -57,7 +74,10 @@ export function makeFixture(opts: FixtureOptions = {}): Fixture {
     keyFile,
     privateKey: info.privateKeyPem ? createPrivateKey(info.privateKeyPem) : null,
     commitObject,
-    cleanup: () => fs.rmSync(dir, { recursive: true, force: true }),
+    cleanup: () => {
+      fs.rmSync(dir, { recursive: true, force: true });
+      made.delete(dir);
+    },
   };
 }
 
