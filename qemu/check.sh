@@ -193,15 +193,19 @@ native_booted() { # VERITY(yes|no)
 native_etc() { # state|transient: where /etc's overlay upper is
   local d=$native_digest etc sys
   etc=$(statfs_of /etc) sys=$(statfs_of /sysroot)
-  [[ -n $etc && -n $sys ]] || reasons+=("missing: statfs of /etc and /sysroot")
   if [[ $1 == state ]]; then
     expect "^CFSTEST same /etc/\\.cfstest-same /sysroot/state/deploy/$d/etc/upper/\\.cfstest-same yes" \
       "/etc's upper is the state dir's etc/upper"
-    [[ $etc == "$sys" ]] || reasons+=("/etc's upper is not on the physical root (statfs /etc $etc, /sysroot $sys)")
   else
     expect "^CFSTEST same /etc/\\.cfstest-same /sysroot/state/deploy/$d/etc/upper/\\.cfstest-same no" \
       "/etc's writes not in the state dir"
-    [[ $etc != "$sys" ]] || reasons+=("/etc's upper is on the physical root (statfs /etc = /sysroot = $etc), expected a tmpfs")
+  fi
+  if [[ -z $etc || -z $sys ]]; then
+    reasons+=("missing: statfs of /etc and /sysroot")
+  elif [[ $1 == state && $etc != "$sys" ]]; then
+    reasons+=("/etc's upper is not on the physical root (statfs /etc $etc, /sysroot $sys)")
+  elif [[ $1 == transient && $etc == "$sys" ]]; then
+    reasons+=("/etc's upper is on the physical root (statfs /etc = /sysroot = $etc), expected a tmpfs")
   fi
 }
 
