@@ -31,6 +31,14 @@ QEMU_DISK_INPUTS := qemu/mkdisk.sh qemu/mkrootfs.sh qemu/rootfs-init.sh qemu/pre
 $(QEMU_OUT)/disk.env: $(QEMU_DISK_INPUTS) $(QEMU_OUT)/kernel/kver | npm-deps
 	bash qemu/mkdisk.sh
 
+# The composefs-native disks (issue 14) are built from the test root tree
+# mkdisk.sh makes (qemu/out/rootfs), hence disk.env among the inputs.
+QEMU_NATIVE_INPUTS := qemu/mkdisk-native.sh qemu/prepare-init.sh qemu/boot.sh qemu/lib.sh \
+  initramfs/build.sh tools/mknative.ts tools/mksysroot.ts $(wildcard src/fsverity.ts) $(QEMU_OUT)/disk.env
+
+$(QEMU_OUT)/native.env: $(QEMU_NATIVE_INPUTS) | npm-deps
+	bash qemu/mkdisk-native.sh
+
 # The initramfs images embed the public key of the disk's commit (disk.env
 # stands for it) and a snapshot of dist/cfsroot taken here, so later
 # rebuilds of dist/ do not change images under a running check.
@@ -42,11 +50,11 @@ $(QEMU_OUT)/initrd.stamp: $(QEMU_INITRD_INPUTS)
 	bash qemu/mkinitrd.sh $(QEMU_OUT)/cfsroot $(QEMU_OUT)/initrd-extra
 	@touch $@
 
-qemu-disks: $(QEMU_OUT)/disk.env
+qemu-disks: $(QEMU_OUT)/disk.env $(QEMU_OUT)/native.env
 qemu-initrds: $(QEMU_OUT)/initrd.stamp
 
 qemu-check: qemu-deps
-	$(MAKE) --no-print-directory $(QEMU_OUT)/initrd.stamp
+	$(MAKE) --no-print-directory $(QEMU_OUT)/initrd.stamp $(QEMU_OUT)/native.env
 	bash qemu/check.sh $(QEMU_SCENARIOS)
 
 qemu-clean:

@@ -13,7 +13,9 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
 all=(plain-root signed-ok digest-ok digest-mismatch bad-signature tampered-object
-     legacy-off maybe-no-image minimal-initramfs dracut-hook dracut-hook-bad-signature)
+     legacy-off maybe-no-image minimal-initramfs dracut-hook dracut-hook-bad-signature
+     native-ok native-sha256 native-tampered-image native-tampered-object native-insecure
+     native-etc-transient)
 if (($#)); then scenarios=("$@"); else scenarios=("${all[@]}"); fi
 limit=${QEMU_TIMEOUT:-300}
 
@@ -88,6 +90,142 @@ emergency() { # KEYWORD
   expect_console "cfsroot: .*$1" "cfsroot's message about $1"
 }
 
+# ---- composefs-native scenarios (issue 14, SPEC §6) ---------------------
+# Disks from qemu/mkdisk-native.sh (one repository per disk: sha512 and
+# sha256), facts in qemu/out/native.env. Each native_* function is called
+# from one arm of run()'s three case statements and sets or reads run()'s
+# locals (base, initrd, args, disk, dir).
+# shellcheck source=/dev/null
+[[ -f $OUT/native.env ]] && . "$OUT/native.env"
+native_digest='' native_image='' native_victim=''
+
+native_setup() { # NAME
+  [[ -n ${NATIVE_SHA512_DIGEST:-} && -f $OUT/native-sha512.img && -f $OUT/native-sha256.img ]] ||
+    die "native disks missing: run make qemu-check (or qemu/mkdisk-native.sh)"
+  native_digest=$NATIVE_SHA512_DIGEST native_image=$NATIVE_SHA512_IMAGE_FILE native_victim=$NATIVE_SHA512_VICTIM_OBJ
+  base=$OUT/native-sha512.img
+  # Both karg forms, secure and insecure, across the scenarios.
+  case $1 in
+    native-ok|native-tampered-image) args="$common composefs=$native_digest" ;;
+    native-sha256)
+      native_digest=$NATIVE_SHA256_DIGEST native_image=$NATIVE_SHA256_IMAGE_FILE native_victim=$NATIVE_SHA256_VICTIM_OBJ
+      base=$OUT/native-sha256.img
+      args="$common composefs.digest=v1-sha256-12:$native_digest" ;;
+    native-tampered-object) args="$common composefs.digest=v1-sha512-12:$native_digest" ;;
+    native-insecure) args="$common composefs=?$native_digest" ;;
+    native-etc-transient)
+      initrd=$OUT/initrd-dracut-etc-transient.img
+      [[ -f $initrd ]] || die "$initrd missing: run make qemu-check (or qemu/mkinitrd.sh)"
+      args="$common composefs=$native_digest" ;;
+  esac
+}
+
+# yes|no: the file on the disk image has fs-verity (ext4's EXT4_VERITY_FL, 0x100000).
+native_has_verity() { # DISK PATH
+  local flags
+  flags=$(DEBUGFS_PAGER=__none__ debugfs -R "stat /$2" "$1" 2>/dev/null | grep -o -m1 'Flags: 0x[0-9a-f]*' | cut -d' ' -f2)
+  [[ -n $flags ]] || { echo missing; return; }
+  if ((flags & 0x100000)); then echo yes; else echo no; fi
+}
+
+native_modify() { # NAME
+  case $1 in
+    native-tampered-object)
+      # victim.txt's object replaced by a same-size file with its own fs-verity.
+      debugfs -w -f - "$disk" >/dev/null 2>"$dir/debugfs.err" <<EOF
+rm /$native_victim
+ln /cfstest-tampered /$native_victim
+unlink /cfstest-tampered
+EOF
+      ;;
+    native-tampered-image)
+      # The image replaced by one with a byte changed (valid EROFS, fs-verity
+      # enabled by the prepare boot): only its digest tells it apart.
+      debugfs -w -f - "$disk" >/dev/null 2>"$dir/debugfs.err" <<EOF
+rm /$native_image
+ln /cfstest-tampered-image /$native_image
+unlink /cfstest-tampered-image
+EOF
+      ;;
+    native-insecure)
+      # The same bytes rewritten by debugfs: a new inode, without fs-verity.
+      debugfs -R "dump -p /$native_image $dir/image" "$disk" >/dev/null 2>&1
+      debugfs -w -f - "$disk" >/dev/null 2>"$dir/debugfs.err" <<EOF
+rm /$native_image
+write $dir/image /$native_image
+EOF
+      rm -f "$dir/image"
+      [[ $(native_has_verity "$disk" "$native_image") == no ]] || reasons+=("could not drop the image's fs-verity")
+      return ;;
+  esac
+  [[ $(native_has_verity "$disk" "$native_image") == yes ]] || reasons+=("the image on the disk has no fs-verity (prepare boot?)")
+}
+
+statfs_of() { grep -o -E "^CFSTEST statfs $1 [0-9]+x[0-9]+" <<< "$lines" | awk '{print $4}'; }
+
+native_booted() { # VERITY(yes|no)
+  local d=$native_digest
+  booted
+  expect "^CFSTEST mnt / fstype=overlay source=composefs:$d opts=ro[, ]" 'root = read-only overlay, source composefs:<digest>'
+  expect '^CFSTEST mnt / .*super=[^ ]*lowerdir=[^ ]*::' 'data-only lower (the repository objects)'
+  if [[ $1 == yes ]]; then
+    expect '^CFSTEST mnt / .*super=[^ ]*verity=require' 'overlay verity=require'
+  else
+    expect_not '^CFSTEST mnt / .*verity=require' 'verity=require with the insecure karg'
+  fi
+  expect '^CFSTEST mnt /sysroot fstype=ext4 source=/dev/vda opts=ro[, ]' '/sysroot = the physical root, read-only'
+  expect '^CFSTEST exists /sysroot/composefs/meta.json yes' 'the repository under /sysroot'
+  expect '^CFSTEST exists /run/ostree-booted no' 'no /run/ostree-booted (not an ostree boot)'
+  expect "^CFSTEST state /sysroot/state/deploy/$d\$" "the image's state dir"
+  expect "^CFSTEST read /usr/share/cfstest/hello.txt ok sha256=$HELLO_SHA256\$" 'hello.txt read with the right content'
+  expect "^CFSTEST read /etc/hostname ok sha256=$NATIVE_HOSTNAME_SHA256\$" "/etc/hostname from the image's /etc"
+  expect '^CFSTEST write /usr fail' '/usr read-only'
+  expect '^CFSTEST mnt /etc fstype=overlay ' '/etc an overlay'
+  expect '^CFSTEST write /etc ok' '/etc writable'
+  expect '^CFSTEST mnt /var fstype=ext4 source=/dev/vda opts=rw[, ]' '/var a read-write mount of the physical root'
+  expect '^CFSTEST write /var ok' '/var writable'
+  expect "^CFSTEST same /var/\\.cfstest-same /sysroot/state/deploy/$d/var/\\.cfstest-same yes" \
+    "/var is the state dir's var (persistent)"
+}
+
+# An overlay's statfs is its upper filesystem's: /etc's equals /sysroot's
+# exactly when the upper is on the physical root.
+native_etc() { # state|transient: where /etc's overlay upper is
+  local d=$native_digest etc sys
+  etc=$(statfs_of /etc) sys=$(statfs_of /sysroot)
+  if [[ $1 == state ]]; then
+    expect "^CFSTEST same /etc/\\.cfstest-same /sysroot/state/deploy/$d/etc/upper/\\.cfstest-same yes" \
+      "/etc's upper is the state dir's etc/upper"
+  else
+    expect "^CFSTEST same /etc/\\.cfstest-same /sysroot/state/deploy/$d/etc/upper/\\.cfstest-same no" \
+      "/etc's writes not in the state dir"
+  fi
+  if [[ -z $etc || -z $sys ]]; then
+    reasons+=("missing: statfs of /etc and /sysroot")
+  elif [[ $1 == state && $etc != "$sys" ]]; then
+    reasons+=("/etc's upper is not on the physical root (statfs /etc $etc, /sysroot $sys)")
+  elif [[ $1 == transient && $etc == "$sys" ]]; then
+    reasons+=("/etc's upper is on the physical root (statfs /etc = /sysroot = $etc), expected a tmpfs")
+  fi
+}
+
+native_assert() { # NAME
+  case $1 in
+    native-ok|native-sha256)
+      native_booted yes; native_etc state; victim_ok ;;
+    native-insecure)
+      native_booted no; native_etc state; victim_ok ;;
+    native-etc-transient)
+      native_booted yes; native_etc transient; victim_ok ;;
+    native-tampered-object)
+      native_booted yes; native_etc state
+      expect '^CFSTEST read /usr/share/cfstest/victim.txt fail .*(I/O error|Input/output error)' \
+        'victim.txt unreadable (EIO) through the root' ;;
+    native-tampered-image) emergency "images/$native_digest.*\\[EDIGEST\\]" ;;
+    *) reasons+=("unknown scenario") ;;
+  esac
+}
+
 # ---- one scenario --------------------------------------------------------
 # Sets: initrd, disk, args, and calls the assertions after the boot.
 declare -A result=() seconds=() initsecs=()
@@ -108,6 +246,7 @@ run() {
       local last=${IMAGE_DIGEST: -1} other=0
       [[ $last == 0 ]] && other=1
       args="$args ot-composefs=digest=${IMAGE_DIGEST:0:63}$other" ;;
+    native-*) native_setup "$name" ;;
   esac
   cp --reflink=auto --sparse=always "$base" "$disk"
   case $name in
@@ -132,6 +271,7 @@ rm /$meta
 write $dir/commitmeta /$meta
 EOF
       ;;
+    native-*) native_modify "$name" ;;
   esac
 
   log "$name: booting ($(basename "$initrd"), $args)"
@@ -171,6 +311,7 @@ EOF
       expect_not '^CFSTEST start' 'the test root booted'
       expect_console 'cfsroot: .*signature.*ESIGNATURE' "cfsroot's message about the signature"
       expect_console 'FATAL: cfsroot refused to prepare /sysroot' 'the hook stopped the boot' ;;
+    native-*) native_assert "$name" ;;
     *) reasons+=("unknown scenario") ;;
   esac
 

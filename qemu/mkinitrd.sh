@@ -3,6 +3,8 @@
 # by qemu/deps.sh:
 #   initrd-dracut.img         dracut 059 + systemd + cfsroot module (+ test module)
 #   initrd-dracut-unsigned.img  as initrd-dracut.img, with EXTRA_ROOT_DIR-unsigned (enabled = maybe)
+#   initrd-dracut-etc-transient.img  as initrd-dracut.img, with a setup-root-conf.toml
+#                             saying [etc] mount = "transient" (composefs-native)
 #   initrd-dracut-plain.img   the same without cfsroot (size/boot-time baseline)
 #   initrd-dracut-hook.img    dracut 059 without systemd: cfsroot runs from its pre-pivot hook
 #   initrd-mini.img           initramfs/build.sh (busybox, no systemd) + cfsroot
@@ -58,6 +60,17 @@ inc=()
 run_dracut "$OUT/initrd-dracut.img" --modules "$dracut_modules cfsroot" "${inc[@]}"
 if [[ -n $extra && -d $extra-unsigned ]]; then
   run_dracut "$OUT/initrd-dracut-unsigned.img" --modules "$dracut_modules cfsroot" --include "$extra-unsigned" /
+fi
+# composefs-native with [etc] mount = "transient" (scenario native-etc-transient).
+# The TOML is put in here, not by the cfsroot dracut module, so the image is
+# the same whether or not that module installs setup-root-conf.toml itself.
+if [[ -n $extra ]]; then
+  etc_transient=$OUT/initrd-extra-etc-transient
+  rm -rf "$etc_transient"
+  cp -a "$extra" "$etc_transient"
+  mkdir -p "$etc_transient/usr/lib/composefs"
+  printf '[etc]\nmount = "transient"\n' > "$etc_transient/usr/lib/composefs/setup-root-conf.toml"
+  run_dracut "$OUT/initrd-dracut-etc-transient.img" --modules "$dracut_modules cfsroot" --include "$etc_transient" /
 fi
 run_dracut "$OUT/initrd-dracut-plain.img" --modules "$dracut_modules"
 # No systemd: dracut's own shell init, and the cfsroot module's pre-pivot hook

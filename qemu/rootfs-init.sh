@@ -12,6 +12,8 @@
 #   CFSTEST write <dir> ok|fail               (create+remove a file in dir)
 #   CFSTEST exists <path> yes|no
 #   CFSTEST same <path-a> <path-b> yes|no     (a file written via a is seen via b)
+#   CFSTEST state <dir>                       (composefs-native: the image's state dir)
+#   CFSTEST statfs <path> <blocks>x<bsize>    (an overlay reports its upper's size)
 #   CFSTEST done
 export PATH=/usr/bin:/usr/sbin:/bin:/sbin
 mount -t proc proc /proc 2>/dev/null
@@ -77,6 +79,19 @@ if [ -n "$dep" ]; then
   out deployment "$dep"
   same /var/.cfstest-same "$osdir/var/.cfstest-same"
   same /etc/.cfstest-same "$dep/etc/.cfstest-same"
+fi
+# composefs-native (SPEC §6): the booted image's state dir, found through the
+# /sysroot mount. An overlay's statfs is its upper filesystem's, so /etc's
+# size tells whether its upper is on the physical root or elsewhere (tmpfs).
+st=''
+for d in /sysroot/state/deploy/*; do [ -d "$d" ] && st=$d; done
+if [ -n "$st" ]; then
+  out state "$st"
+  exists /sysroot/composefs/meta.json
+  readf /etc/hostname
+  for p in /etc /sysroot; do out statfs $p "$(stat -f -c '%bx%S' $p)"; done
+  same /var/.cfstest-same "$st/var/.cfstest-same"
+  same /etc/.cfstest-same "$st/etc/upper/.cfstest-same"
 fi
 out done
 sync

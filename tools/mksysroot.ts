@@ -27,7 +27,7 @@ import { createHash, createPrivateKey, generateKeyPairSync, KeyObject, sign } fr
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { fsverityDigest } from '../src/fsverity.js';
+import { fsverityDigest, type VerityAlg } from '../src/fsverity.js';
 import { encodeVardict, type Variant } from '../src/gvariant.js';
 import { encodeCommit, type Commit } from '../src/commit.js';
 import {
@@ -272,14 +272,17 @@ function objectNameBySha256(data: Buffer): string {
  * sparse stand-in whose data overlayfs takes from the repo object
  * `objectOf(rel, data)` names ("xx/<62 hex>.file", relative to
  * ostree/repo/objects), with that data's fs-verity digest in the metacopy
- * xattr. `work` must not exist; it is removed again. Needs root and
- * mkfs.erofs + setfattr.
+ * xattr, computed with `metacopyAlg` (sha512 for a composefs-native sha512
+ * repository: overlayfs' `verity=require` compares the backing file's digest
+ * and algorithm with the xattr's). `work` must not exist; it is removed
+ * again. Needs root and mkfs.erofs + setfattr.
  */
 export function buildComposefsImage(
   tree: string,
   work: string,
   objectOf: (rel: string, data: Buffer) => string,
   hasAcl = false,
+  metacopyAlg: VerityAlg = 'sha256',
 ): Buffer {
   const staging = path.join(work, 'staging');
   fs.mkdirSync(staging, { recursive: true, mode: 0o755 });
@@ -299,7 +302,7 @@ export function buildComposefsImage(
         fs.truncateSync(dst, data.length);
         fs.chmodSync(dst, mode);
         if (data.length > 0) {
-          const metacopy = Buffer.concat([Buffer.from([0, 36, 0, 1]), fsverityDigest(data, 'sha256')]);
+          const metacopy = overlayMetacopy(fsverityDigest(data, metacopyAlg), metacopyAlg);
           xattrDump.push(
             `# file: ${escapeDumpPath(dst)}`,
             `trusted.overlay.redirect=0s${Buffer.from(`/${objectOf(rel, data)}`).toString('base64')}`,
@@ -330,6 +333,18 @@ export function buildComposefsImage(
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
+}
+
+/** FS_VERITY_HASH_ALG_* (linux/fsverity.h), the algorithm byte of the metacopy xattr. */
+const VERITY_ALG_NUMBER: Record<VerityAlg, number> = { sha256: 1, sha512: 2 };
+
+/**
+ * trusted.overlay.metacopy carrying a digest: overlayfs' struct ovl_metacopy
+ * as stored, {u8 version = 0, u8 len (these 4 bytes + the digest), u8 flags = 0,
+ * u8 digest_algo} followed by the digest (32 bytes sha256, 64 sha512).
+ */
+export function overlayMetacopy(digest: Uint8Array, alg: VerityAlg): Buffer {
+  return Buffer.concat([Buffer.from([0, 4 + digest.length, 0, VERITY_ALG_NUMBER[alg]]), digest]);
 }
 
 export function writeComposefsHeader(image: Buffer, hasAcl: boolean): void {
