@@ -12,6 +12,9 @@
 #   CFSTEST write <dir> ok|fail               (create+remove a file in dir)
 #   CFSTEST exists <path> yes|no
 #   CFSTEST same <path-a> <path-b> yes|no     (a file written via a is seen via b)
+#   CFSTEST preflight <line>                  (cfsroot preflight's output, when present)
+#   CFSTEST preflight-usage <s> s <KiB> KiB   (its wall time and peak RSS)
+#   CFSTEST preflight-exit <status>
 #   CFSTEST done
 export PATH=/usr/bin:/usr/sbin:/bin:/sbin
 mount -t proc proc /proc 2>/dev/null
@@ -77,6 +80,17 @@ if [ -n "$dep" ]; then
   out deployment "$dep"
   same /var/.cfstest-same "$osdir/var/.cfstest-same"
   same /etc/.cfstest-same "$dep/etc/.cfstest-same"
+fi
+# cfsroot preflight against this system's own next boot entry, when a
+# preflight scenario (qemu/preflight.sh) put the binary, and the C library it
+# needs (the test root has none), on the physical root. busybox time gives
+# its wall time and peak RSS.
+pf=/sysroot/cfstest-preflight
+if [ -x "$pf/cfsroot" ]; then
+  { busybox time -f 'preflight-usage %e s %M KiB' \
+      "$pf/lib/ld-linux-x86-64.so.2" --library-path "$pf/lib" "$pf/cfsroot" preflight 2>&1
+    echo "preflight-exit $?"; } |
+    sed -n -e '/^Command exited with/d' -e '/^preflight-\(exit\|usage\) /{s/^/CFSTEST /p;d}' -e 's/^/CFSTEST preflight /p'
 fi
 out done
 sync
