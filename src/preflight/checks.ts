@@ -11,7 +11,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CfsError, describeSystemError } from '../errors.js';
+import { CfsError, describeSystemError, fail } from '../errors.js';
 import { oneLine } from '../log.js';
 import { parseKernelCmdline } from '../cmdline.js';
 import { CONF_PATHS, readKeyFileText, resolveBootConfig, resolveOstreeTarget } from '../config.js';
@@ -23,6 +23,7 @@ import type { BootConfig, Deployment, PrepareRootConf } from '../model.js';
 import { defaultBlsEntry, readBlsEntries, readBlsEntryFile, compareVersions, type BlsEntry } from './bls.js';
 import { imageRedirects } from './erofs-redirects.js';
 import { lookup, readInitramfs, S_IFMT, S_IFREG, type CpioEntry } from './cpio.js';
+import { versionScanner } from './embedded-version.js';
 
 export interface Check {
   /** Stable name, also the JSON code: entry, initramfs, cfsroot, runs-at-boot, config, deployment, key, decision, kernel-modules, kernel-version, verity. */
@@ -76,10 +77,13 @@ export async function runPreflight(o: PreflightOptions): Promise<Check[]> {
   ok('entry', `${entry.file} (version ${entry.version ?? 'none'}): linux ${entry.linux}, initrd ${entry.initrd.join(' ')}`);
 
   // The initramfs: the boot loader loads every initrd, one after the other.
+  // Read as a stream; only the small files preflight reads are kept.
   let files: Map<string, CpioEntry>;
   try {
-    const parts = entry.initrd.map((p) => fs.readFileSync(path.join(o.boot, p)));
-    const img = await readInitramfs(parts.length === 1 ? parts[0]! : Buffer.concat(parts), entry.initrd.join('+'));
+    const img = await readInitramfs(readFiles(entry.initrd.map((p) => path.join(o.boot, p))), entry.initrd.join('+'), {
+      keep: keepInitramfsFile,
+      scan: (name) => (/(^|\/)cfsroot$/.test(name) ? versionScanner() : null),
+    });
     files = img.entries;
     ok('initramfs', `${img.entries.size} entries in ${img.segments.map((s) => s.compression).join(' + ')}`);
   } catch (e) {
@@ -92,13 +96,13 @@ export async function runPreflight(o: PreflightOptions): Promise<Check[]> {
   };
   const text = (p: string): string | null => {
     const e = file(p);
-    return e ? Buffer.from(e.data).toString('utf8') : null;
+    return e?.data ? Buffer.from(e.data).toString('utf8') : null;
   };
 
   // cfsroot itself.
   const bin = file('usr/bin/cfsroot') ?? file('usr/sbin/cfsroot');
   if (!bin) bad('cfsroot', 'no /usr/bin/cfsroot in the initramfs', 'rebuild the initramfs with the cfsroot module (dracut --add cfsroot)');
-  else ok('cfsroot', `/usr/bin/cfsroot ${embeddedVersion(bin.data) ?? '(version not found in the binary)'}, ${bin.data.length} bytes`);
+  else ok('cfsroot', `/usr/bin/cfsroot ${bin.scanned ?? '(version not found in the binary)'}, ${bin.size} bytes`);
 
   // Will it run?
   checkRunsAtBoot(files, ok, bad);
@@ -120,7 +124,7 @@ export async function runPreflight(o: PreflightOptions): Promise<Check[]> {
   } catch (e) {
     bad('deployment', `the entry's options: ${message(e)}`, 'the entry names a deployment that is gone: redeploy, or pick another entry');
   }
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cfsroot-preflight-'));
+  const tmp = privateDir();
   try {
     for (const [rel, t] of Object.entries(confText)) {
       fs.mkdirSync(path.join(tmp, path.dirname(rel)), { recursive: true, mode: 0o700 });
@@ -204,7 +208,7 @@ export type Bad = (code: string, message: string, fix: string) => void;
 export function checkRunsAtBoot(files: Map<string, CpioEntry>, ok: Ok, bad: Bad): void {
   const text = (p: string): string | null => {
     const e = lookup(files, p);
-    return e && (e.mode & S_IFMT) === S_IFREG ? Buffer.from(e.data).toString('utf8') : null;
+    return e?.data && (e.mode & S_IFMT) === S_IFREG ? Buffer.from(e.data).toString('utf8') : null;
   };
   const unitDirs = ['etc/systemd/system', 'usr/lib/systemd/system'];
   const hasSystemd = lookup(files, 'usr/lib/systemd/systemd') !== null;
@@ -274,7 +278,7 @@ function checkModules(files: Map<string, CpioEntry>, kver: string, sysroot: stri
   const candidates = [
     () => {
       const e = lookup(files, `lib/modules/${kver}/modules.builtin`);
-      return e ? Buffer.from(e.data).toString('utf8') : null;
+      return e?.data ? Buffer.from(e.data).toString('utf8') : null;
     },
     () => (dep ? readOrNull(path.join(dep.dir, modDir, 'modules.builtin')) : null),
     () => readOrNull(path.join(sysroot, 'lib/modules', kver, 'modules.builtin')),
@@ -357,20 +361,50 @@ function message(e: unknown): string {
 }
 
 /**
- * The version of a cfsroot binary, read from its bytes (an executable in an
- * archive cannot be run): src/version.ts keeps the what-string
- * "@(#)cfsroot VERSION" in the bundle, which the single executable carries
- * as text in its snapshot.
+ * Regular files preflight reads, kept in memory: configs, keys, units,
+ * hooks, /init, modules.builtin, all small text. Larger files (the cfsroot
+ * binary, libraries, kernel modules) stream past and are dropped; their
+ * names, modes and sizes are still known.
  */
-export function embeddedVersion(bin: Uint8Array): string | null {
-  const hay = Buffer.from(bin.buffer, bin.byteOffset, bin.byteLength);
-  const marker = Buffer.from('@(#)cfsroot ');
-  let at = hay.indexOf(marker);
-  while (at >= 0) {
-    const tail = hay.subarray(at + marker.length, at + marker.length + 40).toString('latin1');
-    const m = /^[0-9][0-9A-Za-z.+~-]*/.exec(tail);
-    if (m) return m[0];
-    at = hay.indexOf(marker, at + 1);
-  }
-  return null;
+export const KEEP_FILE_BYTES = 256 * 1024;
+export function keepInitramfsFile(name: string, size: number): boolean {
+  return size <= KEEP_FILE_BYTES && !/\.ko(\.(xz|zst|gz))?$|\.so(\.[0-9.]+)?$/.test(name);
 }
+
+/**
+ * A private directory (0700) for the initramfs's config and key, which the
+ * boot's decision reads from files. The booted system's root is read-only
+ * (composefs): the temporary directory when it is writable, else /run (a
+ * tmpfs on every systemd system).
+ */
+function privateDir(): string {
+  const reasons: string[] = [];
+  for (const dir of [...new Set([os.tmpdir(), '/run'])]) {
+    try {
+      return fs.mkdtempSync(path.join(dir, 'cfsroot-preflight-'));
+    } catch (e) {
+      reasons.push(`${dir}: ${describeSystemError(e)}`);
+    }
+  }
+  return fail('EIO', `preflight needs a private directory for the initramfs's config and key, and none could be made (${reasons.join('; ')}): set TMPDIR to a writable directory`);
+}
+
+/** The initrd files one after the other, as the boot loader loads them, each opened once and read in pieces. */
+async function* readFiles(files: string[]): AsyncGenerator<Uint8Array> {
+  const PIECE = 1 << 20;
+  for (const file of files) {
+    const fd = fs.openSync(file, 'r');
+    try {
+      for (;;) {
+        const buf = Buffer.allocUnsafe(PIECE);
+        const n = fs.readSync(fd, buf, 0, PIECE, null);
+        if (n === 0) break;
+        yield buf.subarray(0, n);
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+}
+
+export { embeddedVersion } from './embedded-version.js';
