@@ -13,7 +13,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { CfsError, describeSystemError, fail } from '../errors.js';
 import { oneLine } from '../log.js';
-import { parseKernelCmdline } from '../cmdline.js';
+import { parseKernelCmdline, splitKernelCmdline } from '../cmdline.js';
 import { CONF_PATHS, readKeyFileText, resolveBootConfig, resolveOstreeTarget } from '../config.js';
 import { resolveDeployment } from '../deployment.js';
 import { parsePublicKeys } from '../keys.js';
@@ -105,7 +105,7 @@ export async function runPreflight(o: PreflightOptions): Promise<Check[]> {
   else ok('cfsroot', `/usr/bin/cfsroot ${bin.scanned ?? '(version not found in the binary)'}, ${bin.size} bytes`);
 
   // Will it run?
-  checkRunsAtBoot(files, ok, bad);
+  checkRunsAtBoot(files, ok, bad, splitKernelCmdline(entry.options));
 
   // The config: the one that wins in the initramfs against the deployment's.
   const confText: Record<string, string> = {};
@@ -204,8 +204,14 @@ export async function runPreflight(o: PreflightOptions): Promise<Check[]> {
 export type Ok = (code: string, message: string) => void;
 export type Bad = (code: string, message: string, fix: string) => void;
 
-/** The unit wanted by initrd-root-fs.target, or dracut's hook, or a busybox /init: what starts cfsroot at boot. */
-export function checkRunsAtBoot(files: Map<string, CpioEntry>, ok: Ok, bad: Bad): void {
+/**
+ * The unit wanted by initrd-root-fs.target, or dracut's hook, or a busybox
+ * /init: what starts cfsroot at boot. With `args` (the entry's kernel
+ * command line) also whether it starts for these kargs: the unit's
+ * ConditionKernelCommandLine= lines, or the names the hook's getarg asks for
+ * (a unit triggered by `composefs` alone does not run for `composefs.digest=`).
+ */
+export function checkRunsAtBoot(files: Map<string, CpioEntry>, ok: Ok, bad: Bad, args?: readonly string[]): void {
   const text = (p: string): string | null => {
     const e = lookup(files, p);
     return e?.data && (e.mode & S_IFMT) === S_IFREG ? Buffer.from(e.data).toString('utf8') : null;
@@ -218,12 +224,21 @@ export function checkRunsAtBoot(files: Map<string, CpioEntry>, ok: Ok, bad: Bad)
     if (!unit) bad('runs-at-boot', 'systemd initramfs without cfsroot.service', 'rebuild the initramfs with the cfsroot dracut module');
     else if (!wanted) bad('runs-at-boot', 'cfsroot.service is not wanted by initrd-root-fs.target', 'systemctl --root the initramfs enable cfsroot.service (the dracut module does it)');
     else if (!/^ExecStart=\S*cfsroot\s/m.test(unit)) bad('runs-at-boot', 'cfsroot.service does not run cfsroot', 'reinstall the cfsroot dracut module');
-    else ok('runs-at-boot', 'cfsroot.service, wanted by initrd-root-fs.target');
+    else {
+      const c = args ? unitConditions(unit, args) : null;
+      if (c && !c.met) {
+        bad('runs-at-boot', `cfsroot.service is skipped for this entry: ${c.why}`, 'install a cfsroot dracut module whose unit is triggered by the mode\'s karg, and regenerate the initramfs');
+      } else ok('runs-at-boot', `cfsroot.service, wanted by initrd-root-fs.target${c?.why ? `, ${c.why}` : ''}`);
+    }
     return;
   }
   for (const name of files.keys()) {
     if (/\/hooks\/pre-pivot\/[^/]*cfsroot[^/]*\.sh$/.test(name)) {
-      ok('runs-at-boot', `dracut pre-pivot hook /${name}`);
+      const hook = text(name) ?? '';
+      const asks = [...hook.matchAll(/getarg\s+([A-Za-z0-9_.-]+)/g)].map((m) => m[1]!);
+      if (args && asks.length > 0 && !args.some((a) => asks.some((n) => kargIs(a, n)))) {
+        bad('runs-at-boot', `the dracut pre-pivot hook /${name} runs cfsroot only for ${asks.join(' or ')}, and the entry has none of them`, 'install a cfsroot dracut module whose hook asks for the mode\'s karg, and regenerate the initramfs');
+      } else ok('runs-at-boot', `dracut pre-pivot hook /${name}`);
       return;
     }
   }
@@ -233,6 +248,32 @@ export function checkRunsAtBoot(files: Map<string, CpioEntry>, ok: Ok, bad: Bad)
     return;
   }
   bad('runs-at-boot', 'nothing in the initramfs runs cfsroot (no systemd unit, no dracut hook, no /init calling it)', 'rebuild the initramfs with the cfsroot dracut module (dracut --add cfsroot)');
+}
+
+/** systemd's match of one ConditionKernelCommandLine= word: `name` is the karg name alone or with any value, `name=value` exactly. */
+function kargIs(arg: string, word: string): boolean {
+  return word.includes('=') ? arg === word : arg === word || arg.startsWith(`${word}=`);
+}
+
+/**
+ * The unit's ConditionKernelCommandLine= lines against the kargs, as systemd
+ * reads them: every plain condition must hold, and of the triggering ones
+ * (`|`) at least one; `!` negates.
+ */
+export function unitConditions(unit: string, args: readonly string[]): { met: boolean; why: string } {
+  const plain: string[] = [];
+  const triggers: string[] = [];
+  for (const m of unit.matchAll(/^\s*ConditionKernelCommandLine\s*=\s*(\S+)\s*$/gm)) {
+    const v = m[1]!;
+    (v.startsWith('|') ? triggers : plain).push(v.startsWith('|') ? v.slice(1) : v);
+  }
+  const holds = (c: string) => (c.startsWith('!') ? !args.some((a) => kargIs(a, c.slice(1))) : args.some((a) => kargIs(a, c)));
+  const failing = plain.filter((c) => !holds(c));
+  if (failing.length > 0) return { met: false, why: `ConditionKernelCommandLine=${failing.join(', ')} does not hold` };
+  if (triggers.length === 0) return { met: true, why: '' };
+  const hit = triggers.find(holds);
+  if (!hit) return { met: false, why: `no karg matches its triggers ConditionKernelCommandLine=|${triggers.join(', |')}` };
+  return { met: true, why: `triggered by ConditionKernelCommandLine=|${hit}` };
 }
 
 function checkConfig(conf: PrepareRootConf, confText: Record<string, string>, dep: Deployment, ok: Ok, bad: Bad): void {
