@@ -14,6 +14,7 @@ import * as path from 'node:path';
 import { CfsError, describeSystemError, fail } from '../errors.js';
 import { oneLine } from '../log.js';
 import { parseKernelCmdline, splitKernelCmdline } from '../cmdline.js';
+import { selectsNativeMode } from '../composefs-native/kargs.js';
 import { CONF_PATHS, readKeyFileText, resolveBootConfig, resolveOstreeTarget } from '../config.js';
 import { resolveDeployment } from '../deployment.js';
 import { parsePublicKeys } from '../keys.js';
@@ -26,7 +27,10 @@ import { lookup, readInitramfs, S_IFMT, S_IFREG, type CpioEntry } from './cpio.j
 import { versionScanner } from './embedded-version.js';
 
 export interface Check {
-  /** Stable name, also the JSON code: entry, initramfs, cfsroot, runs-at-boot, config, deployment, key, decision, kernel-modules, kernel-version, verity. */
+  /**
+   * Stable name, also the JSON code: entry, initramfs, cfsroot, runs-at-boot, config, decision, kernel-modules,
+   * kernel-version, verity; ostree mode: deployment, key; composefs-native mode: image.
+   */
   code: string;
   ok: boolean;
   message: string;
@@ -107,6 +111,13 @@ export async function runPreflight(o: PreflightOptions): Promise<Check[]> {
   // Will it run?
   checkRunsAtBoot(files, ok, bad, splitKernelCmdline(entry.options));
 
+  // composefs-native kargs: that mode's checks (src/preflight/native-checks.ts).
+  if (selectsNativeMode(splitKernelCmdline(entry.options))) {
+    const { checkNative } = await import('./native-checks.js');
+    await checkNative(o, entry, files, text, ok, bad);
+    return checks;
+  }
+
   // The config: the one that wins in the initramfs against the deployment's.
   const confText: Record<string, string> = {};
   for (const rel of CONF_PATHS) {
@@ -183,21 +194,11 @@ export async function runPreflight(o: PreflightOptions): Promise<Check[]> {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 
-  // The kernel.
-  const kver = /vmlinuz-(.+)$/.exec(entry.linux)?.[1] ?? null;
-  if (config && config.composefs !== 'no') {
-    if (!kver) bad('kernel-version', `cannot tell the kernel version from ${entry.linux}`, 'name the kernel vmlinuz-<version>');
-    else {
-      const need = config.composefsVerity ? KERNEL_VERITY_REQUIRE : KERNEL_DATA_ONLY_LOWERS;
-      const why = config.composefsVerity ? 'verity=require' : 'data-only overlayfs lowers';
-      if (compareVersions(kver, need) < 0) bad('kernel-version', `kernel ${kver} is older than ${need}, needed for ${why}`, `boot a kernel ${need} or newer`);
-      else ok('kernel-version', `kernel ${kver} >= ${need} (${why})`);
-      checkModules(files, kver, o.sysroot, deployment, ok, bad);
-    }
+  // The kernel, and fs-verity on the image and the objects.
+  if (config && config.composefs !== 'no') checkKernel(files, entry, config.composefsVerity, o.sysroot, deployment?.dir ?? null, ok, bad);
+  if (config && deployment && config.composefsVerity) {
+    checkVerity(o.measureVerity ?? null, path.join(deployment.dir, '.ostree.cfs'), path.join(o.sysroot, 'ostree/repo/objects'), OSTREE_OBJECT, ok, bad);
   }
-
-  // fs-verity on the image and the objects.
-  if (config && deployment && config.composefsVerity) checkVerity(o, deployment, ok, bad);
   return checks;
 }
 
@@ -305,7 +306,7 @@ function checkConfig(conf: PrepareRootConf, confText: Record<string, string>, de
   else bad('config', `${where} differ: ${diffs.join('; ')}`, 'regenerate the initramfs from the deployment (dracut -f, or let ostree/bootc do it on deploy)');
 }
 
-function checkModules(files: Map<string, CpioEntry>, kver: string, sysroot: string, dep: Deployment | null, ok: Ok, bad: Bad): void {
+function checkModules(files: Map<string, CpioEntry>, kver: string, sysroot: string, checkout: string | null, ok: Ok, bad: Bad): void {
   const modDir = `usr/lib/modules/${kver}`;
   const inInitramfs = new Map<string, string>();
   const prefix = (lookup(files, `lib/modules/${kver}`) ? `lib/modules/${kver}` : modDir) + '/';
@@ -321,7 +322,7 @@ function checkModules(files: Map<string, CpioEntry>, kver: string, sysroot: stri
       const e = lookup(files, `lib/modules/${kver}/modules.builtin`);
       return e?.data ? Buffer.from(e.data).toString('utf8') : null;
     },
-    () => (dep ? readOrNull(path.join(dep.dir, modDir, 'modules.builtin')) : null),
+    () => (checkout ? readOrNull(path.join(checkout, modDir, 'modules.builtin')) : null),
     () => readOrNull(path.join(sysroot, 'lib/modules', kver, 'modules.builtin')),
     () => readOrNull(path.join('/lib/modules', kver, 'modules.builtin')),
   ];
@@ -339,9 +340,15 @@ function checkModules(files: Map<string, CpioEntry>, kver: string, sysroot: stri
   else ok('kernel-modules', `kernel ${kver}: ${said}`);
 }
 
-function checkVerity(o: PreflightOptions, dep: Deployment, ok: Ok, bad: Bad): void {
-  const measure = o.measureVerity ?? null;
-  const image = path.join(dep.dir, '.ostree.cfs');
+/** A redirect naming an ostree object: "/xx/<62 hex>.file", relative to the repo's objects/. */
+export const OSTREE_OBJECT = /^\/[0-9a-f]{2}\/[0-9a-f]{62}\.file$/;
+
+/**
+ * fs-verity on the composefs image and on every backing object it names
+ * (its redirects, under objectsDir), each measured with the ioctl: the
+ * count and the first few without it.
+ */
+export function checkVerity(measure: PreflightOptions['measureVerity'] | null, image: string, objectsDir: string, objectName: RegExp, ok: Ok, bad: Bad): void {
   if (!measure) {
     bad('verity', 'cannot measure fs-verity here (no measuring tool)', 'run preflight on the booted system');
     return;
@@ -357,7 +364,6 @@ function checkVerity(o: PreflightOptions, dep: Deployment, ok: Ok, bad: Bad): vo
     bad('verity', `${image}: the filesystem does not support fs-verity`, 'put the sysroot on a filesystem with fs-verity (ext4 -O verity, btrfs, f2fs), or do not require verity');
     return;
   }
-  const objectsDir = path.join(o.sysroot, 'ostree/repo/objects');
   const missing: string[] = [];
   if (first === null) missing.push(image);
   let redirects: string[];
@@ -368,8 +374,7 @@ function checkVerity(o: PreflightOptions, dep: Deployment, ok: Ok, bad: Bad): vo
     return;
   }
   for (const r of redirects) {
-    // composefs names objects "/xx/<62 hex>.file" relative to the repo's objects/.
-    if (!/^\/[0-9a-f]{2}\/[0-9a-f]{62}\.file$/.test(r)) {
+    if (!objectName.test(r)) {
       missing.push(`${r} (not an object path)`);
       continue;
     }
@@ -389,6 +394,24 @@ function checkVerity(o: PreflightOptions, dep: Deployment, ok: Ok, bad: Bad): vo
   else ok('verity', `fs-verity enabled on the image and the ${redirects.length} backing objects it names`);
 }
 
+/**
+ * The kernel the entry boots: new enough for what the mode asks (data-only
+ * overlayfs lowers; verity=require), and erofs, overlay and loop in the
+ * initramfs or built in.
+ */
+export function checkKernel(files: Map<string, CpioEntry>, entry: BlsEntry, verity: boolean, sysroot: string, checkout: string | null, ok: Ok, bad: Bad): void {
+  const kver = /vmlinuz-(.+)$/.exec(entry.linux ?? '')?.[1] ?? null;
+  if (!kver) {
+    bad('kernel-version', `cannot tell the kernel version from ${entry.linux}`, 'name the kernel vmlinuz-<version>');
+    return;
+  }
+  const need = verity ? KERNEL_VERITY_REQUIRE : KERNEL_DATA_ONLY_LOWERS;
+  const why = verity ? 'verity=require' : 'data-only overlayfs lowers';
+  if (compareVersions(kver, need) < 0) bad('kernel-version', `kernel ${kver} is older than ${need}, needed for ${why}`, `boot a kernel ${need} or newer`);
+  else ok('kernel-version', `kernel ${kver} >= ${need} (${why})`);
+  checkModules(files, kver, sysroot, checkout, ok, bad);
+}
+
 function readOrNull(p: string): string | null {
   try {
     return fs.readFileSync(p, 'utf8');
@@ -397,7 +420,7 @@ function readOrNull(p: string): string | null {
   }
 }
 
-function message(e: unknown): string {
+export function message(e: unknown): string {
   return oneLine(e instanceof CfsError ? e.message : describeSystemError(e));
 }
 
@@ -418,7 +441,7 @@ export function keepInitramfsFile(name: string, size: number): boolean {
  * (composefs): the temporary directory when it is writable, else /run (a
  * tmpfs on every systemd system).
  */
-function privateDir(): string {
+export function privateDir(): string {
   const reasons: string[] = [];
   for (const dir of [...new Set([os.tmpdir(), '/run'])]) {
     try {
