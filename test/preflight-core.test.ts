@@ -244,3 +244,41 @@ test('initramfs as a stream: a truncated compressed segment is one EIMAGE line',
     t.false(e?.message.includes('\n'), name);
   }
 });
+
+test('EROFS: one file of an image by its path, its bytes inline or in blocks (mkfs.erofs), null for none or a directory', async (t) => {
+  const { imageFile } = await import('../src/preflight/erofs-redirects.js');
+  const tree = path.join(tmp, 'erofs-tree');
+  const conf = '[etc]\nmount = "bind"\n';
+  const big = 'x'.repeat(9000) + 'end';
+  fs.mkdirSync(path.join(tree, 'usr/lib/composefs'), { recursive: true });
+  fs.writeFileSync(path.join(tree, 'usr/lib/composefs/setup-root-conf.toml'), conf);
+  fs.writeFileSync(path.join(tree, 'usr/lib/big'), big);
+  const img = path.join(tmp, 'files.erofs');
+  execFileSync('mkfs.erofs', ['--quiet', img, tree], { stdio: 'ignore' });
+  const buf = fs.readFileSync(img);
+  const got = (p: string) => {
+    const f = imageFile(buf, p, 'files.erofs');
+    return f && 'data' in f ? Buffer.from(f.data).toString() : f;
+  };
+  t.is(got('/usr/lib/composefs/setup-root-conf.toml'), conf);
+  t.is(got('/usr/lib/big'), big);
+  t.is(got('/usr/lib/missing'), null);
+  t.is(got('/usr/lib'), null);
+  t.is(got('/usr/lib/big/below'), null);
+});
+
+test('the unit runs for the entry\'s kargs: ConditionKernelCommandLine= as systemd reads it', async (t) => {
+  const { unitConditions } = await import('../src/preflight/checks.js');
+  const unit = '[Unit]\nConditionKernelCommandLine=|ostree\nConditionKernelCommandLine=|composefs\nConditionPathExists=/etc/initrd-release\n';
+  const digest = 'composefs.digest=v1-sha512-12:' + 'a'.repeat(128);
+  t.true(unitConditions(unit, ['root=/dev/vda', 'ostree=/ostree/boot.1/x/y/0']).met);
+  t.true(unitConditions(unit, ['composefs=' + 'a'.repeat(128)]).met);
+  t.true(unitConditions(unit, ['composefs']).met, 'a bare word matches');
+  const r = unitConditions(unit, ['root=/dev/vda', digest]);
+  t.false(r.met, 'composefs does not match composefs.digest=');
+  t.regex(r.why, /no karg matches its triggers ConditionKernelCommandLine=\|ostree, \|composefs/);
+  t.true(unitConditions(unit + 'ConditionKernelCommandLine=|composefs.digest\n', [digest]).met);
+  t.true(unitConditions('[Unit]\n', ['anything']).met, 'no condition: it runs');
+  t.false(unitConditions('ConditionKernelCommandLine=!rd.cfsroot.skip\n', ['rd.cfsroot.skip']).met, 'negated');
+  t.false(unitConditions('ConditionKernelCommandLine=mode=a\n', ['mode=b']).met, 'name=value is exact');
+});

@@ -12,7 +12,10 @@
  *            repositories (test/helpers/native-repo.ts)
  * This host has no fs-verity, so the `verity` check fails here, honestly, with
  * "does not support fs-verity"; every other check is asserted one by one.
- * Needs root (mksysroot's trusted.* xattrs) and dracut.
+ * Needs root (mksysroot's trusted.* xattrs), dracut (dracut-core, in the
+ * Makefile's APT_PACKAGES: `make apt-deps`) and the QEMU build's kernel:
+ * before() runs qemu/deps.sh (`make qemu-deps`) when qemu/out/kernel is
+ * missing, which unpacks Debian's 6.12 kernel there without installing it.
  */
 import test from 'ava';
 import * as fs from 'node:fs';
