@@ -1,11 +1,12 @@
 /**
  * `cfsroot preflight`: will the next boot work? Each check reads what that
  * boot will really use: the boot entry the loader picks, the initramfs it
- * names (read in memory, src/preflight/cpio.ts), the config and key inside
+ * names (read as a stream, src/preflight/cpio.ts), the config and key inside
  * it, the deployment its ostree= names, and the kernel it boots. The boot's
  * whole decision is the boot's own code (src/decide.ts), run with the
  * initramfs's prepare-root.conf and key, copied alone into a private
- * temporary directory (mode 0700, removed at once).
+ * temporary directory (mode 0700, removed at once). Entries with
+ * composefs-native kargs get that mode's checks (src/preflight/native-checks.ts).
  */
 
 import * as fs from 'node:fs';
