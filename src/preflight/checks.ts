@@ -163,7 +163,10 @@ export async function runPreflight(o: PreflightOptions): Promise<Check[]> {
       if (!config.composefsSigned) ok('key', `not needed: composefs=${config.composefs}${config.composefsVerity ? ' (verity)' : ''}, not signed`);
       else {
         const keyText = text(config.keypath);
-        if (keyText === null) bad('key', `keypath ${config.keypath} is not in the initramfs`, `install the public key at ${config.keypath} and regenerate the initramfs`);
+        const keyEntry = file(config.keypath);
+        if (keyText === null && keyEntry) {
+          bad('key', `keypath ${config.keypath} in the initramfs is ${keyEntry.size} bytes, too large for a key file (preflight reads up to ${KEEP_FILE_BYTES})`, `install the public key at ${config.keypath} and regenerate the initramfs`);
+        } else if (keyText === null) bad('key', `keypath ${config.keypath} is not in the initramfs`, `install the public key at ${config.keypath} and regenerate the initramfs`);
         else {
           try {
             const keys = parsePublicKeys(keyText, `${config.keypath} in the initramfs`);
