@@ -20,9 +20,11 @@ DRACUT_MODULES_DIR ?= $(PREFIX)/lib/dracut/modules.d
 # GVariant vectors via python3-gi, busybox for the test initramfs root,
 # ostree and its GObject bindings for the deployment the real ostree makes).
 # binutils: strip; qemu-user-static: the portability test runs the binary on
-# other CPU models (test/portability.test.ts).
+# other CPU models (test/portability.test.ts). dracut-core: test/preflight-dracut.test.ts
+# builds real initramfs images (for the QEMU build's kernel, which its before()
+# unpacks with qemu/deps.sh when qemu/out/kernel is missing).
 APT_PACKAGES := erofs-utils fsverity attr busybox-static python3-gi gir1.2-glib-2.0 util-linux mount e2fsprogs ostree gir1.2-ostree-1.0 \
-  binutils qemu-user-static cpio xz-utils lz4 zstd
+  binutils qemu-user-static cpio xz-utils lz4 zstd dracut-core
 
 MINIFY ?= --minify
 VERSION := $(shell $(NODE) -p "require('./package.json').version")

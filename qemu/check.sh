@@ -11,11 +11,12 @@
 #        QEMU_TIMEOUT=S   per-boot limit (default 300)
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/preflight.sh"
 
 all=(plain-root signed-ok digest-ok digest-mismatch bad-signature tampered-object
      legacy-off maybe-no-image minimal-initramfs dracut-hook dracut-hook-bad-signature
      native-ok native-sha256 native-tampered-image native-tampered-object native-insecure
-     native-etc-transient)
+     native-etc-transient preflight-ok preflight-no-verity)
 if (($#)); then scenarios=("$@"); else scenarios=("${all[@]}"); fi
 limit=${QEMU_TIMEOUT:-300}
 
@@ -262,6 +263,10 @@ EOF
       ;;
     maybe-no-image)
       debugfs -w -R "rm /$DEPLOY_REL/.ostree.cfs" "$disk" >/dev/null 2>"$dir/debugfs.err" ;;
+    preflight-ok) preflight_prepare "$disk" "$initrd" "$args" "$dir" ;;
+    preflight-no-verity)
+      preflight_prepare "$disk" "$initrd" "$args" "$dir"
+      preflight_drop_verity "$disk" "$VICTIM_OBJ" "$dir" ;;
     bad-signature|dracut-hook-bad-signature)
       local meta=ostree/repo/objects/${COMMIT:0:2}/${COMMIT:2}.commitmeta
       debugfs -R "dump /$meta $dir/commitmeta" "$disk" >/dev/null 2>&1
@@ -303,6 +308,22 @@ EOF
         'victim.txt unreadable (EIO) through the root' ;;
     legacy-off|maybe-no-image)
       booted; ostree_common; legacy_root; victim_ok ;;
+    preflight-ok)
+      # Agreement: preflight passes every check and this very boot succeeded.
+      booted; ostree_common; composefs_root yes; victim_ok
+      preflight_same_entry "$args"; preflight_ok_except
+      expect_not '^CFSTEST preflight FAIL' 'a failed preflight check'
+      expect '^CFSTEST preflight-exit 0$' 'preflight exit 0' ;;
+    preflight-no-verity)
+      # Agreement: preflight fails verity naming victim.txt's object, and this
+      # boot of that entry cannot read the file (EIO, verity=require).
+      booted; ostree_common; composefs_root yes
+      preflight_same_entry "$args"; preflight_ok_except verity
+      expect "^CFSTEST preflight FAIL verity: 1 of [0-9]+ files without fs-verity .*first: /sysroot/$VICTIM_OBJ" \
+        "preflight's verity check names the object without fs-verity"
+      expect '^CFSTEST preflight-exit [1-9]' 'preflight exit non-zero'
+      expect '^CFSTEST read /usr/share/cfstest/victim.txt fail .*(I/O error|Input/output error)' \
+        'victim.txt unreadable (EIO) through the root' ;;
     digest-mismatch) emergency 'digest.*EDIGEST' ;;
     bad-signature) emergency 'signature.*ESIGNATURE' ;;
     dracut-hook-bad-signature)

@@ -36,11 +36,11 @@ mkext4 "$OUT/plainroot" "$OUT/plain.img"
 rm -rf "$OUT/plainroot"
 
 # The OSTree sysroot, signed with a fresh key whose public half goes into the
-# initramfs, with prepare-root.conf asking for signed composefs (the distro
-# location /usr/lib/ostree; the kargs of some scenarios override it).
+# initramfs, with the tree's prepare-root.conf asking for signed composefs (the
+# distro location /usr/lib/ostree; the kargs of some scenarios override it).
 rm -rf "$OUT/sysroot" "$OUT/initrd-extra" "$OUT/initrd-extra-unsigned"
 mkdir -p "$OUT/initrd-extra/usr/lib/ostree" "$OUT/initrd-extra/etc/ostree"
-printf '[composefs]\nenabled = signed\n' > "$OUT/initrd-extra/usr/lib/ostree/prepare-root.conf"
+cp "$OUT/rootfs/usr/lib/ostree/prepare-root.conf" "$OUT/initrd-extra/usr/lib/ostree/prepare-root.conf"
 # A karg never lowers enabled = signed (issue 13 item 7: refused, naming both),
 # so the scenarios whose kargs ask for less (ot-composefs=off, =maybe) boot an
 # initramfs whose configuration does not ask for a signature.

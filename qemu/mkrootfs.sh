@@ -42,6 +42,12 @@ echo cfstest > usr/etc/hostname
 printf 'root:x:0:0:root:/root:/bin/sh\n' > usr/etc/passwd
 printf 'root:x:0:\n' > usr/etc/group
 
+# The distribution's prepare-root.conf, which the initramfs carries a copy of
+# (qemu/mkdisk.sh copies it into initrd-extra): cfsroot preflight's config
+# check compares the two.
+mkdir -p usr/lib/ostree
+printf '[composefs]\nenabled = signed\n' > usr/lib/ostree/prepare-root.conf
+
 # Files read through the booted root. Larger than composefs' inline limit
 # (64 bytes) and than one fs-verity block, so each has a backing object with
 # a multi-block Merkle tree; the victim is the one the tampered-object

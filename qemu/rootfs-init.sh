@@ -14,6 +14,9 @@
 #   CFSTEST same <path-a> <path-b> yes|no     (a file written via a is seen via b)
 #   CFSTEST state <dir>                       (composefs-native: the image's state dir)
 #   CFSTEST statfs <path> <blocks>x<bsize>    (an overlay reports its upper's size)
+#   CFSTEST preflight <line>                  (cfsroot preflight's output, when present)
+#   CFSTEST preflight-usage <s> s <KiB> KiB   (its wall time and peak RSS)
+#   CFSTEST preflight-exit <status>
 #   CFSTEST done
 export PATH=/usr/bin:/usr/sbin:/bin:/sbin
 mount -t proc proc /proc 2>/dev/null
@@ -92,6 +95,21 @@ if [ -n "$st" ]; then
   for p in /etc /sysroot; do out statfs $p "$(stat -f -c '%bx%S' $p)"; done
   same /var/.cfstest-same "$st/var/.cfstest-same"
   same /etc/.cfstest-same "$st/etc/upper/.cfstest-same"
+fi
+# cfsroot preflight against this system's own next boot entry, when a
+# preflight scenario (qemu/preflight.sh) put the binary, and the C library it
+# needs (the test root has none), on the physical root. busybox time gives
+# its wall time and peak RSS; busybox 1.35 takes ru_maxrss (KiB) for pages
+# and prints it 4 times too big (checked against GNU time), hence the / 4.
+pf=/sysroot/cfstest-preflight
+if [ -x "$pf/cfsroot" ]; then
+  { busybox time -f 'preflight-usage %e %M' \
+      "$pf/lib/ld-linux-x86-64.so.2" --library-path "$pf/lib" "$pf/cfsroot" preflight 2>&1
+    echo "preflight-exit $?"; } |
+    awk '/^Command exited with/ { next }
+         /^preflight-exit / { print "CFSTEST " $0; next }
+         /^preflight-usage / { printf "CFSTEST preflight-usage %s s %d KiB\n", $2, $3 / 4; next }
+         { print "CFSTEST preflight " $0 }'
 fi
 out done
 sync

@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { compareVersions, defaultBlsEntry, parseBlsEntry } from '../src/preflight/bls.js';
-import { lookup, readInitramfs } from '../src/preflight/cpio.js';
+import { lookup, readInitramfs, type CpioEntry } from '../src/preflight/cpio.js';
 import { detectCompression } from '../src/preflight/decompress.js';
 import { CfsError } from '../src/errors.js';
 
@@ -88,9 +88,10 @@ for (const [name, argv] of Object.entries(compressors)) {
     const img = Buffer.concat([early, Buffer.alloc(512 - (early.length % 512)), compressed]);
     const r = await readInitramfs(img, 'test.img');
     t.deepEqual(r.segments.map((s) => s.compression), ['cpio', name]);
-    t.is(Buffer.from(lookup(r.entries, 'kernel/x86/microcode/GenuineIntel.bin')!.data).toString(), 'ucode');
-    t.is(Buffer.from(lookup(r.entries, '/etc/ostree/prepare-root.conf')!.data).toString(), '[composefs]\nenabled = signed\n');
-    t.is(lookup(r.entries, 'lib/big')!.data.length, big.length, 'through the lib -> usr/lib symlink');
+    t.is(Buffer.from(lookup(r.entries, 'kernel/x86/microcode/GenuineIntel.bin')!.data!).toString(), 'ucode');
+    t.is(Buffer.from(lookup(r.entries, '/etc/ostree/prepare-root.conf')!.data!).toString(), '[composefs]\nenabled = signed\n');
+    t.is(lookup(r.entries, 'lib/big')!.data!.length, big.length, 'through the lib -> usr/lib symlink');
+    t.is(Buffer.from(lookup(r.entries, 'lib/big')!.data!).toString(), big);
     t.is(lookup(r.entries, 'usr/bin/missing'), null);
   });
 }
@@ -99,7 +100,7 @@ test('initramfs: a later archive replaces an earlier file of the same name', asy
   const a = cpioOf(path.join(tmp, 'rep-a'), { 'etc/x': 'first' });
   const b = cpioOf(path.join(tmp, 'rep-b'), { 'etc/x': 'second' });
   const r = await readInitramfs(Buffer.concat([a, b]), 't');
-  t.is(Buffer.from(lookup(r.entries, 'etc/x')!.data).toString(), 'second');
+  t.is(Buffer.from(lookup(r.entries, 'etc/x')!.data!).toString(), 'second');
 });
 
 test('initramfs: hostile input is one-line typed errors', async (t) => {
@@ -151,10 +152,12 @@ test('the addon measures fs-verity with FS_IOC_MEASURE_VERITY (this host: not su
 
 test('what starts cfsroot at boot: systemd unit and its wants link, dracut hook, busybox /init', async (t) => {
   const { checkRunsAtBoot } = await import('../src/preflight/checks.js');
-  const reg = (name: string, text: string) => [name, { name, mode: 0o100644, data: Buffer.from(text) }] as const;
-  const lnk = (name: string, target: string) => [name, { name, mode: 0o120777, data: Buffer.from(target) }] as const;
+  const entry = (name: string, mode: number, text: string): readonly [string, CpioEntry] =>
+    [name, { name, mode, size: Buffer.byteLength(text), data: Buffer.from(text), scanned: null }] as const;
+  const reg = (name: string, text: string) => entry(name, 0o100644, text);
+  const lnk = (name: string, target: string) => entry(name, 0o120777, target);
   const unit = '[Service]\nExecStart=/usr/bin/cfsroot /sysroot\n';
-  const verdict = (entries: ReadonlyArray<readonly [string, { name: string; mode: number; data: Buffer }]>) => {
+  const verdict = (entries: ReadonlyArray<readonly [string, CpioEntry]>) => {
     const out: Array<{ ok: boolean; message: string }> = [];
     checkRunsAtBoot(new Map(entries), (_c, message) => out.push({ ok: true, message }), (_c, message) => out.push({ ok: false, message }));
     t.is(out.length, 1);
@@ -183,4 +186,99 @@ test('EROFS redirect walker: hostile images are one-line EIMAGE errors', async (
   const e = t.throws(() => imageRedirects(sb, 'y.cfs'), { instanceOf: CfsError });
   t.is(e?.code, 'EIMAGE');
   t.false(e?.message.includes('\n'));
+});
+
+/** `buf` as a stream of pieces of `size` bytes (the last one shorter). */
+async function* piecesOf(buf: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
+  for (let i = 0; i < buf.length; i += size) yield buf.subarray(i, i + size);
+}
+
+test('initramfs as a stream: any piece size reads the same entries; unkept files keep their size; a scanner sees every byte', async (t) => {
+  const { versionScanner } = await import('../src/preflight/embedded-version.js');
+  const binary = Buffer.concat([Buffer.alloc(300_000, 0x41), Buffer.from('@(#)cfsroot 9.8.7-x;'), Buffer.alloc(70_000, 0x42)]);
+  const dir = path.join(tmp, 'stream');
+  const main = cpioOf(dir, { 'usr/bin/cfsroot': 'placeholder', 'etc/ostree/prepare-root.conf': '[composefs]\nenabled = yes\n', 'bin': '->usr/bin' });
+  fs.writeFileSync(path.join(dir, 'usr/bin/cfsroot'), binary);
+  const list = execFileSync('find', ['.', '-mindepth', '1'], { cwd: dir }).toString();
+  const archive = execFileSync('cpio', ['-o', '-H', 'newc', '--quiet'], { cwd: dir, input: list, maxBuffer: 1 << 28 });
+  for (const [name, argv] of Object.entries(compressors)) {
+    // Zero padding after the compressed data, as dracut and the kernel write it.
+    const img = Buffer.concat([execFileSync(argv[0]!, argv.slice(1), { input: archive, maxBuffer: 1 << 28 }), Buffer.alloc(512)]);
+    for (const piece of [1, 7, 4096, img.length]) {
+      const r = await readInitramfs(piecesOf(img, piece), 's.img', {
+        keep: (_n, size) => size < 1000,
+        scan: (n) => (n.endsWith('/cfsroot') ? versionScanner() : null),
+      });
+      const bin = lookup(r.entries, 'bin/cfsroot')!;
+      const what = `${name}, pieces of ${piece}`;
+      t.is(bin.data, null, `${what}: not kept`);
+      t.is(bin.size, binary.length, what);
+      t.is(bin.scanned, '9.8.7-x', what);
+      t.is(Buffer.from(lookup(r.entries, 'etc/ostree/prepare-root.conf')!.data!).toString(), '[composefs]\nenabled = yes\n', what);
+    }
+  }
+});
+
+test('version scanner: a what-string cut at any point between two pieces is found', async (t) => {
+  const { versionScanner, embeddedVersion } = await import('../src/preflight/embedded-version.js');
+  const bin = Buffer.from('xx @(#)cfsroot "+y; @(#)cfsroot 12.3.4+git;zz');
+  for (let cut = 0; cut <= bin.length; cut++) {
+    for (const third of [cut, Math.min(bin.length, cut + 3)]) {
+      const s = versionScanner();
+      s.push(bin.subarray(0, cut));
+      s.push(bin.subarray(cut, third));
+      s.push(bin.subarray(third));
+      t.is(s.result(), '12.3.4+git', `cut at ${cut} and ${third}`);
+    }
+  }
+  t.is(embeddedVersion(Buffer.from('... @(#)cfsroot 1.0')), '1.0', 'a version at the very end');
+  t.is(embeddedVersion(Buffer.from('@(#)cfsroot ')), null);
+});
+
+test('initramfs as a stream: a truncated compressed segment is one EIMAGE line', async (t) => {
+  const main = cpioOf(path.join(tmp, 'trunc'), { 'etc/x': 'y'.repeat(200_000) });
+  for (const [name, argv] of Object.entries(compressors)) {
+    const img = execFileSync(argv[0]!, argv.slice(1), { input: main, maxBuffer: 1 << 28 });
+    const e = await t.throwsAsync(readInitramfs(piecesOf(img.subarray(0, img.length >> 1), 1000), 'cut.img'), { instanceOf: CfsError }, name);
+    t.is(e?.code, 'EIMAGE', `${name}: ${e?.message}`);
+    t.false(e?.message.includes('\n'), name);
+  }
+});
+
+test('EROFS: one file of an image by its path, its bytes inline or in blocks (mkfs.erofs), null for none or a directory', async (t) => {
+  const { imageFile } = await import('../src/preflight/erofs-redirects.js');
+  const tree = path.join(tmp, 'erofs-tree');
+  const conf = '[etc]\nmount = "bind"\n';
+  const big = 'x'.repeat(9000) + 'end';
+  fs.mkdirSync(path.join(tree, 'usr/lib/composefs'), { recursive: true });
+  fs.writeFileSync(path.join(tree, 'usr/lib/composefs/setup-root-conf.toml'), conf);
+  fs.writeFileSync(path.join(tree, 'usr/lib/big'), big);
+  const img = path.join(tmp, 'files.erofs');
+  execFileSync('mkfs.erofs', ['--quiet', img, tree], { stdio: 'ignore' });
+  const buf = fs.readFileSync(img);
+  const got = (p: string) => {
+    const f = imageFile(buf, p, 'files.erofs');
+    return f && 'data' in f ? Buffer.from(f.data).toString() : f;
+  };
+  t.is(got('/usr/lib/composefs/setup-root-conf.toml'), conf);
+  t.is(got('/usr/lib/big'), big);
+  t.is(got('/usr/lib/missing'), null);
+  t.is(got('/usr/lib'), null);
+  t.is(got('/usr/lib/big/below'), null);
+});
+
+test('the unit runs for the entry\'s kargs: ConditionKernelCommandLine= as systemd reads it', async (t) => {
+  const { unitConditions } = await import('../src/preflight/checks.js');
+  const unit = '[Unit]\nConditionKernelCommandLine=|ostree\nConditionKernelCommandLine=|composefs\nConditionPathExists=/etc/initrd-release\n';
+  const digest = 'composefs.digest=v1-sha512-12:' + 'a'.repeat(128);
+  t.true(unitConditions(unit, ['root=/dev/vda', 'ostree=/ostree/boot.1/x/y/0']).met);
+  t.true(unitConditions(unit, ['composefs=' + 'a'.repeat(128)]).met);
+  t.true(unitConditions(unit, ['composefs']).met, 'a bare word matches');
+  const r = unitConditions(unit, ['root=/dev/vda', digest]);
+  t.false(r.met, 'composefs does not match composefs.digest=');
+  t.regex(r.why, /no karg matches its triggers ConditionKernelCommandLine=\|ostree, \|composefs/);
+  t.true(unitConditions(unit + 'ConditionKernelCommandLine=|composefs.digest\n', [digest]).met);
+  t.true(unitConditions('[Unit]\n', ['anything']).met, 'no condition: it runs');
+  t.false(unitConditions('ConditionKernelCommandLine=!rd.cfsroot.skip\n', ['rd.cfsroot.skip']).met, 'negated');
+  t.false(unitConditions('ConditionKernelCommandLine=mode=a\n', ['mode=b']).met, 'name=value is exact');
 });

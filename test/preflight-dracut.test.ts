@@ -7,9 +7,15 @@
  *   full     cfsroot module, prepare-root.conf (enabled = signed) and the key
  *   nokey    cfsroot module and the conf, no key, erofs/overlay/loop omitted
  *   plain    no cfsroot module (the conf and key included)
+ *   native   cfsroot module and a setup-root-conf.toml ([etc] mount = "bind"),
+ *            for entries with composefs= kargs over composefs-native
+ *            repositories (test/helpers/native-repo.ts)
  * This host has no fs-verity, so the `verity` check fails here, honestly, with
  * "does not support fs-verity"; every other check is asserted one by one.
- * Needs root (mksysroot's trusted.* xattrs) and dracut.
+ * Needs root (mksysroot's trusted.* xattrs), dracut (dracut-core, in the
+ * Makefile's APT_PACKAGES: `make apt-deps`) and the QEMU build's kernel:
+ * before() runs qemu/deps.sh (`make qemu-deps`) when qemu/out/kernel is
+ * missing, which unpacks Debian's 6.12 kernel there without installing it.
  */
 import test from 'ava';
 import * as fs from 'node:fs';
@@ -18,6 +24,7 @@ import * as path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { makeSysroot, type SysrootInfo } from '../tools/mksysroot.js';
 import { BINARY } from './helpers/fixture.js';
+import { buildNativeImage, makeNativeRepo, type NativeRepo } from './helpers/native-repo.js';
 
 const REPO = path.resolve(import.meta.dirname, '..');
 const KDIR = path.join(REPO, 'qemu/out/kernel');
@@ -27,6 +34,10 @@ const CONF = '[composefs]\nenabled = signed\n';
 let kver = '';
 let good: SysrootInfo;
 let other: SysrootInfo;
+const NATIVE_CONF = '[etc]\nmount = "bind"\n';
+/** Its image carries the initramfs's setup-root-conf.toml; sameConf's carries another. */
+let sameConf: NativeRepo;
+let otherConf: NativeRepo;
 
 interface Check { code: string; ok: boolean; message: string; fix: string }
 
@@ -68,20 +79,29 @@ test.before(() => {
   dracut(path.join(boot, 'full.img'), `${base} cfsroot`, ['--include', withKey, '/']);
   dracut(path.join(boot, 'nokey.img'), `${base} cfsroot`, ['--include', noKey, '/', '--omit-drivers', 'erofs overlay loop']);
   dracut(path.join(boot, 'plain.img'), base, ['--include', withKey, '/']);
+  const nativeInc = path.join(tmp, 'inc-native');
+  fs.mkdirSync(path.join(nativeInc, 'usr/lib/composefs'), { recursive: true });
+  fs.writeFileSync(path.join(nativeInc, 'usr/lib/composefs/setup-root-conf.toml'), NATIVE_CONF);
+  dracut(path.join(boot, 'native.img'), `${base} cfsroot`, ['--include', nativeInc, '/']);
+  const conf = 'usr/lib/composefs/setup-root-conf.toml';
+  sameConf = makeNativeRepo(buildNativeImage('sha512', { [conf]: NATIVE_CONF }), { alg: 'sha512' });
+  otherConf = makeNativeRepo(buildNativeImage('sha512', { [conf]: '# another image\n[root]\ntransient = true\n[etc]\nmount = "transient"\n' }), { alg: 'sha512' });
   fs.writeFileSync(path.join(boot, `vmlinuz-${kver}`), 'not a kernel: preflight reads only its name\n');
   // Two entries: the loader boots version 2.
   entry(path.join(boot, 'loader/entries/ostree-1-cfsdemo.conf'), { version: '1', initrd: 'plain.img' });
   entry(path.join(boot, 'loader/entries/ostree-2-cfsdemo.conf'), { version: '2', initrd: 'full.img' });
 });
 
-test.after.always(() => fs.rmSync(tmp, { recursive: true, force: true }));
+test.after.always(() => {
+  sameConf?.cleanup();
+  otherConf?.cleanup();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
 
-function entry(file: string, o: { version?: string; initrd: string; linux?: string; ostree?: string }): string {
+function entry(file: string, o: { version?: string; initrd: string; linux?: string; ostree?: string; options?: string }): string {
   const linux = o.linux ?? `/vmlinuz-${kver}`;
-  fs.writeFileSync(
-    file,
-    `title cfsdemo\nversion ${o.version ?? '1'}\nlinux ${linux}\ninitrd /${o.initrd}\noptions root=LABEL=sysroot rw ostree=${o.ostree ?? good.ostreeKarg}\n`,
-  );
+  const options = o.options ?? `ostree=${o.ostree ?? good.ostreeKarg}`;
+  fs.writeFileSync(file, `title cfsdemo\nversion ${o.version ?? '1'}\nlinux ${linux}\ninitrd /${o.initrd}\noptions root=LABEL=sysroot rw ${options}\n`);
   return file;
 }
 
@@ -199,4 +219,59 @@ test('the backing objects are the image’s redirects; fs-verity counted on each
   t.deepEqual(all, [], 'with fs-verity everywhere every check passes');
   const none = (await run(() => 'unsupported')).find((c) => c.code === 'verity')!;
   t.regex(none.message, /the filesystem does not support fs-verity/);
+});
+
+test('composefs-native: the image the karg names, its config the initramfs\'s, the mode\'s decision; fs-verity is what this host lacks', (t) => {
+  const r = preflight(['--sysroot', sameConf.sysroot, '--entry', scenario('native', { initrd: 'native.img', options: `composefs=${sameConf.digest}` })]);
+  t.is(r.status, 1, r.stdout + r.stderr);
+  t.deepEqual(failed(r.checks), ['verity'], r.stdout);
+  t.deepEqual(r.checks.map((c) => c.code), ['entry', 'initramfs', 'cfsroot', 'runs-at-boot', 'image', 'config', 'decision', 'kernel-version', 'kernel-modules', 'verity']);
+  t.regex(byCode(r.checks, 'image')!.message, new RegExp(`^composefs=${sameConf.digest} -> composefs/images/${sameConf.digest} `));
+  t.regex(byCode(r.checks, 'config')!.message, /\/usr\/lib\/composefs\/setup-root-conf\.toml in the initramfs vs \/usr\/lib\/composefs\/setup-root-conf\.toml of the image: the same settings/);
+  t.regex(byCode(r.checks, 'decision')!.message, /\/etc bind, \/var bind/, 'the initramfs\'s [etc] mount = "bind" was used');
+  t.regex(byCode(r.checks, 'runs-at-boot')!.message, /triggered by ConditionKernelCommandLine=\|composefs/);
+  t.regex(byCode(r.checks, 'verity')!.message, /does not support fs-verity/);
+  // The insecure form asks for no fs-verity: every check passes.
+  const insecure = preflight(['--sysroot', sameConf.sysroot, '--entry', scenario('native-insecure', { initrd: 'native.img', options: `composefs=?${sameConf.digest}` })]);
+  t.is(insecure.status, 0, insecure.stdout);
+  t.false(insecure.checks.some((c) => c.code === 'verity'));
+  t.regex(byCode(insecure.checks, 'kernel-version')!.message, /data-only overlayfs lowers/);
+});
+
+test('composefs-native: fs-verity counted on the image and each object under SYSROOT/composefs/objects (a fake measurer)', async (t) => {
+  const { runPreflight } = await import('../src/preflight/checks.js');
+  const file = scenario('native-fake', { initrd: 'native.img', options: `composefs=${sameConf.digest}` });
+  const objects = path.join(sameConf.sysroot, 'composefs/objects');
+  const run = (m: (f: string) => string | null) => runPreflight({ sysroot: sameConf.sysroot, boot, entry: file, measureVerity: m });
+  t.deepEqual((await run(() => 'sha512:00')).filter((c) => !c.ok), [], 'with fs-verity everywhere every check passes');
+  const v = (await run((f) => (f.startsWith(objects) && !f.startsWith(path.dirname(sameConf.imageFile)) ? null : 'sha512:00'))).find((c) => c.code === 'verity')!;
+  t.false(v.ok);
+  t.regex(v.message, /^\d+ of \d+ files without fs-verity .*first: /);
+  t.true(v.message.includes(objects), v.message);
+  const img = (await run((f) => (f === sameConf.imageFile ? null : 'sha512:00'))).find((c) => c.code === 'verity')!;
+  t.regex(img.message, /^1 of /);
+  t.true(img.message.includes(sameConf.imageFile), img.message);
+});
+
+test('composefs-native: the config in the initramfs differs from the image\'s, each setting named', (t) => {
+  const r = preflight(['--sysroot', otherConf.sysroot, '--entry', scenario('native-conf', { initrd: 'native.img', options: `composefs=${otherConf.digest}` })]);
+  t.is(r.status, 1);
+  const c = byCode(r.checks, 'config')!;
+  t.false(c.ok, r.stdout);
+  t.regex(c.message, /\[root\] transient: initramfs false, image true; \[etc\] mount: initramfs "bind", image "transient"$/);
+  t.true(byCode(r.checks, 'decision')!.ok, 'the boot itself would go on, with the initramfs\'s settings');
+  // No setup-root-conf.toml in the initramfs: its defaults against the image's.
+  const d = preflight(['--sysroot', sameConf.sysroot, '--entry', scenario('native-defaults', { initrd: 'full.img', options: `composefs=${sameConf.digest}` })]);
+  t.regex(byCode(d.checks, 'config')!.message, /^no setup-root-conf\.toml \(defaults\) in the initramfs vs .* differ: \[etc\] mount: initramfs "overlay", image "bind"$/);
+});
+
+test('composefs-native: an entry whose composefs= names no image', (t) => {
+  const missing = 'e'.repeat(128);
+  const r = preflight(['--sysroot', sameConf.sysroot, '--entry', scenario('native-gone', { initrd: 'native.img', options: `composefs=${missing}` })]);
+  t.is(r.status, 1);
+  const i = byCode(r.checks, 'image')!;
+  t.false(i.ok);
+  t.regex(i.message, new RegExp(`no composefs image in .*/composefs/images .*composefs=${missing}`));
+  t.regex(i.fix, /redeploy/);
+  t.false(r.checks.some((c) => c.code === 'decision'), 'nothing decided without an image');
 });

@@ -1,19 +1,21 @@
 /**
  * `cfsroot preflight`: will the next boot work? Each check reads what that
  * boot will really use: the boot entry the loader picks, the initramfs it
- * names (read in memory, src/preflight/cpio.ts), the config and key inside
+ * names (read as a stream, src/preflight/cpio.ts), the config and key inside
  * it, the deployment its ostree= names, and the kernel it boots. The boot's
  * whole decision is the boot's own code (src/decide.ts), run with the
  * initramfs's prepare-root.conf and key, copied alone into a private
- * temporary directory (mode 0700, removed at once).
+ * temporary directory (mode 0700, removed at once). Entries with
+ * composefs-native kargs get that mode's checks (src/preflight/native-checks.ts).
  */
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CfsError, describeSystemError } from '../errors.js';
+import { CfsError, describeSystemError, fail } from '../errors.js';
 import { oneLine } from '../log.js';
-import { parseKernelCmdline } from '../cmdline.js';
+import { parseKernelCmdline, splitKernelCmdline } from '../cmdline.js';
+import { selectsNativeMode } from '../composefs-native/kargs.js';
 import { CONF_PATHS, readKeyFileText, resolveBootConfig, resolveOstreeTarget } from '../config.js';
 import { resolveDeployment } from '../deployment.js';
 import { parsePublicKeys } from '../keys.js';
@@ -23,9 +25,13 @@ import type { BootConfig, Deployment, PrepareRootConf } from '../model.js';
 import { defaultBlsEntry, readBlsEntries, readBlsEntryFile, compareVersions, type BlsEntry } from './bls.js';
 import { imageRedirects } from './erofs-redirects.js';
 import { lookup, readInitramfs, S_IFMT, S_IFREG, type CpioEntry } from './cpio.js';
+import { versionScanner } from './embedded-version.js';
 
 export interface Check {
-  /** Stable name, also the JSON code: entry, initramfs, cfsroot, runs-at-boot, config, deployment, key, decision, kernel-modules, kernel-version, verity. */
+  /**
+   * Stable name, also the JSON code: entry, initramfs, cfsroot, runs-at-boot, config, decision, kernel-modules,
+   * kernel-version, verity; ostree mode: deployment, key; composefs-native mode: image.
+   */
   code: string;
   ok: boolean;
   message: string;
@@ -76,10 +82,13 @@ export async function runPreflight(o: PreflightOptions): Promise<Check[]> {
   ok('entry', `${entry.file} (version ${entry.version ?? 'none'}): linux ${entry.linux}, initrd ${entry.initrd.join(' ')}`);
 
   // The initramfs: the boot loader loads every initrd, one after the other.
+  // Read as a stream; only the small files preflight reads are kept.
   let files: Map<string, CpioEntry>;
   try {
-    const parts = entry.initrd.map((p) => fs.readFileSync(path.join(o.boot, p)));
-    const img = await readInitramfs(parts.length === 1 ? parts[0]! : Buffer.concat(parts), entry.initrd.join('+'));
+    const img = await readInitramfs(readFiles(entry.initrd.map((p) => path.join(o.boot, p))), entry.initrd.join('+'), {
+      keep: keepInitramfsFile,
+      scan: (name) => (/(^|\/)cfsroot$/.test(name) ? versionScanner() : null),
+    });
     files = img.entries;
     ok('initramfs', `${img.entries.size} entries in ${img.segments.map((s) => s.compression).join(' + ')}`);
   } catch (e) {
@@ -92,16 +101,23 @@ export async function runPreflight(o: PreflightOptions): Promise<Check[]> {
   };
   const text = (p: string): string | null => {
     const e = file(p);
-    return e ? Buffer.from(e.data).toString('utf8') : null;
+    return e?.data ? Buffer.from(e.data).toString('utf8') : null;
   };
 
   // cfsroot itself.
   const bin = file('usr/bin/cfsroot') ?? file('usr/sbin/cfsroot');
   if (!bin) bad('cfsroot', 'no /usr/bin/cfsroot in the initramfs', 'rebuild the initramfs with the cfsroot module (dracut --add cfsroot)');
-  else ok('cfsroot', `/usr/bin/cfsroot ${embeddedVersion(bin.data) ?? '(version not found in the binary)'}, ${bin.data.length} bytes`);
+  else ok('cfsroot', `/usr/bin/cfsroot ${bin.scanned ?? '(version not found in the binary)'}, ${bin.size} bytes`);
 
   // Will it run?
-  checkRunsAtBoot(files, ok, bad);
+  checkRunsAtBoot(files, ok, bad, splitKernelCmdline(entry.options));
+
+  // composefs-native kargs: that mode's checks (src/preflight/native-checks.ts).
+  if (selectsNativeMode(splitKernelCmdline(entry.options))) {
+    const { checkNative } = await import('./native-checks.js');
+    await checkNative(o, entry, files, text, ok, bad);
+    return checks;
+  }
 
   // The config: the one that wins in the initramfs against the deployment's.
   const confText: Record<string, string> = {};
@@ -120,7 +136,7 @@ export async function runPreflight(o: PreflightOptions): Promise<Check[]> {
   } catch (e) {
     bad('deployment', `the entry's options: ${message(e)}`, 'the entry names a deployment that is gone: redeploy, or pick another entry');
   }
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cfsroot-preflight-'));
+  const tmp = privateDir();
   try {
     for (const [rel, t] of Object.entries(confText)) {
       fs.mkdirSync(path.join(tmp, path.dirname(rel)), { recursive: true, mode: 0o700 });
@@ -147,7 +163,10 @@ export async function runPreflight(o: PreflightOptions): Promise<Check[]> {
       if (!config.composefsSigned) ok('key', `not needed: composefs=${config.composefs}${config.composefsVerity ? ' (verity)' : ''}, not signed`);
       else {
         const keyText = text(config.keypath);
-        if (keyText === null) bad('key', `keypath ${config.keypath} is not in the initramfs`, `install the public key at ${config.keypath} and regenerate the initramfs`);
+        const keyEntry = file(config.keypath);
+        if (keyText === null && keyEntry) {
+          bad('key', `keypath ${config.keypath} in the initramfs is ${keyEntry.size} bytes, too large for a key file (preflight reads up to ${KEEP_FILE_BYTES})`, `install the public key at ${config.keypath} and regenerate the initramfs`);
+        } else if (keyText === null) bad('key', `keypath ${config.keypath} is not in the initramfs`, `install the public key at ${config.keypath} and regenerate the initramfs`);
         else {
           try {
             const keys = parsePublicKeys(keyText, `${config.keypath} in the initramfs`);
@@ -179,32 +198,28 @@ export async function runPreflight(o: PreflightOptions): Promise<Check[]> {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 
-  // The kernel.
-  const kver = /vmlinuz-(.+)$/.exec(entry.linux)?.[1] ?? null;
-  if (config && config.composefs !== 'no') {
-    if (!kver) bad('kernel-version', `cannot tell the kernel version from ${entry.linux}`, 'name the kernel vmlinuz-<version>');
-    else {
-      const need = config.composefsVerity ? KERNEL_VERITY_REQUIRE : KERNEL_DATA_ONLY_LOWERS;
-      const why = config.composefsVerity ? 'verity=require' : 'data-only overlayfs lowers';
-      if (compareVersions(kver, need) < 0) bad('kernel-version', `kernel ${kver} is older than ${need}, needed for ${why}`, `boot a kernel ${need} or newer`);
-      else ok('kernel-version', `kernel ${kver} >= ${need} (${why})`);
-      checkModules(files, kver, o.sysroot, deployment, ok, bad);
-    }
+  // The kernel, and fs-verity on the image and the objects.
+  if (config && config.composefs !== 'no') checkKernel(files, entry, config.composefsVerity, o.sysroot, deployment?.dir ?? null, ok, bad);
+  if (config && deployment && config.composefsVerity) {
+    checkVerity(o.measureVerity ?? null, path.join(deployment.dir, '.ostree.cfs'), path.join(o.sysroot, 'ostree/repo/objects'), OSTREE_OBJECT, ok, bad);
   }
-
-  // fs-verity on the image and the objects.
-  if (config && deployment && config.composefsVerity) checkVerity(o, deployment, ok, bad);
   return checks;
 }
 
 export type Ok = (code: string, message: string) => void;
 export type Bad = (code: string, message: string, fix: string) => void;
 
-/** The unit wanted by initrd-root-fs.target, or dracut's hook, or a busybox /init: what starts cfsroot at boot. */
-export function checkRunsAtBoot(files: Map<string, CpioEntry>, ok: Ok, bad: Bad): void {
+/**
+ * The unit wanted by initrd-root-fs.target, or dracut's hook, or a busybox
+ * /init: what starts cfsroot at boot. With `args` (the entry's kernel
+ * command line) also whether it starts for these kargs: the unit's
+ * ConditionKernelCommandLine= lines, or the names the hook's getarg asks for
+ * (a unit triggered by `composefs` alone does not run for `composefs.digest=`).
+ */
+export function checkRunsAtBoot(files: Map<string, CpioEntry>, ok: Ok, bad: Bad, args?: readonly string[]): void {
   const text = (p: string): string | null => {
     const e = lookup(files, p);
-    return e && (e.mode & S_IFMT) === S_IFREG ? Buffer.from(e.data).toString('utf8') : null;
+    return e?.data && (e.mode & S_IFMT) === S_IFREG ? Buffer.from(e.data).toString('utf8') : null;
   };
   const unitDirs = ['etc/systemd/system', 'usr/lib/systemd/system'];
   const hasSystemd = lookup(files, 'usr/lib/systemd/systemd') !== null;
@@ -214,12 +229,21 @@ export function checkRunsAtBoot(files: Map<string, CpioEntry>, ok: Ok, bad: Bad)
     if (!unit) bad('runs-at-boot', 'systemd initramfs without cfsroot.service', 'rebuild the initramfs with the cfsroot dracut module');
     else if (!wanted) bad('runs-at-boot', 'cfsroot.service is not wanted by initrd-root-fs.target', 'systemctl --root the initramfs enable cfsroot.service (the dracut module does it)');
     else if (!/^ExecStart=\S*cfsroot\s/m.test(unit)) bad('runs-at-boot', 'cfsroot.service does not run cfsroot', 'reinstall the cfsroot dracut module');
-    else ok('runs-at-boot', 'cfsroot.service, wanted by initrd-root-fs.target');
+    else {
+      const c = args ? unitConditions(unit, args) : null;
+      if (c && !c.met) {
+        bad('runs-at-boot', `cfsroot.service is skipped for this entry: ${c.why}`, 'install a cfsroot dracut module whose unit is triggered by the mode\'s karg, and regenerate the initramfs');
+      } else ok('runs-at-boot', `cfsroot.service, wanted by initrd-root-fs.target${c?.why ? `, ${c.why}` : ''}`);
+    }
     return;
   }
   for (const name of files.keys()) {
     if (/\/hooks\/pre-pivot\/[^/]*cfsroot[^/]*\.sh$/.test(name)) {
-      ok('runs-at-boot', `dracut pre-pivot hook /${name}`);
+      const hook = text(name) ?? '';
+      const asks = [...hook.matchAll(/getarg\s+([A-Za-z0-9_.-]+)/g)].map((m) => m[1]!);
+      if (args && asks.length > 0 && !args.some((a) => asks.some((n) => kargIs(a, n)))) {
+        bad('runs-at-boot', `the dracut pre-pivot hook /${name} runs cfsroot only for ${asks.join(' or ')}, and the entry has none of them`, 'install a cfsroot dracut module whose hook asks for the mode\'s karg, and regenerate the initramfs');
+      } else ok('runs-at-boot', `dracut pre-pivot hook /${name}`);
       return;
     }
   }
@@ -229,6 +253,32 @@ export function checkRunsAtBoot(files: Map<string, CpioEntry>, ok: Ok, bad: Bad)
     return;
   }
   bad('runs-at-boot', 'nothing in the initramfs runs cfsroot (no systemd unit, no dracut hook, no /init calling it)', 'rebuild the initramfs with the cfsroot dracut module (dracut --add cfsroot)');
+}
+
+/** systemd's match of one ConditionKernelCommandLine= word: `name` is the karg name alone or with any value, `name=value` exactly. */
+function kargIs(arg: string, word: string): boolean {
+  return word.includes('=') ? arg === word : arg === word || arg.startsWith(`${word}=`);
+}
+
+/**
+ * The unit's ConditionKernelCommandLine= lines against the kargs, as systemd
+ * reads them: every plain condition must hold, and of the triggering ones
+ * (`|`) at least one; `!` negates.
+ */
+export function unitConditions(unit: string, args: readonly string[]): { met: boolean; why: string } {
+  const plain: string[] = [];
+  const triggers: string[] = [];
+  for (const m of unit.matchAll(/^\s*ConditionKernelCommandLine\s*=\s*(\S+)\s*$/gm)) {
+    const v = m[1]!;
+    (v.startsWith('|') ? triggers : plain).push(v.startsWith('|') ? v.slice(1) : v);
+  }
+  const holds = (c: string) => (c.startsWith('!') ? !args.some((a) => kargIs(a, c.slice(1))) : args.some((a) => kargIs(a, c)));
+  const failing = plain.filter((c) => !holds(c));
+  if (failing.length > 0) return { met: false, why: `ConditionKernelCommandLine=${failing.join(', ')} does not hold` };
+  if (triggers.length === 0) return { met: true, why: '' };
+  const hit = triggers.find(holds);
+  if (!hit) return { met: false, why: `no karg matches its triggers ConditionKernelCommandLine=|${triggers.join(', |')}` };
+  return { met: true, why: `triggered by ConditionKernelCommandLine=|${hit}` };
 }
 
 function checkConfig(conf: PrepareRootConf, confText: Record<string, string>, dep: Deployment, ok: Ok, bad: Bad): void {
@@ -260,7 +310,7 @@ function checkConfig(conf: PrepareRootConf, confText: Record<string, string>, de
   else bad('config', `${where} differ: ${diffs.join('; ')}`, 'regenerate the initramfs from the deployment (dracut -f, or let ostree/bootc do it on deploy)');
 }
 
-function checkModules(files: Map<string, CpioEntry>, kver: string, sysroot: string, dep: Deployment | null, ok: Ok, bad: Bad): void {
+function checkModules(files: Map<string, CpioEntry>, kver: string, sysroot: string, checkout: string | null, ok: Ok, bad: Bad): void {
   const modDir = `usr/lib/modules/${kver}`;
   const inInitramfs = new Map<string, string>();
   const prefix = (lookup(files, `lib/modules/${kver}`) ? `lib/modules/${kver}` : modDir) + '/';
@@ -274,9 +324,9 @@ function checkModules(files: Map<string, CpioEntry>, kver: string, sysroot: stri
   const candidates = [
     () => {
       const e = lookup(files, `lib/modules/${kver}/modules.builtin`);
-      return e ? Buffer.from(e.data).toString('utf8') : null;
+      return e?.data ? Buffer.from(e.data).toString('utf8') : null;
     },
-    () => (dep ? readOrNull(path.join(dep.dir, modDir, 'modules.builtin')) : null),
+    () => (checkout ? readOrNull(path.join(checkout, modDir, 'modules.builtin')) : null),
     () => readOrNull(path.join(sysroot, 'lib/modules', kver, 'modules.builtin')),
     () => readOrNull(path.join('/lib/modules', kver, 'modules.builtin')),
   ];
@@ -294,9 +344,15 @@ function checkModules(files: Map<string, CpioEntry>, kver: string, sysroot: stri
   else ok('kernel-modules', `kernel ${kver}: ${said}`);
 }
 
-function checkVerity(o: PreflightOptions, dep: Deployment, ok: Ok, bad: Bad): void {
-  const measure = o.measureVerity ?? null;
-  const image = path.join(dep.dir, '.ostree.cfs');
+/** A redirect naming an ostree object: "/xx/<62 hex>.file", relative to the repo's objects/. */
+export const OSTREE_OBJECT = /^\/[0-9a-f]{2}\/[0-9a-f]{62}\.file$/;
+
+/**
+ * fs-verity on the composefs image and on every backing object it names
+ * (its redirects, under objectsDir), each measured with the ioctl: the
+ * count and the first few without it.
+ */
+export function checkVerity(measure: PreflightOptions['measureVerity'] | null, image: string, objectsDir: string, objectName: RegExp, ok: Ok, bad: Bad): void {
   if (!measure) {
     bad('verity', 'cannot measure fs-verity here (no measuring tool)', 'run preflight on the booted system');
     return;
@@ -312,7 +368,6 @@ function checkVerity(o: PreflightOptions, dep: Deployment, ok: Ok, bad: Bad): vo
     bad('verity', `${image}: the filesystem does not support fs-verity`, 'put the sysroot on a filesystem with fs-verity (ext4 -O verity, btrfs, f2fs), or do not require verity');
     return;
   }
-  const objectsDir = path.join(o.sysroot, 'ostree/repo/objects');
   const missing: string[] = [];
   if (first === null) missing.push(image);
   let redirects: string[];
@@ -323,8 +378,7 @@ function checkVerity(o: PreflightOptions, dep: Deployment, ok: Ok, bad: Bad): vo
     return;
   }
   for (const r of redirects) {
-    // composefs names objects "/xx/<62 hex>.file" relative to the repo's objects/.
-    if (!/^\/[0-9a-f]{2}\/[0-9a-f]{62}\.file$/.test(r)) {
+    if (!objectName.test(r)) {
       missing.push(`${r} (not an object path)`);
       continue;
     }
@@ -344,6 +398,24 @@ function checkVerity(o: PreflightOptions, dep: Deployment, ok: Ok, bad: Bad): vo
   else ok('verity', `fs-verity enabled on the image and the ${redirects.length} backing objects it names`);
 }
 
+/**
+ * The kernel the entry boots: new enough for what the mode asks (data-only
+ * overlayfs lowers; verity=require), and erofs, overlay and loop in the
+ * initramfs or built in.
+ */
+export function checkKernel(files: Map<string, CpioEntry>, entry: BlsEntry, verity: boolean, sysroot: string, checkout: string | null, ok: Ok, bad: Bad): void {
+  const kver = /vmlinuz-(.+)$/.exec(entry.linux ?? '')?.[1] ?? null;
+  if (!kver) {
+    bad('kernel-version', `cannot tell the kernel version from ${entry.linux}`, 'name the kernel vmlinuz-<version>');
+    return;
+  }
+  const need = verity ? KERNEL_VERITY_REQUIRE : KERNEL_DATA_ONLY_LOWERS;
+  const why = verity ? 'verity=require' : 'data-only overlayfs lowers';
+  if (compareVersions(kver, need) < 0) bad('kernel-version', `kernel ${kver} is older than ${need}, needed for ${why}`, `boot a kernel ${need} or newer`);
+  else ok('kernel-version', `kernel ${kver} >= ${need} (${why})`);
+  checkModules(files, kver, sysroot, checkout, ok, bad);
+}
+
 function readOrNull(p: string): string | null {
   try {
     return fs.readFileSync(p, 'utf8');
@@ -352,25 +424,55 @@ function readOrNull(p: string): string | null {
   }
 }
 
-function message(e: unknown): string {
+export function message(e: unknown): string {
   return oneLine(e instanceof CfsError ? e.message : describeSystemError(e));
 }
 
 /**
- * The version of a cfsroot binary, read from its bytes (an executable in an
- * archive cannot be run): src/version.ts keeps the what-string
- * "@(#)cfsroot VERSION" in the bundle, which the single executable carries
- * as text in its snapshot.
+ * Regular files preflight reads, kept in memory: configs, keys, units,
+ * hooks, /init, modules.builtin, all small text. Larger files (the cfsroot
+ * binary, libraries, kernel modules) stream past and are dropped; their
+ * names, modes and sizes are still known.
  */
-export function embeddedVersion(bin: Uint8Array): string | null {
-  const hay = Buffer.from(bin.buffer, bin.byteOffset, bin.byteLength);
-  const marker = Buffer.from('@(#)cfsroot ');
-  let at = hay.indexOf(marker);
-  while (at >= 0) {
-    const tail = hay.subarray(at + marker.length, at + marker.length + 40).toString('latin1');
-    const m = /^[0-9][0-9A-Za-z.+~-]*/.exec(tail);
-    if (m) return m[0];
-    at = hay.indexOf(marker, at + 1);
-  }
-  return null;
+export const KEEP_FILE_BYTES = 256 * 1024;
+export function keepInitramfsFile(name: string, size: number): boolean {
+  return size <= KEEP_FILE_BYTES && !/\.ko(\.(xz|zst|gz))?$|\.so(\.[0-9.]+)?$/.test(name);
 }
+
+/**
+ * A private directory (0700) for the initramfs's config and key, which the
+ * boot's decision reads from files. The booted system's root is read-only
+ * (composefs): the temporary directory when it is writable, else /run (a
+ * tmpfs on every systemd system).
+ */
+export function privateDir(): string {
+  const reasons: string[] = [];
+  for (const dir of [...new Set([os.tmpdir(), '/run'])]) {
+    try {
+      return fs.mkdtempSync(path.join(dir, 'cfsroot-preflight-'));
+    } catch (e) {
+      reasons.push(`${dir}: ${describeSystemError(e)}`);
+    }
+  }
+  return fail('EIO', `preflight needs a private directory for the initramfs's config and key, and none could be made (${reasons.join('; ')}): set TMPDIR to a writable directory`);
+}
+
+/** The initrd files one after the other, as the boot loader loads them, each opened once and read in pieces. */
+async function* readFiles(files: string[]): AsyncGenerator<Uint8Array> {
+  const PIECE = 1 << 20;
+  for (const file of files) {
+    const fd = fs.openSync(file, 'r');
+    try {
+      for (;;) {
+        const buf = Buffer.allocUnsafe(PIECE);
+        const n = fs.readSync(fd, buf, 0, PIECE, null);
+        if (n === 0) break;
+        yield buf.subarray(0, n);
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+}
+
+export { embeddedVersion } from './embedded-version.js';

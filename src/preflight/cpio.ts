@@ -1,22 +1,31 @@
 /**
- * The initramfs as the kernel unpacks it (init/initramfs.c), read into
- * memory, never onto the disk: a sequence of newc cpio archives, each ended
- * by a TRAILER!!! entry, zero padding between them, and any of them
- * compressed (the early uncompressed microcode/ACPI cpio, then the main
- * compressed one, is what dracut writes). Later entries replace earlier
- * ones of the same name, as unpacking them in order would. Hostile input:
- * names, sizes and counts are bounded, and every error is one line.
+ * The initramfs as the kernel unpacks it (init/initramfs.c), read as a
+ * stream, never onto the disk and never whole into memory: a sequence of
+ * newc cpio archives, each ended by a TRAILER!!! entry, zero padding between
+ * them, and any of them compressed (the early uncompressed microcode/ACPI
+ * cpio, then the main compressed one, is what dracut writes). Later entries
+ * replace earlier ones of the same name, as unpacking them in order would.
+ * Every entry's name, mode and size is kept; a regular file's contents only
+ * when the caller's `keep` says so, and a `scan` may look at contents as they
+ * pass (preflight finds the cfsroot binary's version that way, without
+ * keeping 120 MB). Hostile input: names, sizes, counts and the decompressed
+ * total are bounded, and every error is one line.
  */
 
 import { fail } from '../errors.js';
-import { decompress, detectCompression } from './decompress.js';
+import { ByteReader } from './byte-reader.js';
+import { decompressStream, detectCompression } from './decompress.js';
 
 export interface CpioEntry {
   /** Path without a leading "/" or "./" (e.g. "usr/bin/cfsroot"). */
   name: string;
   mode: number;
-  /** File contents; for a symlink, its target. Views into the decompressed data. */
-  data: Uint8Array;
+  /** Size of the contents in bytes. */
+  size: number;
+  /** Contents (for a symlink, its target); null for a regular file the reader did not keep. */
+  data: Uint8Array | null;
+  /** What the `scan` option found in the contents, or null. */
+  scanned: string | null;
 }
 
 export const S_IFMT = 0o170000;
@@ -35,9 +44,28 @@ export interface CpioLimits {
   maxDepth: number;
 }
 
+/** Looks at a file's contents as they stream past, in order. */
+export interface Scanner {
+  push(piece: Uint8Array): void;
+  /** After the last piece. */
+  result(): string | null;
+}
+
+export interface ReadOptions extends Partial<CpioLimits> {
+  /** Whether to keep a regular file's contents (default: every file's). Symlink targets are always kept. */
+  keep?: (name: string, size: number) => boolean;
+  /** A scanner for a regular file's contents, or null for none. */
+  scan?: (name: string) => Scanner | null;
+}
+
+/** Bytes, or pieces of them in order (a file read piece by piece). */
+export type InitramfsSource = Uint8Array | AsyncIterable<Uint8Array>;
+
 const DEFAULT_LIMITS: CpioLimits = { maxBytes: 2 * 1024 ** 3, maxEntries: 1_000_000, maxName: 4096, maxDepth: 4 };
 const HEADER = 110;
 const TRAILER = 'TRAILER!!!';
+/** A symlink target longer than this is not one the kernel makes (PATH_MAX). */
+const MAX_LINK = 4096;
 
 export interface Initramfs {
   entries: Map<string, CpioEntry>;
@@ -45,68 +73,95 @@ export interface Initramfs {
   segments: Array<{ offset: number; compression: string }>;
 }
 
-export async function readInitramfs(buf: Uint8Array, where: string, limits: Partial<CpioLimits> = {}): Promise<Initramfs> {
-  const lim = { ...DEFAULT_LIMITS, ...limits };
-  const result: Initramfs = { entries: new Map(), segments: [] };
-  const budget = { bytes: lim.maxBytes, entries: lim.maxEntries };
-  await readStream(buf, where, lim, budget, result, 0, true);
-  return result;
+interface Ctx {
+  lim: CpioLimits;
+  keep: NonNullable<ReadOptions['keep']>;
+  scan: NonNullable<ReadOptions['scan']>;
+  budget: { bytes: number; entries: number };
+  out: Initramfs;
 }
 
-async function readStream(
-  buf: Uint8Array,
-  where: string,
-  lim: CpioLimits,
-  budget: { bytes: number; entries: number },
-  out: Initramfs,
-  depth: number,
-  top: boolean,
-): Promise<void> {
-  let pos = 0;
-  while (pos < buf.length) {
-    if (buf[pos] === 0) {
-      pos++;
-      continue;
-    }
-    const kind = detectCompression(buf.subarray(pos, pos + 8));
+export async function readInitramfs(src: InitramfsSource, where: string, opts: ReadOptions = {}): Promise<Initramfs> {
+  const { keep, scan, ...limits } = opts;
+  const lim = { ...DEFAULT_LIMITS, ...limits };
+  const ctx: Ctx = {
+    lim,
+    keep: keep ?? (() => true),
+    scan: scan ?? (() => null),
+    budget: { bytes: lim.maxBytes, entries: lim.maxEntries },
+    out: { entries: new Map(), segments: [] },
+  };
+  const reader = new ByteReader(src instanceof Uint8Array ? once(src) : src);
+  try {
+    await readStream(reader, where, ctx, 0);
+  } finally {
+    await reader.close();
+  }
+  return ctx.out;
+}
+
+async function* once(buf: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield buf;
+}
+
+async function readStream(r: ByteReader, where: string, ctx: Ctx, depth: number): Promise<void> {
+  for (;;) {
+    await r.skipZeros();
+    const pos = r.offset;
+    const magic = await r.peek(8);
+    if (magic.length === 0) return;
+    const kind = detectCompression(magic);
     if (kind === 'none') {
-      if (top) out.segments.push({ offset: pos, compression: 'cpio' });
-      pos = readArchive(buf, pos, where, lim, budget, out.entries);
+      if (depth === 0) ctx.out.segments.push({ offset: pos, compression: 'cpio' });
+      await readArchive(r, where, ctx);
       continue;
     }
     if (kind === null) fail('EIMAGE', `${where}: byte ${pos}: neither a newc cpio archive nor compressed data the kernel reads`);
     if (kind === 'bzip2' || kind === 'lzma' || kind === 'lzo' || kind === 'lz4-frame') {
       fail('EIMAGE', `${where}: byte ${pos}: ${kind} compression is not read by cfsroot preflight (rebuild the initramfs with zstd, gzip, xz or lz4 -l)`);
     }
-    if (depth >= lim.maxDepth) fail('ELIMIT', `${where}: byte ${pos}: compressed data nested more than ${lim.maxDepth} deep`);
-    if (top) out.segments.push({ offset: pos, compression: kind });
-    const data = await decompress(kind, buf.subarray(pos), budget.bytes, `${where}: ${kind} data at byte ${pos}`);
-    budget.bytes -= data.length;
+    if (depth >= ctx.lim.maxDepth) fail('ELIMIT', `${where}: byte ${pos}: compressed data nested more than ${ctx.lim.maxDepth} deep`);
+    if (depth === 0) ctx.out.segments.push({ offset: pos, compression: kind });
+    const inside = `${where}: ${kind} data at byte ${pos}`;
     // A compressed segment runs to the end of the file.
-    await readStream(data, `${where} (${kind} data at byte ${pos})`, lim, budget, out, depth + 1, false);
+    const inner = new ByteReader(bounded(decompressStream(kind, r.rest(), inside), ctx, inside, kind));
+    try {
+      await readStream(inner, `${where} (${kind} data at byte ${pos})`, ctx, depth + 1);
+    } finally {
+      await inner.close();
+    }
     return;
   }
 }
 
-/** One archive from `start` through its trailer; returns the offset after it. */
-function readArchive(
-  buf: Uint8Array,
-  start: number,
-  where: string,
-  lim: CpioLimits,
-  budget: { bytes: number; entries: number },
-  entries: Map<string, CpioEntry>,
-): number {
-  let pos = start;
+/** The decompressed total stops at maxBytes: a decompression bomb is one ELIMIT line. */
+async function* bounded(src: AsyncIterable<Uint8Array>, ctx: Ctx, where: string, kind: string): AsyncGenerator<Uint8Array> {
+  for await (const piece of src) {
+    ctx.budget.bytes -= piece.length;
+    if (ctx.budget.bytes < 0) fail('ELIMIT', `${where}: ${kind} data decompresses to more than ${ctx.lim.maxBytes} bytes`);
+    yield piece;
+  }
+}
+
+/** One archive through its trailer. */
+async function readArchive(r: ByteReader, where: string, ctx: Ctx): Promise<void> {
+  const start = r.offset;
+  const entries = ctx.out.entries;
   // newc hard links: the data is stored once, with the last link of an inode.
   const links = new Map<string, CpioEntry[]>();
+  const pad = async (what: string): Promise<void> => {
+    const n = (4 - ((r.offset - start) % 4)) % 4;
+    if (n > 0 && (await r.skip(n)) < n) fail('EIMAGE', `${where}: byte ${r.offset}: cpio archive ends inside the padding after ${what}`);
+  };
   for (;;) {
-    if (buf.length - pos < HEADER) fail('EIMAGE', `${where}: byte ${pos}: cpio archive ends without its ${TRAILER} entry`);
+    const pos = r.offset;
     const at = `${where}: cpio entry at byte ${pos}`;
-    const magic = ascii(buf, pos, 6);
+    const head = await r.read(HEADER);
+    if (head.length < HEADER) fail('EIMAGE', `${where}: byte ${pos}: cpio archive ends without its ${TRAILER} entry`);
+    const magic = ascii(head, 0, 6);
     if (magic !== '070701' && magic !== '070702') fail('EIMAGE', `${at}: bad magic "${printable(magic)}" (expected newc 070701)`);
     const field = (i: number): number => {
-      const s = ascii(buf, pos + 6 + i * 8, 8);
+      const s = ascii(head, 6 + i * 8, 8);
       if (!/^[0-9a-fA-F]{8}$/.test(s)) fail('EIMAGE', `${at}: header field ${i} "${printable(s)}" is not 8 hex digits`);
       return parseInt(s, 16);
     };
@@ -117,34 +172,51 @@ function readArchive(
     const devMajor = field(7);
     const devMinor = field(8);
     const nameSize = field(11);
-    if (nameSize === 0 || nameSize > lim.maxName) fail('ELIMIT', `${at}: name size ${nameSize} (allowed 1 to ${lim.maxName})`);
-    const nameStart = pos + HEADER;
-    if (nameSize > buf.length - nameStart) fail('EIMAGE', `${at}: name runs past the end of the data`);
-    if (buf[nameStart + nameSize - 1] !== 0) fail('EIMAGE', `${at}: name is not NUL-terminated`);
-    const rawName = Buffer.from(buf.buffer, buf.byteOffset + nameStart, nameSize - 1).toString('latin1');
-    const dataStart = align4(nameStart + nameSize - start) + start;
-    if (size > buf.length - dataStart) fail('EIMAGE', `${at} (${printable(rawName)}): size ${size} runs past the end of the data`);
-    pos = align4(dataStart + size - start) + start;
-    if (rawName === TRAILER) break;
-    if (--budget.entries < 0) fail('ELIMIT', `${where}: more than ${lim.maxEntries} cpio entries`);
-    const name = normalise(rawName);
-    const entry: CpioEntry = { name, mode, data: buf.subarray(dataStart, dataStart + size) };
-    if (name === '') continue;
-    if ((mode & S_IFMT) === S_IFREG && nlink > 1) {
-      const key = `${devMajor}:${devMinor}:${ino}`;
-      const group = links.get(key) ?? [];
-      group.push(entry);
-      links.set(key, group);
-      if (size > 0) for (const e of group) e.data = entry.data;
+    if (nameSize === 0 || nameSize > ctx.lim.maxName) fail('ELIMIT', `${at}: name size ${nameSize} (allowed 1 to ${ctx.lim.maxName})`);
+    const nameBytes = await r.read(nameSize);
+    if (nameBytes.length < nameSize) fail('EIMAGE', `${at}: name runs past the end of the data`);
+    if (nameBytes[nameSize - 1] !== 0) fail('EIMAGE', `${at}: name is not NUL-terminated`);
+    const rawName = Buffer.from(nameBytes.buffer, nameBytes.byteOffset, nameSize - 1).toString('latin1');
+    await pad(`the name of ${printable(rawName)}`);
+    const past = (): never => fail('EIMAGE', `${at} (${printable(rawName)}): size ${size} runs past the end of the data`);
+    if (rawName === TRAILER) {
+      if ((await r.skip(size)) < size) past();
+      await pad(TRAILER);
+      return;
     }
+    if (--ctx.budget.entries < 0) fail('ELIMIT', `${where}: more than ${ctx.lim.maxEntries} cpio entries`);
+    const name = normalise(rawName);
+    const type = mode & S_IFMT;
+    const entry: CpioEntry = { name, mode, size, data: null, scanned: null };
+    const group = type === S_IFREG && nlink > 1 ? groupOf(links, `${devMajor}:${devMinor}:${ino}`) : null;
+    group?.push(entry);
+    if (type === S_IFLNK) {
+      if (size > MAX_LINK) fail('EIMAGE', `${at} (${printable(rawName)}): symlink target of ${size} bytes (at most ${MAX_LINK})`);
+      entry.data = await r.read(size);
+      if (entry.data.length < size) past();
+    } else if (type === S_IFREG && size > 0) {
+      const names = group ? group.map((e) => e.name) : [name];
+      const scanner = names.map((n) => ctx.scan(n)).find((s) => s !== null) ?? null;
+      if (names.some((n) => ctx.keep(n, size))) {
+        entry.data = await r.read(size);
+        if (entry.data.length < size) past();
+        scanner?.push(entry.data);
+      } else if ((await r.skip(size, scanner ? (p) => scanner.push(p) : undefined)) < size) past();
+      entry.scanned = scanner?.result() ?? null;
+      // Every link of the inode has this data.
+      for (const e of group ?? []) Object.assign(e, { size, data: entry.data, scanned: entry.scanned });
+    } else if ((await r.skip(size)) < size) past();
+    await pad(printable(rawName));
+    if (name === '') continue;
     entries.delete(name); // re-insert: the map's order is the unpacking order
     entries.set(name, entry);
   }
-  return pos;
 }
 
-function align4(n: number): number {
-  return (n + 3) & ~3;
+function groupOf(links: Map<string, CpioEntry[]>, key: string): CpioEntry[] {
+  let g = links.get(key);
+  if (!g) links.set(key, (g = []));
+  return g;
 }
 
 function ascii(buf: Uint8Array, pos: number, n: number): string {
@@ -185,7 +257,7 @@ export function lookup(fsEntries: Map<string, CpioEntry>, path: string): CpioEnt
     }
     if ((e.mode & S_IFMT) === S_IFLNK) {
       if (--budget < 0) return null;
-      const target = Buffer.from(e.data).toString('latin1');
+      const target = Buffer.from(e.data ?? new Uint8Array()).toString('latin1');
       done.pop();
       const rest = target.split('/').filter((x) => x !== '' && x !== '.');
       if (target.startsWith('/')) done.length = 0;

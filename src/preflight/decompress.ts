@@ -4,12 +4,16 @@
  * and zstd through node:zlib, xz through xz-decompress (xz-embedded, the
  * kernel's own xz decoder, built to WebAssembly and shipped inside the
  * package's JavaScript), and lz4's legacy frame (`lz4 -l`, the only lz4
- * format the kernel reads) by the small block decoder below. Every decoder
- * stops at `limit` output bytes: an initramfs is hostile input here.
+ * format the kernel reads) by the small block decoder below. Each decodes
+ * as a stream (read a piece, decode it, hand it on); the reader of the
+ * output bounds how much it takes: an initramfs is hostile input here.
  */
 
 import * as zlib from 'node:zlib';
-import { fail } from '../errors.js';
+import { Readable } from 'node:stream';
+import { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { CfsError, fail } from '../errors.js';
+import { ByteReader } from './byte-reader.js';
 
 export type Compression = 'gzip' | 'zstd' | 'xz' | 'lz4' | 'none';
 
@@ -28,63 +32,88 @@ export function detectCompression(buf: Uint8Array): Compression | 'bzip2' | 'lzm
   return null;
 }
 
-/** Decompress one segment (to the end of `buf`); `where` names it in errors. */
-export async function decompress(kind: Compression, buf: Uint8Array, limit: number, where: string): Promise<Uint8Array> {
+/**
+ * Decompress one segment (to the end of `src`) as a stream: output comes in
+ * pieces as the input is read, and nothing is held beyond a decoder's
+ * window, so a 120 MB binary inside the archive is never in memory whole.
+ * The caller bounds the total (src/preflight/cpio.ts); `where` names the
+ * segment in errors.
+ */
+/** Output piece size of the zlib decoders (their default, 16 KiB, makes 7,000 pieces of a 120 MB binary). */
+const OUT_PIECE = 256 * 1024;
+
+export function decompressStream(kind: Exclude<Compression, 'none'>, src: AsyncIterable<Uint8Array>, where: string): AsyncIterable<Uint8Array> {
   switch (kind) {
-    case 'none':
-      return buf;
     case 'gzip':
-      return viaZlib(() => zlib.gunzipSync(buf, { maxOutputLength: limit }), buf, limit, where, 'gzip');
+      return viaZlib(zlib.createGunzip({ chunkSize: OUT_PIECE }), src, where, 'gzip');
     case 'zstd':
-      return viaZlib(() => zlib.zstdDecompressSync(trimZeros(buf), { maxOutputLength: limit }), buf, limit, where, 'zstd');
+      return viaZlib(zlib.createZstdDecompress({ chunkSize: OUT_PIECE }), withoutTrailingZeros(src), where, 'zstd');
     case 'xz':
-      return xzDecompress(trimZeros(buf), limit, where);
+      return xzStream(withoutTrailingZeros(src), where);
     case 'lz4':
-      return lz4LegacyDecompress(buf, limit, where);
+      return lz4LegacyStream(src, where);
   }
 }
 
-function viaZlib(f: () => Buffer, buf: Uint8Array, limit: number, where: string, name: string): Uint8Array {
+async function* viaZlib(z: zlib.Gunzip | zlib.ZstdDecompress, src: AsyncIterable<Uint8Array>, where: string, name: string): AsyncGenerator<Uint8Array> {
+  const input = Readable.from(src, { objectMode: false });
+  // An error reading the input (an outer segment's own) ends the decoder with it.
+  input.on('error', (e) => z.destroy(e));
+  input.pipe(z);
   try {
-    return f();
+    for await (const piece of z as AsyncIterable<Buffer>) yield piece;
   } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    if (err.code === 'ERR_BUFFER_TOO_LARGE' || /maxOutputLength|Cannot create a Buffer larger/.test(String(err.message))) {
-      fail('ELIMIT', `${where}: ${name} data decompresses to more than ${limit} bytes`);
-    }
-    fail('EIMAGE', `${where}: ${name} data (${buf.length} bytes) does not decompress: ${String(err.message).split('\n')[0]}`);
+    if (e instanceof CfsError) throw e;
+    fail('EIMAGE', `${where}: ${name} data does not decompress: ${String((e as Error).message ?? e).split('\n')[0]}`);
+  } finally {
+    input.destroy();
+    z.destroy();
   }
 }
 
-/** Bytes of zero padding after the last frame (dracut and the kernel pad archives to 4 or 512 bytes). */
-function trimZeros(buf: Uint8Array): Uint8Array {
-  let end = buf.length;
-  while (end > 0 && buf[end - 1] === 0) end--;
-  return end === buf.length ? buf : buf.subarray(0, end);
+/**
+ * The input without the zero padding after the last frame (dracut and the
+ * kernel pad archives to 4 or 512 bytes), which the xz and zstd decoders
+ * would read as a bad next frame. A run of zeros is held back (as a count)
+ * until something other than zeros follows it.
+ */
+async function* withoutTrailingZeros(src: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  let zeros = 0;
+  for await (const piece of src) {
+    let end = piece.length;
+    while (end > 0 && piece[end - 1] === 0) end--;
+    if (end === 0) {
+      zeros += piece.length;
+      continue;
+    }
+    if (zeros > 0) yield new Uint8Array(zeros);
+    yield piece.subarray(0, end);
+    zeros = piece.length - end;
+  }
 }
 
-async function xzDecompress(buf: Uint8Array, limit: number, where: string): Promise<Uint8Array> {
+async function* xzStream(src: AsyncIterable<Uint8Array>, where: string): AsyncGenerator<Uint8Array> {
   const { XzReadableStream } = (await import('xz-decompress')) as typeof import('xz-decompress');
-  const chunks: Uint8Array[] = [];
-  let total = 0;
+  const input = WebReadableStream.from(src) as unknown as ConstructorParameters<typeof XzReadableStream>[0];
+  const reader = new XzReadableStream(input).getReader();
+  let finished = false;
   try {
-    const input = new Blob([buf]).stream() as unknown as ConstructorParameters<typeof XzReadableStream>[0];
-    const reader = new XzReadableStream(input).getReader();
     for (;;) {
-      const r = await reader.read();
-      if (r.done) break;
-      total += r.value.length;
-      if (total > limit) {
-        await reader.cancel().catch(() => undefined);
-        fail('ELIMIT', `${where}: xz data decompresses to more than ${limit} bytes`);
+      let r: Awaited<ReturnType<typeof reader.read>>;
+      try {
+        r = await reader.read();
+      } catch (e) {
+        if (e instanceof CfsError) throw e;
+        fail('EIMAGE', `${where}: xz data does not decompress: ${String((e as Error).message ?? e).split('\n')[0]}`);
       }
-      chunks.push(Uint8Array.from(r.value));
+      if (r.done) break;
+      // A copy: the decoder may reuse its output buffer.
+      yield Uint8Array.from(r.value);
     }
-  } catch (e) {
-    if ((e as { code?: string }).code === 'ELIMIT') throw e;
-    fail('EIMAGE', `${where}: xz data (${buf.length} bytes) does not decompress: ${String((e as Error).message ?? e).split('\n')[0]}`);
+    finished = true;
+  } finally {
+    if (!finished) await reader.cancel().catch(() => undefined);
   }
-  return Buffer.concat(chunks, total);
 }
 
 const LZ4_LEGACY_MAGIC = 0x184c2102;
@@ -97,29 +126,26 @@ const LZ4_LEGACY_BLOCK = 8 << 20;
  * stream ends at the end of the data, at zero padding, or where another
  * magic starts (concatenated frames, as the kernel accepts).
  */
-export function lz4LegacyDecompress(buf: Uint8Array, limit: number, where: string): Uint8Array {
-  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const out: Uint8Array[] = [];
-  let total = 0;
-  let pos = 0;
+export async function* lz4LegacyStream(src: AsyncIterable<Uint8Array>, where: string): AsyncGenerator<Uint8Array> {
+  const r = new ByteReader(src);
   const block = new Uint8Array(LZ4_LEGACY_BLOCK);
-  while (pos + 4 <= buf.length) {
-    const word = dv.getUint32(pos, true);
-    if (word === LZ4_LEGACY_MAGIC) {
-      pos += 4;
-      continue;
+  try {
+    for (;;) {
+      const at = r.offset;
+      const head = await r.read(4);
+      if (head.length < 4) break;
+      const word = new DataView(head.buffer).getUint32(0, true);
+      if (word === LZ4_LEGACY_MAGIC) continue;
+      if (word === 0) break; // padding
+      if (word > LZ4_LEGACY_BLOCK * 2) fail('EIMAGE', `${where}: lz4 block at byte ${at} claims ${word} bytes, more than a legacy block can hold`);
+      const data = await r.read(word);
+      if (data.length < word) fail('EIMAGE', `${where}: lz4 block at byte ${at} claims ${word} bytes, only ${data.length} remain`);
+      const n = lz4Block(data, block, `${where}: lz4 block at byte ${at}`);
+      yield block.slice(0, n);
     }
-    if (word === 0) break; // padding
-    const size = word;
-    pos += 4;
-    if (size > buf.length - pos) fail('EIMAGE', `${where}: lz4 block at byte ${pos - 4} claims ${size} bytes, only ${buf.length - pos} remain`);
-    const n = lz4Block(buf.subarray(pos, pos + size), block, `${where}: lz4 block at byte ${pos - 4}`);
-    total += n;
-    if (total > limit) fail('ELIMIT', `${where}: lz4 data decompresses to more than ${limit} bytes`);
-    out.push(block.slice(0, n));
-    pos += size;
+  } finally {
+    await r.close();
   }
-  return Buffer.concat(out, total);
 }
 
 /** Decode one lz4 block into `dst`; returns the bytes written. */

@@ -1,7 +1,8 @@
 /**
  * The backing objects a composefs image references: every regular file's
  * trusted.overlay.redirect xattr, found by walking the EROFS directory tree
- * from the root inode (on-disk format: linux/fs/erofs/erofs_fs.h). Reads only
+ * from the root inode; and one file of the image looked up by path (its
+ * redirect, or its bytes when inline) (on-disk format: linux/fs/erofs/erofs_fs.h). Reads only
  * what composefs images use: compact and extended inodes, flat (plain and
  * inline) directories, inline and shared xattrs. Hostile input: every offset
  * is bounds-checked, the walk visits each inode once and at most `maxInodes`.
@@ -16,7 +17,10 @@ const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
 
-export function imageRedirects(img: Uint8Array, where: string, maxInodes = 10_000_000): string[] {
+interface Inode { nid: number; mode: number; size: number; layout: number; rawBlk: number; inodeSize: number; xattrSize: number; off: number }
+
+/** A bounds-checked view of one EROFS image: inodes, directory entries, xattrs, flat file data. */
+function erofsReader(img: Uint8Array, where: string) {
   const dv = new DataView(img.buffer, img.byteOffset, img.byteLength);
   const bad = (why: string): never => fail('EIMAGE', `${where}: ${why}`);
   const u8 = (o: number) => (o + 1 <= img.length ? dv.getUint8(o) : bad(`offset ${o} past the end`));
@@ -31,7 +35,6 @@ export function imageRedirects(img: Uint8Array, where: string, maxInodes = 10_00
   const metaBase = u32(sb + 40) * bs;
   const xattrBase = u32(sb + 44) * bs;
 
-  interface Inode { mode: number; size: number; layout: number; rawBlk: number; inodeSize: number; xattrSize: number; off: number }
   const inode = (nid: number): Inode => {
     const off = metaBase + nid * 32;
     const format = u16(off);
@@ -39,12 +42,12 @@ export function imageRedirects(img: Uint8Array, where: string, maxInodes = 10_00
     const layout = (format >> 1) & 7;
     const icount = u16(off + 2);
     const mode = u16(off + 4);
-    const size = extended ? Number(dv.getBigUint64(off + 8, true)) : u32(off + 8);
+    const size = extended ? (off + 16 <= img.length ? Number(dv.getBigUint64(off + 8, true)) : bad(`inode ${nid} past the end`)) : u32(off + 8);
     const rawBlk = u32(off + 16);
     const inodeSize = extended ? 64 : 32;
     const xattrSize = icount === 0 ? 0 : 12 + (icount - 1) * 4;
     if (off + inodeSize + xattrSize > img.length) bad(`inode ${nid} past the end`);
-    return { mode, size, layout, rawBlk, inodeSize, xattrSize, off };
+    return { nid, mode, size, layout, rawBlk, inodeSize, xattrSize, off };
   };
 
   /** The value of trusted.overlay.redirect, or null. */
@@ -78,12 +81,12 @@ export function imageRedirects(img: Uint8Array, where: string, maxInodes = 10_00
     return null;
   };
 
-  /** A directory's bytes: whole blocks at rawBlk, the tail inline after the xattrs (layout 2). */
-  const dirData = (ino: Inode): Uint8Array => {
-    if (ino.size > img.length) bad('directory larger than the image');
+  /** A flat inode's bytes: whole blocks at rawBlk, the tail inline after the xattrs (layout 2). */
+  const data = (ino: Inode, what: string): Uint8Array => {
+    if (ino.size > img.length) bad(`${what} larger than the image`);
     if (ino.layout === 0) {
       const o = ino.rawBlk * bs;
-      if (o + ino.size > img.length) bad('directory data past the end');
+      if (o + ino.size > img.length) bad(`${what}: data past the end`);
       return img.subarray(o, o + ino.size);
     }
     if (ino.layout === 2) {
@@ -91,43 +94,77 @@ export function imageRedirects(img: Uint8Array, where: string, maxInodes = 10_00
       const o = ino.rawBlk * bs;
       const tailOff = ino.off + ino.inodeSize + ino.xattrSize;
       const tail = ino.size - full;
-      if ((full > 0 && o + full > img.length) || tailOff + tail > img.length) bad('directory data past the end');
+      if ((full > 0 && o + full > img.length) || tailOff + tail > img.length) bad(`${what}: data past the end`);
       return Buffer.concat([img.subarray(o, o + full), img.subarray(tailOff, tailOff + tail)]);
     }
-    return bad(`directory with data layout ${ino.layout} (not a composefs image)`);
+    return bad(`${what} with data layout ${ino.layout} (not a composefs image)`);
   };
 
+  /** A directory's entries other than . and .. */
+  const entries = (ino: Inode): Array<{ name: string; nid: number }> => {
+    const d = data(ino, `directory inode ${ino.nid}`);
+    const ddv = new DataView(d.buffer, d.byteOffset, d.byteLength);
+    const out: Array<{ name: string; nid: number }> = [];
+    for (let blk = 0; blk < d.length; blk += bs) {
+      const end = Math.min(blk + bs, d.length);
+      if (end - blk < 12) break;
+      const n = ddv.getUint16(blk + 8, true) / 12;
+      for (let i = 0; i < n && blk + i * 12 + 12 <= end; i++) {
+        const e = blk + i * 12;
+        const nid = Number(ddv.getBigUint64(e, true));
+        const nameOff = ddv.getUint16(e + 8, true);
+        const nameEnd = i + 1 < n && e + 24 <= end ? ddv.getUint16(e + 12 + 8, true) : end - blk;
+        const name = Buffer.from(d.subarray(blk + nameOff, blk + Math.min(nameEnd, end - blk))).toString('latin1').replace(/\0+$/, '');
+        if (name !== '.' && name !== '..') out.push({ name, nid });
+      }
+    }
+    return out;
+  };
+
+  return { root: () => inode(rootNid), inode, redirect, data, entries };
+}
+
+export function imageRedirects(img: Uint8Array, where: string, maxInodes = 10_000_000): string[] {
+  const r = erofsReader(img, where);
   const out: string[] = [];
   const seen = new Set<number>();
-  const stack = [rootNid];
+  const stack = [r.root().nid];
   while (stack.length) {
     const nid = stack.pop()!;
     if (seen.has(nid)) continue;
     seen.add(nid);
     if (seen.size > maxInodes) fail('ELIMIT', `${where}: more than ${maxInodes} inodes`);
-    const ino = inode(nid);
+    const ino = r.inode(nid);
     const type = ino.mode & S_IFMT;
     if (type === S_IFREG) {
-      const r = redirect(ino);
-      if (r !== null) out.push(r);
+      const red = r.redirect(ino);
+      if (red !== null) out.push(red);
     } else if (type === S_IFDIR) {
-      const data = dirData(ino);
-      const ddv = new DataView(data.buffer, data.byteOffset, data.byteLength);
-      for (let blk = 0; blk < data.length; blk += bs) {
-        const end = Math.min(blk + bs, data.length);
-        if (end - blk < 12) break;
-        const n = ddv.getUint16(blk + 8, true) / 12;
-        for (let i = 0; i < n && blk + i * 12 + 12 <= end; i++) {
-          const d = blk + i * 12;
-          const child = Number(ddv.getBigUint64(d, true));
-          const nameOff = ddv.getUint16(d + 8, true);
-          const nameEnd = i + 1 < n ? ddv.getUint16(d + 12 + 8, true) : end - blk;
-          const name = Buffer.from(data.subarray(blk + nameOff, blk + Math.min(nameEnd, end - blk))).toString('latin1').replace(/\0+$/, '');
-          if (name === '.' || name === '..') continue;
-          stack.push(child);
-        }
-      }
+      for (const e of r.entries(ino)) stack.push(e.nid);
     }
   }
   return out;
+}
+
+/**
+ * A regular file of the image by its absolute path (no symlink followed):
+ * its backing object (the redirect, relative to the objects directory), or
+ * its bytes when they are in the image itself (small files inline); null
+ * when the image has no such regular file.
+ */
+export function imageFile(img: Uint8Array, file: string, where: string): { redirect: string } | { data: Uint8Array } | null {
+  const r = erofsReader(img, where);
+  let ino = r.root();
+  const parts = file.split('/').filter((p) => p !== '');
+  for (const [i, part] of parts.entries()) {
+    if ((ino.mode & S_IFMT) !== S_IFDIR) return null;
+    const e = r.entries(ino).find((x) => x.name === part);
+    if (!e) return null;
+    ino = r.inode(e.nid);
+    if (i === parts.length - 1 && (ino.mode & S_IFMT) !== S_IFREG) return null;
+  }
+  if ((ino.mode & S_IFMT) !== S_IFREG) return null;
+  const red = r.redirect(ino);
+  if (red !== null) return { redirect: red };
+  return { data: Uint8Array.from(r.data(ino, file)) };
 }

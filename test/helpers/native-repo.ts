@@ -46,8 +46,9 @@ function objectPath(hex: string): string {
   return `${hex.slice(0, 2)}/${hex.slice(2)}`;
 }
 
-function writeTree(dir: string): string {
+function writeTree(dir: string, extra: Record<string, string> = {}): string {
   const files: Record<string, string> = {
+    ...extra,
     'usr/lib/os-release': 'NAME="cfsroot native example"\nID=native\n',
     'usr/bin/hello': '#!/bin/sh\necho "hello from a composefs-native root"\n',
     'etc/hostname': 'native\n',
@@ -61,11 +62,11 @@ function writeTree(dir: string): string {
   return dir;
 }
 
-/** Build one image with its objects, once (mkfs.erofs); repositories copy it. */
-export function buildNativeImage(alg: VerityAlg): { image: Buffer; objects: Map<string, Buffer> } {
+/** Build one image with its objects, once (mkfs.erofs); repositories copy it. `files`: more of the tree (path -> content). */
+export function buildNativeImage(alg: VerityAlg, files: Record<string, string> = {}): { image: Buffer; objects: Map<string, Buffer> } {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'cfsroot-nimg-'));
   try {
-    const tree = writeTree(path.join(work, 'tree'));
+    const tree = writeTree(path.join(work, 'tree'), files);
     const objects = new Map<string, Buffer>();
     const image = buildComposefsImage(tree, path.join(work, 'build'), (_rel, data) => {
       const name = objectPath(Buffer.from(fsverityDigest(data, alg)).toString('hex'));
