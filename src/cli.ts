@@ -209,7 +209,8 @@ export function parseBootForm(argv: readonly string[], initrdRelease = INITRD_RE
         'use cfsroot verify or plan to check this system, or --target DIR to assemble a root at DIR (e.g. /run/nextroot)',
     );
   }
-  if (target !== null && (target === sysroot || target.startsWith(`${sysroot}/`) || sysroot.startsWith(`${target}/`))) {
+  const within = (a: string, b: string) => a === b || a.startsWith(b === '/' ? '/' : `${b}/`);
+  if (target !== null && (within(target, sysroot) || within(sysroot, target))) {
     fail('EUSAGE', `--target ${target} and SYSROOT ${sysroot} overlap: expected a directory outside the physical root, such as /run/nextroot`);
   }
   return { sysroot, cmdline: cmdline ?? null, target };
