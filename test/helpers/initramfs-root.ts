@@ -38,6 +38,8 @@ export function buildInitramfsRoot(): InitramfsRoot {
   for (const d of ['bin', 'usr/bin', 'usr/sbin', 'usr/lib/cfsroot', 'etc/ostree', 'proc', 'sys', 'dev', 'run', 'sysroot', 'tmp', 'out']) {
     fs.mkdirSync(path.join(dir, d), { recursive: true });
   }
+  // The boot form runs only in an initramfs (src/cli.ts), which this file marks.
+  fs.writeFileSync(path.join(dir, 'etc/initrd-release'), 'NAME="cfsroot test initramfs"\n');
   install('/usr/bin/busybox', path.join(dir, 'bin/busybox'));
   for (const a of BUSYBOX_APPLETS) fs.symlinkSync('busybox', path.join(dir, 'bin', a));
   for (const bin of ['/usr/bin/mount', '/usr/bin/umount', '/usr/sbin/losetup']) installWithLibs(bin, dir);
