@@ -5,8 +5,8 @@
  *
  *   run dirs, / rprivate, the staging dir -> the image as EROFS at a private
  *   lower -> the overlay `composefs:<hex>` at the staging dir (image lower,
- *   objects data-only lower, verity=require unless insecure) -> root
- *   transient (a tmpfs upper) -> the physical root at NEW/sysroot -> /etc ->
+ *   objects data-only lower, verity=require unless insecure; root transient:
+ *   with a tmpfs upper) -> the physical root at NEW/sysroot -> /etc ->
  *   /var -> /run/systemd/volatile-root -> SYSROOT detached, the new root
  *   moved there -> NEW/sysroot read-only.
  *
@@ -69,23 +69,34 @@ export function planNative(d: NativeDecision, env: PlanEnv): MountStep[] {
     fail('EMOUNT', `${d.karg.karg} requires verity=require, which overlayfs has from Linux 6.6 (running ${k.release}); boot the insecure form ?<digest>, or a newer kernel`);
   }
   add(...nativeImageSteps(d, env, P.lower));
+  // Root transient: the upper and work of the same overlay, on a fresh tmpfs.
+  // Upstream stacks a second overlay on the composefs one; an /etc overlay
+  // over that would be three deep, which Linux refuses ("maximum fs stacking
+  // depth exceeded"), so the composefs overlay itself gets the upper (as
+  // ostree's root.transient does).
+  const tmp = P.transient('root');
+  if (d.rootTransient.value) add(...tmpfsFor(tmp));
   const objects = d.repository.objects;
   // Before 6.5 the objects can only be an ordinary lower: their XX/ dirs then show in the root (as in the ostree plan).
   const sep = k.dataOnlyLowers ? '::' : ':';
   add({
     kind: 'mount-overlay',
-    source: d.overlay.source,
+    // bootc reads the source back to know which image it booted: composefs:<hex>, or transient:composefs=<hex>.
+    source: d.rootTransient.value ? `transient:composefs=${d.image.digest}` : d.overlay.source,
     target: T,
-    options: [...d.overlay.options.filter((o) => o !== 'verity=require'), `lowerdir=${escapeOverlayPath(P.lower)}${sep}${escapeOverlayPath(objects)}`, ...(d.verity.require ? ['verity=require'] : [])],
-    readonly: true,
+    options: [
+      ...d.overlay.options.filter((o) => o !== 'verity=require'),
+      `lowerdir=${escapeOverlayPath(P.lower)}${sep}${escapeOverlayPath(objects)}`,
+      ...(d.rootTransient.value ? [`upperdir=${escapeOverlayPath(`${tmp}/upper`)}`, `workdir=${escapeOverlayPath(`${tmp}/work`)}`] : []),
+      ...(d.verity.require ? ['verity=require'] : []),
+    ],
+    readonly: !d.rootTransient.value,
     targetBeneath: null,
     dirsBeneath: [{ path: objects, beneath: S }],
   });
-  // The overlay holds the EROFS superblock; the mount point is not needed.
+  // The overlay holds the EROFS superblock (and the tmpfs); the mount points are not needed.
   add({ kind: 'umount-lazy', target: P.lower, restoreFrom: null });
-
-  // Root transient: bootc's source, which it reads back to know which image it booted.
-  if (d.rootTransient.value) add(...transientOverlay(P.transient('root'), T, `transient:composefs=${d.image.digest}`, null));
+  if (d.rootTransient.value) add({ kind: 'umount-lazy', target: tmp, restoreFrom: null });
 
   // The physical root, recursively, at NEW/sysroot (made read-only at the end, below).
   add({ kind: 'bind', source: S, target: `${T}/sysroot`, recursive: true, sourceBeneath: null, targetBeneath: T });
@@ -137,14 +148,21 @@ export function nativeImageSteps(d: NativeDecision, env: PlanEnv, lowerTarget: s
   ];
 }
 
-/** An overlay over `lower` (mounted at `lower`) whose upper and work are on a fresh tmpfs at `tmp`. */
-function transientOverlay(tmp: string, lower: string, source: string, lowerBeneath: string | null): MountStep[] {
+/** A fresh tmpfs at `tmp` with the upper and work of a transient overlay. */
+function tmpfsFor(tmp: string): MountStep[] {
   return [
     { kind: 'mkdir', path: tmp, mode: 0o700 },
     { kind: 'mount-tmpfs', target: tmp, options: ['mode=0700'] },
     // 0755: the upper's mode becomes the mode of the merged directory.
     { kind: 'mkdir', path: `${tmp}/upper`, mode: 0o755 },
     { kind: 'mkdir', path: `${tmp}/work`, mode: 0o700 },
+  ];
+}
+
+/** An overlay over `lower` (mounted at `lower`) whose upper and work are on a fresh tmpfs at `tmp`. */
+function transientOverlay(tmp: string, lower: string, source: string, lowerBeneath: string | null): MountStep[] {
+  return [
+    ...tmpfsFor(tmp),
     {
       kind: 'mount-overlay',
       source,
