@@ -52,6 +52,7 @@ interface NativeBoot {
   kargs?: string;
   probe?: string;
   bootArgs?: string;
+  env?: Record<string, string>;
 }
 
 function boot(r: NativeRepo, cmdline: string, o: NativeBoot = {}): BootRun {
@@ -62,6 +63,7 @@ function boot(r: NativeRepo, cmdline: string, o: NativeBoot = {}): BootRun {
     probe: o.probe ?? 'true\n',
     ...(o.conf !== undefined ? { initramfsFiles: { [CONF]: o.conf } } : {}),
     ...(o.bootArgs !== undefined ? { bootArgs: o.bootArgs } : {}),
+    ...(o.env !== undefined ? { env: o.env } : {}),
   };
   return bootInNamespace(opts);
 }
@@ -252,4 +254,15 @@ test.serial('--target: a failure (digest mismatch) leaves SYSROOT and /run as th
   // The target directory itself is created by the plan and removed by the rollback.
   assertNothingLeft(t, b);
   t.false(fs.existsSync(path.join(r.sysroot, 'state/deploy', r.digest, 'etc/upper')), 'the failure came before the /etc state was made');
+});
+
+test.serial('the mount(8) backend (CFSROOT_SYS=spawn): the same root, root transient, and the /etc overlay state made beneath SYSROOT', (t) => {
+  const r = repo('sha256');
+  const b = boot(r, karg(r, 'sha256'), { conf: '[root]\ntransient = true\n', env: { CFSROOT_SYS: 'spawn' }, probe: 'cat /sysroot/usr/bin/hello\necho x > /sysroot/etc/probe-etc && echo etc-w\n' });
+  t.is(b.rc, 0, b.stderr);
+  t.deepEqual(under(b.after, '/sysroot').map((m) => `${m.target} ${m.fstype} ${m.source}`).slice(0, 1), [`/sysroot overlay transient:composefs=${r.digest}`]);
+  t.deepEqual(under(b.after, '/sysroot').map((m) => m.target), ['/sysroot', '/sysroot/sysroot', '/sysroot/etc', '/sysroot/var']);
+  t.is(b.probe, `${HELLO}etc-w\n`);
+  t.is(fs.readFileSync(state(r, '/etc/upper/probe-etc'), 'utf8'), 'x\n');
+  t.false(b.after.some((m) => m.fstype === 'tmpfs' && m.target.startsWith('/run/cfsroot')));
 });
