@@ -121,7 +121,9 @@ export async function executePlan(
             const ref = beneath(step.beneath, step.path)!;
             if (sys.mkdirBeneath) sys.mkdirBeneath(ref, step.mode);
             else {
-              checkBeneath({ ...ref, rel: ref.rel.split('/').slice(0, -1).join('/') , path: step.path.slice(0, step.path.lastIndexOf('/')) });
+              // A backend without it: the parent checked by path, then mkdir by path (src/sys/beneath.ts).
+              const parent = step.path.slice(0, step.path.lastIndexOf('/'));
+              checkBeneath({ root: ref.root, rel: ref.rel.split('/').slice(0, -1).join('/'), path: parent });
               sys.mkdir(step.path, step.mode);
             }
           } else if (sys.mkdir(step.path, step.mode)) {
