@@ -91,6 +91,8 @@ export function buildBenchRoot(binaries: Record<string, string>, bindingKeyBase6
   for (const bin of ['/usr/bin/mount', '/usr/bin/umount']) installWithLibs(bin, dir, bin);
   install(path.join(BENCH_DIR, 'tcmd'), path.join(dir, 'bench/tcmd'));
   for (const [name, bin] of Object.entries(binaries)) installWithLibs(bin, dir, `/usr/bin/${name}`);
+  // The boot form runs only in an initramfs (src/cli.ts), which this file marks.
+  fs.writeFileSync(path.join(dir, 'etc/initrd-release'), 'NAME="cfsroot bench initramfs"\n');
   fs.writeFileSync(path.join(dir, 'etc/ostree/prepare-root.conf'), '[composefs]\nenabled = signed\n');
   fs.writeFileSync(path.join(dir, 'etc/ostree/initramfs-root-binding.key'), `${bindingKeyBase64}\n`);
   return {

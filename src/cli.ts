@@ -1,7 +1,9 @@
 /**
  * Command-line interface. Other programs call cfsroot exactly this way:
  *
- *   cfsroot SYSROOT [KERNEL_CMDLINE]     the boot (ostree-prepare-root compatible)
+ *   cfsroot SYSROOT [KERNEL_CMDLINE]     the boot (ostree-prepare-root compatible; in an initramfs only)
+ *   cfsroot --target DIR [SYSROOT] [KERNEL_CMDLINE]
+ *                                        the new root assembled at DIR, SYSROOT left in place
  *   cfsroot verify [options]             every check the boot makes; no mounts, no writes
  *   cfsroot plan [options]               the mount steps the boot would run; no side effects
  *   cfsroot digest [--hash ALG] FILE...  fs-verity digests, as `fsverity digest` prints them
@@ -25,15 +27,21 @@ const HELP = `cfsroot ${VERSION}: turn a mounted physical root into a verified c
 
 Usage:
   cfsroot SYSROOT [KERNEL_CMDLINE]
-      The boot: decide, verify, and mount the new root over SYSROOT (as ostree-prepare-root).
-      KERNEL_CMDLINE defaults to the contents of /proc/cmdline.
+      The boot: decide, verify, and mount the new root over SYSROOT (as ostree-prepare-root
+      for ostree=, as composefs-setup-root for composefs= / composefs.digest=). Runs only in
+      an initramfs (/etc/initrd-release). KERNEL_CMDLINE defaults to /proc/cmdline.
+  cfsroot --target DIR [SYSROOT] [KERNEL_CMDLINE]
+      The same checks and mounts, with the new root assembled at DIR (e.g. /run/nextroot for
+      systemctl soft-reboot) and SYSROOT (default /sysroot) left mounted where it is; the
+      running boot's /run state (ostree-booted, volatile-root) is not rewritten.
   cfsroot verify [--sysroot DIR] [--cmdline STR] [--initramfs-root DIR] [--json]
       Run every check the boot makes (config, kargs, deployment, signature, image header
       and digest) without mounting or writing anything. Exit 0 only if the boot would go ahead.
       With composefs= or composefs.digest= kargs: the composefs-native checks (repository,
       image named by its digest, state dirs, usr/lib/composefs/setup-root-conf.toml).
-  cfsroot plan [--sysroot DIR] [--cmdline STR] [--initramfs-root DIR] [--json]
-      Print the ordered mount steps the boot would perform. No side effects.
+  cfsroot plan [--sysroot DIR] [--cmdline STR] [--initramfs-root DIR] [--target DIR] [--json]
+      Print the ordered mount steps the boot (with --target: cfsroot --target DIR) would
+      perform. No side effects.
   cfsroot preflight [--sysroot DIR] [--boot DIR] [--entry FILE] [--json]
       Will the next boot work? Check the boot entry the loader picks (or FILE), its
       initramfs (cfsroot, its unit, config, key, kernel modules) and the deployment it
@@ -62,6 +70,10 @@ interface CommonOptions {
   cmdline: string | null;
   initramfsRoot: string;
   json: boolean;
+}
+
+interface PlanOptions extends CommonOptions {
+  target: string | null;
 }
 
 /** Parse `--name VALUE` / `--name=VALUE` options; positional args are refused unless allowed. */
@@ -134,20 +146,74 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
       return commandDigest(rest, io);
     case 'verify':
       return commandVerify(parseCommon(rest, 'verify'), io);
-    case 'plan':
-      return commandPlan(parseCommon(rest, 'plan'), io);
+    case 'plan': {
+      // plan also takes the boot form's --target (what `cfsroot --target DIR` would run).
+      const i = rest.findIndex((a) => a === '--target' || a.startsWith('--target='));
+      let target: string | null = null;
+      if (i >= 0) {
+        const v = rest[i] === '--target' ? rest[i + 1] : rest[i]!.slice('--target='.length);
+        if (v === undefined || !v.startsWith('/')) fail('EUSAGE', `plan: --target needs an absolute directory, got ${v === undefined ? 'nothing' : `"${v}"`}`);
+        rest.splice(i, rest[i] === '--target' ? 2 : 1);
+        target = v;
+      }
+      return commandPlan({ ...parseCommon(rest, 'plan'), target }, io);
+    }
     case 'preflight':
       return (await import('./preflight/command.js')).commandPreflight(rest, io);
     default:
-      if (first.startsWith('-')) fail('EUSAGE', `unknown option "${first}" (see cfsroot --help)`);
-      // The boot form mounts over its argument: a mistyped command (`verfy`)
-      // must not become a boot of a directory of that name.
-      if (!first.startsWith('/')) {
-        fail('EUSAGE', `unknown command "${first}": expected verify, plan, preflight, digest, or the boot form with an absolute SYSROOT such as /sysroot (see cfsroot --help)`);
-      }
-      if (rest.length > 1) fail('EUSAGE', `too many arguments: expected SYSROOT [KERNEL_CMDLINE], got ${argv.length}`);
-      return commandBoot(first, rest[0] ?? null, io);
+      return commandBoot(parseBootForm(argv), io);
   }
+}
+
+/** Where the boot form is allowed without --target: the file systemd's initrd units are conditioned on. */
+export const INITRD_RELEASE = '/etc/initrd-release';
+
+export interface BootForm {
+  sysroot: string;
+  cmdline: string | null;
+  target: string | null;
+}
+
+/**
+ * `[--target DIR] SYSROOT [KERNEL_CMDLINE]`, or `--target DIR` alone
+ * (SYSROOT /sysroot). The boot form mounts over its argument: a mistyped
+ * command (`verfy`) must not become a boot of a directory of that name, nor
+ * may a run outside an initramfs replace the running system's /sysroot.
+ */
+export function parseBootForm(argv: readonly string[], initrdRelease = INITRD_RELEASE): BootForm {
+  let target: string | null = null;
+  const positional: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--target' || a.startsWith('--target=')) {
+      const v = a === '--target' ? argv[++i] : a.slice('--target='.length);
+      if (v === undefined || !v.startsWith('/')) fail('EUSAGE', `--target needs an absolute directory such as /run/nextroot, got ${v === undefined ? 'nothing' : `"${v}"`}`);
+      target = v.replace(/(.)\/+$/, '$1');
+    } else if (a.startsWith('-') && positional.length === 0) {
+      fail('EUSAGE', `unknown option "${a}" (see cfsroot --help)`);
+    } else {
+      positional.push(a);
+    }
+  }
+  const [first, cmdline, ...extra] = positional;
+  if (first === undefined && target === null) fail('EUSAGE', 'expected SYSROOT (see cfsroot --help)');
+  if (first !== undefined && !first.startsWith('/')) {
+    fail('EUSAGE', `unknown command "${first}": expected verify, plan, preflight, digest, or the boot form with an absolute SYSROOT such as /sysroot (see cfsroot --help)`);
+  }
+  if (extra.length > 0) fail('EUSAGE', `too many arguments: expected [--target DIR] SYSROOT [KERNEL_CMDLINE], got ${argv.length}`);
+  const sysroot = first ?? '/sysroot';
+  if (target === null && !fs.existsSync(initrdRelease)) {
+    fail(
+      'EUSAGE',
+      `cfsroot ${sysroot}: the boot form replaces ${sysroot} and runs only in an initramfs (${initrdRelease} is missing here): ` +
+        'use cfsroot verify or plan to check this system, or --target DIR to assemble a root at DIR (e.g. /run/nextroot)',
+    );
+  }
+  const within = (a: string, b: string) => a === b || a.startsWith(b === '/' ? '/' : `${b}/`);
+  if (target !== null && (within(target, sysroot) || within(sysroot, target))) {
+    fail('EUSAGE', `--target ${target} and SYSROOT ${sysroot} overlap: expected a directory outside the physical root, such as /run/nextroot`);
+  }
+  return { sysroot, cmdline: cmdline ?? null, target };
 }
 
 async function commandDigest(args: string[], io: Io): Promise<number> {
@@ -227,19 +293,46 @@ async function verifyNative(o: CommonOptions & { cmdline: string }, io: Io): Pro
   return EXIT_OK;
 }
 
-async function commandPlan(o: CommonOptions, io: Io): Promise<number> {
-  const d = await decideFor(o, false);
+async function commandPlan(o: PlanOptions, io: Io): Promise<number> {
+  const cmdline = o.cmdline ?? readProcCmdline();
   const { planMounts, formatPlan, detectPlanEnv } = await import('./plan.js');
-  const steps = planMounts(d, detectPlanEnv(d));
+  const { splitKernelCmdline } = await import('./cmdline.js');
+  const { selectsNativeMode } = await import('./composefs-native/kargs.js');
+  let steps: import('./plan.js').MountStep[];
+  let warnings: string[];
+  if (selectsNativeMode(splitKernelCmdline(cmdline))) {
+    const { decideNative } = await import('./composefs-native/decide.js');
+    const { planNative, detectNativeEnv } = await import('./composefs-native/plan.js');
+    // As the boot decides (no digest here: the boot takes it of the copy, a plan step).
+    const d = await decideNative({
+      sysroot: o.sysroot,
+      cmdline,
+      initramfsRoot: o.initramfsRoot,
+      measure: false,
+      digestImage: async () => {
+        throw new Error('not used: measure is false');
+      },
+    });
+    const env = detectNativeEnv(d);
+    if (o.target !== null) env.target = o.target;
+    steps = planNative(d, env);
+    warnings = d.warnings;
+  } else {
+    const d = await decideFor({ ...o, cmdline }, false);
+    const env = detectPlanEnv(d);
+    if (o.target !== null) env.target = o.target;
+    steps = planMounts(d, env);
+    warnings = d.warnings;
+  }
   if (o.json) io.out(toJson({ ok: true, steps }) + '\n');
   else io.out(formatPlan(steps));
-  for (const w of d.warnings) io.err(`cfsroot: warning: ${oneLine(w)}\n`);
+  for (const w of warnings) io.err(`cfsroot: warning: ${oneLine(w)}\n`);
   return EXIT_OK;
 }
 
-async function commandBoot(sysroot: string, cmdline: string | null, io: Io): Promise<number> {
+async function commandBoot(f: BootForm, io: Io): Promise<number> {
   const { boot } = await import('./boot.js');
-  return boot({ sysroot, cmdline: cmdline ?? readProcCmdline(), initramfsRoot: '/' }, io);
+  return boot({ sysroot: f.sysroot, cmdline: f.cmdline ?? readProcCmdline(), initramfsRoot: '/', ...(f.target !== null ? { target: f.target } : {}) }, io);
 }
 
 /** JSON with bigints as strings and byte arrays as hex. */

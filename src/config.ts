@@ -207,11 +207,11 @@ function confBool(conf: PrepareRootConf, section: string, key: string, dflt: Dec
 export const COMPOSEFS_NATIVE_KARGS = ['composefs', 'composefs.digest'] as const;
 
 /**
- * The composefs-native mode (composefs-setup-root, bootc's composefs
- * backend) is checked by `verify` (src/composefs-native/) but neither
- * booted nor planned yet, and its kargs pin the image to boot: an
- * ostree boot that went ahead beside them would drop that pin. So any of them
- * is refused, and with ostree= too the message names both (issue 14).
+ * The composefs-native kargs pin the image to boot: an ostree decision that
+ * went ahead beside them would drop that pin. The boot, `plan` and `verify`
+ * send them to src/composefs-native/ before this point; anything else that
+ * asks for an ostree decision with them (preflight) is refused, and with
+ * ostree= too the message names both (issue 14).
  */
 function refuseComposefsNativeKargs(kargs: KernelArgs): void {
   const native = COMPOSEFS_NATIVE_KARGS.filter((k) => kargs.has(k)).map((k) => formatKarg(k, kargs.get(k) ?? null));
@@ -221,8 +221,8 @@ function refuseComposefsNativeKargs(kargs: KernelArgs): void {
   fail(
     'ECMDLINE',
     `kernel command line: ${native.join(' and ')} selects the composefs-native mode (composefs-setup-root), ` +
-      'which this cfsroot can check (cfsroot verify) but does not boot or plan yet (not implemented): ' +
-      'expected ostree=/ostree/boot.N/<os>/<bootcsum>/<serial>; boot this entry with composefs-setup-root, or give it an ostree= deployment instead',
+      'which the boot, cfsroot plan and cfsroot verify handle but this command does not: ' +
+      'expected ostree=/ostree/boot.N/<os>/<bootcsum>/<serial>; check a composefs-native entry with cfsroot verify --cmdline',
   );
 }
 

@@ -21,7 +21,13 @@ import { encodeOstreeBooted } from './booted.js';
 
 /** One action on the mount namespace or on /run. Plain data: JSON-serialisable as is. */
 export type MountStep =
-  | { kind: 'mkdir'; path: string; mode: number }
+  /**
+   * `beneath`: a directory on the disk (SYSROOT) the new directory's parent
+   * is resolved from without following symlinks; such a directory is state
+   * the boot keeps (created if missing, as composefs-setup-root does), so it
+   * is not removed on failure. Absent: a path cfsroot made or was given.
+   */
+  | { kind: 'mkdir'; path: string; mode: number; beneath?: string }
   | { kind: 'rmdir'; path: string }
   | { kind: 'make-rprivate'; target: string }
   | { kind: 'make-slave'; target: string }
@@ -82,6 +88,10 @@ export type MountStep =
    */
   | { kind: 'umount-lazy'; target: string; restoreFrom: string | null }
   | { kind: 'symlink'; path: string; linkTarget: string }
+  /** A symlink that keeps whatever is already at `path` (composefs-native /run/systemd/volatile-root, made best effort upstream). */
+  | { kind: 'symlink-if-absent'; path: string; linkTarget: string }
+  /** A fresh tmpfs (the upper and work dirs of a transient overlay), detached again once the overlay holds it. */
+  | { kind: 'mount-tmpfs'; target: string; options: string[] }
   | { kind: 'write-file'; path: string; mode: number; contentBase64: string; what: string };
 
 export type MountStepKind = MountStep['kind'];
@@ -103,6 +113,12 @@ export interface PlanEnv {
   stagingDir?: string;
   /** Per-run suffix of transient-etc.XXXXXX, the image copy and the lower mount point (6 characters of [A-Za-z0-9]). */
   randomSuffix: string;
+  /**
+   * `--target DIR`: assemble the new root at DIR (it becomes the staging dir)
+   * and leave SYSROOT where it is, e.g. /run/nextroot for systemctl
+   * soft-reboot from a booted system. Absent: the boot's own target, SYSROOT.
+   */
+  target?: string;
 }
 
 export interface KernelFeatures {
@@ -204,8 +220,13 @@ export function planPaths(env: PlanEnv) {
     imageCopy: `${priv}/cfsroot.cfs.${env.randomSuffix}`,
     lower: `${priv}/cfsroot-lower.${env.randomSuffix}`,
     transientRoot: `${priv}/root`,
-    staging: env.stagingDir ?? '/sysroot.tmp',
+    // --target: the new root is assembled where it is to stay.
+    staging: env.target ?? env.stagingDir ?? '/sysroot.tmp',
     booted: `${run}/ostree-booted`,
+    // What `ostree admin prepare-soft-reboot` writes for /run/nextroot;
+    // ostree-boot-complete.service renames it to ostree-booted once the soft reboot is done.
+    nextrootBooted: `${run}/ostree/nextroot-booted`,
+    nextroot: `${run}/nextroot`,
     varMarker: `${run}/ostree/initramfs-mount-var`,
     volatileRoot: `${run}/systemd/volatile-root`,
     transientEtc: `${run}/ostree/transient-etc.${env.randomSuffix}`,
@@ -223,6 +244,10 @@ export function planMounts(d: BootDecision, env: PlanEnv): MountStep[] {
   const S = d.sysroot;
   const T = P.staging;
   const cfs = d.composefs;
+  // --target (src/cli.ts): SYSROOT stays mounted where it is and the run
+  // state of the boot that is running (/run/ostree-booted, the /var marker,
+  // volatile-root) is left alone.
+  const targeted = env.target !== undefined;
   // The deployment as a path beneath SYSROOT (resolveDeployment's dir is its
   // realpath, which need not start with SYSROOT when SYSROOT is itself a link).
   const deployDir = `${S}/${d.deployment.relDir}`;
@@ -233,8 +258,10 @@ export function planMounts(d: BootDecision, env: PlanEnv): MountStep[] {
   add({ kind: 'mkdir', path: P.ostreeRun, mode: 0o755 });
   add({ kind: 'mkdir', path: P.priv, mode: 0o000 });
   // Nothing we mount may propagate back into the initramfs' peers, and
-  // MS_MOVE (step 8) refuses to move a mount whose parent is shared.
-  add({ kind: 'make-rprivate', target: '/' });
+  // MS_MOVE (step 8) refuses to move a mount whose parent is shared. A
+  // --target run moves nothing and runs in a booted system, whose
+  // propagation is not cfsroot's to change.
+  if (!targeted) add({ kind: 'make-rprivate', target: '/' });
   add({ kind: 'mkdir', path: T, mode: 0o755 });
 
   if (cfs) {
@@ -292,7 +319,7 @@ export function planMounts(d: BootDecision, env: PlanEnv): MountStep[] {
     });
     // The overlay holds the EROFS superblock; the mount point itself is not needed.
     add({ kind: 'umount-lazy', target: P.lower, restoreFrom: null });
-    if (env.rootDevice) {
+    if (env.rootDevice && !targeted) {
       add({ kind: 'mkdir', path: path.dirname(P.volatileRoot), mode: 0o755 });
       add({
         kind: 'symlink',
@@ -362,7 +389,7 @@ export function planMounts(d: BootDecision, env: PlanEnv): MountStep[] {
 
   // §4.6 the physical root becomes /sysroot inside the new root.
   add({ kind: 'bind', source: S, target: `${T}/sysroot`, recursive: true, sourceBeneath: null, targetBeneath: T });
-  add({ kind: 'umount-lazy', target: S, restoreFrom: `${T}/sysroot` });
+  if (!targeted) add({ kind: 'umount-lazy', target: S, restoreFrom: `${T}/sysroot` });
 
   // §4.7 /var, reached through the new /sysroot bind (SYSROOT is detached now).
   const newSysroot = `${T}/sysroot`;
@@ -378,22 +405,23 @@ export function planMounts(d: BootDecision, env: PlanEnv): MountStep[] {
     // twice; shared: the booted system's own mounts under /var propagate.
     add({ kind: 'make-slave', target: `${T}/var` });
     add({ kind: 'make-shared', target: `${T}/var` });
-    // Tells ostree's systemd generator that /var is already mounted.
-    add({ kind: 'write-file', path: P.varMarker, mode: 0o644, contentBase64: '', what: 'the /var marker' });
+    // Tells ostree's systemd generator that /var is already mounted (the running boot's marker: not for --target).
+    if (!targeted) add({ kind: 'write-file', path: P.varMarker, mode: 0o644, contentBase64: '', what: 'the /var marker' });
   }
 
   // §4.8
-  const booted = encodeOstreeBooted(d, { transientEtc });
-  add({
-    kind: 'write-file',
-    path: P.booted,
-    mode: 0o644,
-    contentBase64: Buffer.from(booted).toString('base64'),
-    what: '/run/ostree-booted',
-  });
-  add({ kind: 'move', source: T, target: S });
-  add({ kind: 'rmdir', path: T });
-  if (c.sysrootReadonly) add({ kind: 'remount', target: `${S}/sysroot`, readonly: true });
+  const booted = Buffer.from(encodeOstreeBooted(d, { transientEtc })).toString('base64');
+  if (!targeted) {
+    add({ kind: 'write-file', path: P.booted, mode: 0o644, contentBase64: booted, what: '/run/ostree-booted' });
+    add({ kind: 'move', source: T, target: S });
+    add({ kind: 'rmdir', path: T });
+  } else if (T === P.nextroot) {
+    // The soft reboot's own record, as ostree's prepare-soft-reboot writes it;
+    // any other target is a root nothing will boot into, and gets none.
+    add({ kind: 'write-file', path: P.nextrootBooted, mode: 0o644, contentBase64: booted, what: '/run/ostree/nextroot-booted' });
+  }
+  // The new root's /sysroot: at SYSROOT after the move, at the target without one.
+  if (c.sysrootReadonly) add({ kind: 'remount', target: `${targeted ? T : S}/sysroot`, readonly: true });
   return steps;
 }
 
@@ -403,7 +431,7 @@ const octal = (mode: number) => mode.toString(8).padStart(4, '0');
 export function describeStep(s: MountStep): string {
   switch (s.kind) {
     case 'mkdir':
-      return `mkdir -m ${octal(s.mode)} ${s.path}`;
+      return `mkdir -m ${octal(s.mode)} ${s.path}${s.beneath !== undefined ? ` (if missing; no symlink followed beneath ${s.beneath}; kept)` : ''}`;
     case 'rmdir':
       return `rmdir ${s.path}`;
     case 'make-rprivate':
@@ -431,6 +459,10 @@ export function describeStep(s: MountStep): string {
       return `umount --lazy ${s.target}`;
     case 'symlink':
       return `ln -s ${s.linkTarget} ${s.path}`;
+    case 'symlink-if-absent':
+      return `ln -s ${s.linkTarget} ${s.path} (an existing ${s.path} is kept)`;
+    case 'mount-tmpfs':
+      return `mount -t tmpfs -o ${['rw', ...s.options].join(',')} tmpfs ${s.target}`;
     case 'write-file':
       return `write ${s.what} to ${s.path} (${Buffer.from(s.contentBase64, 'base64').length} bytes, mode ${octal(s.mode)})`;
   }

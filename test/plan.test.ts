@@ -345,3 +345,24 @@ test('replaceOverlayPaths: whole lowerdir entries and upper/work values only, es
   // An escaped colon inside a path is not a separator.
   t.deepEqual(replaceOverlayPaths([`lowerdir=${escapeOverlayPath('/a:b')}:/c`], new Map([['/c', '/proc/self/fd/3']])), ['lowerdir=/a\\:b:/proc/self/fd/3']);
 });
+
+test('--target (ostree): the root assembled at the target; SYSROOT stays, / keeps its propagation, run state only as ostree soft-reboot writes it', (t) => {
+  const d = makeDecision({ mode: 'signed' });
+  const boot = planMounts(d, ENV);
+  for (const target of ['/run/nextroot', '/mnt/next']) {
+    const steps = planMounts(d, { ...ENV, target });
+    const text = steps.map(describeStep);
+    t.false(text.some((l) => l.includes('/sysroot.tmp')), target);
+    t.false(steps.some((s) => s.kind === 'make-rprivate' || s.kind === 'move' || s.kind === 'rmdir' || s.kind === 'symlink'), target);
+    t.false(steps.some((s) => s.kind === 'umount-lazy' && s.target === d.sysroot), target);
+    t.like(find(steps, 'mount-overlay')[0], { source: 'composefs', target });
+    t.like(find(steps, 'bind', (b) => b.source === d.sysroot)[0], { target: `${target}/sysroot`, recursive: true });
+    t.deepEqual(steps.at(-1), { kind: 'remount', target: `${target}/sysroot`, readonly: true });
+    const writes = find(steps, 'write-file').map((w) => w.path);
+    // ostree's prepare-soft-reboot record for /run/nextroot, with the boot's own content; nothing for any other target.
+    t.deepEqual(writes, target === '/run/nextroot' ? ['/run/ostree/nextroot-booted'] : [], target);
+    if (target === '/run/nextroot') {
+      t.is(find(steps, 'write-file')[0]!.contentBase64, find(boot, 'write-file', (w) => w.path === '/run/ostree-booted')[0]!.contentBase64);
+    }
+  }
+});

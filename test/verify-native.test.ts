@@ -60,7 +60,7 @@ function withRepo(name: string, opts: NativeRepoOptions, body: (t: ExecutionCont
 }
 
 interface Decision {
-  bootImplemented: boolean;
+  mode: string;
   karg: { digest: string; alg: string; insecure: boolean };
   image: { path: string; file: string; link: string | null; measuredDigest: string };
   repository: { algorithm: string | null };
@@ -87,9 +87,10 @@ withRepo('sha512, secure, image linked into objects/ as composefs-rs makes it: v
   t.regex(res.stdout, new RegExp(`image: +${r.imageName} -> \\.\\./objects/`));
   t.regex(res.stdout, new RegExp(`digest: +sha512:${r.digest} matches its name`));
   t.regex(res.stdout, /verity=require/);
-  t.regex(res.stdout, /^OK: a composefs-native boot would mount image [0-9a-f]{16}… pinned by its digest, with fs-verity required; cfsroot itself does not boot this mode yet/m);
+  t.regex(res.stdout, /^OK: a composefs-native boot would mount image [0-9a-f]{16}… pinned by its digest, with fs-verity required$/m);
   const d = accepted(t, r, karg512(r));
-  t.false(d.bootImplemented);
+  t.is(d.mode, 'composefs-native');
+  t.false('bootImplemented' in d);
   t.is(d.karg.alg, 'sha512');
   t.is(d.image.measuredDigest, r.digest);
   t.is(d.image.file, fs.realpathSync(r.imageFile));
@@ -230,9 +231,17 @@ withRepo('setup-root-conf.toml: etc transient, var none, root transient; systemd
   refused(t, r, karg512(r), 'ECONFIG', new RegExp(`${conf.replace(/[.]/g, '\\.')}: \\[etc\\] mount = "tmpfs": expected one of`));
 });
 
-withRepo('plan and the boot form refuse the native kargs: not implemented yet', { alg: 'sha512' }, (t, r) => {
+withRepo('plan prints the native plan (text and --json), and --target plans the root at the target', { alg: 'sha512' }, (t, r) => {
   const res = runBinary(['plan', '--sysroot', r.sysroot, '--initramfs-root', r.initramfs, '--cmdline', karg512(r)]);
-  t.is(res.status, 1);
-  t.is(res.stderr.trim().split('\n').length, 1);
-  t.regex(res.stderr, /selects the composefs-native mode .*does not boot or plan yet \(not implemented\)/);
+  t.is(res.status, 0, res.stderr);
+  t.regex(res.stdout, new RegExp(`^ *\\d+\\. mount -t overlay -o ro,metacopy=on,redirect_dir=on,lowerdir=/run/cfsroot/\\.private/lower\\.[A-Za-z0-9]{6}::${r.sysroot}/composefs/objects,verity=require composefs:${r.digest} /sysroot\\.tmp$`, 'm'));
+  t.regex(res.stdout, new RegExp(`mount --move /sysroot\\.tmp ${r.sysroot}\n`));
+  const json = runBinary(['plan', '--json', '--sysroot', r.sysroot, '--initramfs-root', r.initramfs, '--cmdline', karg512(r)]);
+  t.is(json.status, 0, json.stderr);
+  const steps = (JSON.parse(json.stdout) as { ok: boolean; steps: Array<{ kind: string; source?: string; target?: string }> }).steps;
+  t.is(steps.filter((s) => s.kind === 'mount-overlay')[0]!.source, `composefs:${r.digest}`);
+  const targeted = runBinary(['plan', '--target', '/run/nextroot', '--sysroot', r.sysroot, '--initramfs-root', r.initramfs, '--cmdline', karg512(r)]);
+  t.is(targeted.status, 0, targeted.stderr);
+  t.regex(targeted.stdout, new RegExp(`composefs:${r.digest} /run/nextroot\n`));
+  t.notRegex(targeted.stdout, /--move|--make-rprivate|volatile-root|sysroot\.tmp/);
 });

@@ -92,4 +92,10 @@ install() {
     if [[ -f "${dracutsysrootdir}$keypath" ]]; then
         inst_simple "${dracutsysrootdir}$keypath" "$keypath"
     fi
+
+    # The composefs-native mode's config (SPEC §6), read from the initramfs.
+    conf=/usr/lib/composefs/setup-root-conf.toml
+    if [[ -f "${dracutsysrootdir}$conf" ]]; then
+        inst_simple "${dracutsysrootdir}$conf" "$conf"
+    fi
 }

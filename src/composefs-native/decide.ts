@@ -7,9 +7,8 @@
  *   name) -> the composefs overlay -> root transient -> SYSROOT at /sysroot
  *   -> /etc -> /var (skipped for systemd.volatile=state|overlay).
  *
- * `cfsroot verify` runs it today. The boot and `plan` refuse these kargs
- * until the mount side exists (src/config.ts); what that side needs to do is
- * all in NativeDecision.
+ * `cfsroot verify`, `plan` and the boot run it; src/composefs-native/plan.ts
+ * turns it into the mount steps.
  */
 
 import * as path from 'node:path';
@@ -35,8 +34,8 @@ export interface DecideNativeOptions {
   digestImage: (file: string, alg: VerityAlg) => Promise<Uint8Array>;
   /**
    * The digest the kernel has for the file (FS_IOC_MEASURE_VERITY), null if
-   * fs-verity is not enabled on it. Absent: the kernel layer cannot ask (not
-   * yet), and the decision says the kernel's check was not made.
+   * fs-verity is not enabled on it (or the filesystem has none). Absent: not
+   * asked (verify; a boot without the addon), and the decision says so.
    */
   measureVerity?: (file: string, alg: VerityAlg) => Promise<Uint8Array | null>;
   /** Where the boot copies the image (default /run); its free space bounds the image size. */
@@ -132,7 +131,6 @@ export async function decideNative(opts: DecideNativeOptions): Promise<NativeDec
 
   return {
     mode: 'composefs-native',
-    bootImplemented: false,
     sysroot,
     initramfsRoot,
     config: conf.path,

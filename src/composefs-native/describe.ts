@@ -30,8 +30,7 @@ export function describeNativeDecision(d: NativeDecision): string {
   lines.push(`state:       ${d.stateDir}: ${subdirLine('/etc', d.etc)}; ${subdirLine('/var', d.var)}`);
   lines.push(
     `OK: a composefs-native boot would mount image ${d.image.digest.slice(0, 16)}… pinned by its digest, ` +
-      `${d.insecure ? 'fs-verity not required (insecure)' : 'with fs-verity required'}; ` +
-      'cfsroot itself does not boot this mode yet (boot it with composefs-setup-root)',
+      `${d.insecure ? 'fs-verity not required (insecure)' : 'with fs-verity required'}`,
   );
   return lines.join('\n') + '\n';
 }

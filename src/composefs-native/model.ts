@@ -29,8 +29,6 @@ export interface NativeSubdir {
 
 export interface NativeDecision {
   mode: 'composefs-native';
-  /** false until the mount side exists: the boot and `plan` refuse these kargs (src/config.ts). */
-  bootImplemented: false;
   sysroot: string;
   initramfsRoot: string;
   /** The setup-root-conf.toml read, or null (defaults). */
@@ -59,7 +57,7 @@ export interface NativeDecision {
   verity: {
     /** The overlay gets verity=require (every object must carry its fs-verity digest). */
     require: boolean;
-    /** The kernel's fs-verity on the image: matches its name, absent (insecure only), or not asked (no kernel call yet). */
+    /** The kernel's fs-verity on the image: matches its name, absent (insecure only), or not asked (verify, or no addon). */
     kernel: 'matches' | 'absent' | 'not-checked';
   };
   /** The composefs overlay: source `composefs:<hex>`, the image as lower, objects as data-only lower. */

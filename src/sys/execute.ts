@@ -24,6 +24,7 @@ import type { VerityAlg } from '../model.js';
 import { describeStep, type MountStep } from '../plan.js';
 import type { Logger } from '../log.js';
 import type { Beneath, MountHandle, Sys } from './types.js';
+import { checkBeneath } from './beneath.js';
 
 export interface StepRecord {
   index: number;
@@ -51,6 +52,8 @@ interface Undo {
   run: () => void;
   /** Mount point this undo unmounts, so a later step can find and cancel it. */
   mountAt?: string;
+  /** Directory this undo removes: one made inside a mount that is later detached goes with that mount. */
+  made?: string;
 }
 
 export async function executePlan(
@@ -113,7 +116,19 @@ export async function executePlan(
       if (opts.verbose) log.info(`step ${index + 1}/${steps.length}: ${describe()}`);
       switch (step.kind) {
         case 'mkdir':
-          if (sys.mkdir(step.path, step.mode)) undo.push({ description: `rmdir ${step.path}`, run: () => sys.rmdir(step.path) });
+          if (step.beneath !== undefined) {
+            // State on the disk (the /etc overlay's upper and work): kept even if the boot fails.
+            const ref = beneath(step.beneath, step.path)!;
+            if (sys.mkdirBeneath) sys.mkdirBeneath(ref, step.mode);
+            else {
+              // A backend without it: the parent checked by path, then mkdir by path (src/sys/beneath.ts).
+              const parent = step.path.slice(0, step.path.lastIndexOf('/'));
+              checkBeneath({ root: ref.root, rel: ref.rel.split('/').slice(0, -1).join('/'), path: parent });
+              sys.mkdir(step.path, step.mode);
+            }
+          } else if (sys.mkdir(step.path, step.mode)) {
+            undo.push({ description: `rmdir ${step.path}`, made: step.path, run: () => sys.rmdir(step.path) });
+          }
           break;
         case 'rmdir':
           sys.rmdir(step.path);
@@ -234,6 +249,8 @@ export async function executePlan(
             // Whatever still uses the detached mount (the overlay) releases it when it goes.
             takeUnmount(step.target);
             release(at(step.target));
+            // Directories made inside it went with it (a transient overlay's upper and work).
+            for (let i = undo.length - 1; i >= 0; i--) if (undo[i]!.made?.startsWith(`${step.target}/`)) undo.splice(i, 1);
           } else {
             // SYSROOT itself: a path cfsroot was given, not one in the new root.
             sys.umount(step.target, true);
@@ -245,6 +262,22 @@ export async function executePlan(
           }
           break;
         }
+        case 'mount-tmpfs': {
+          const h = sys.mount({ fstype: 'tmpfs', source: 'tmpfs', target: step.target, options: step.options, readonly: false });
+          pushUnmount(step.target, remember(step.target, h));
+          break;
+        }
+        case 'symlink-if-absent':
+          try {
+            sys.symlink(step.linkTarget, step.path);
+          } catch (e) {
+            // Kept, as bootc keeps one ostree-prepare-root (or an earlier run) made.
+            if ((e as NodeJS.ErrnoException | null)?.code !== 'EEXIST') throw e;
+            if (opts.verbose) log.info(`${step.path} exists: kept`);
+            break;
+          }
+          undo.push({ description: `rm ${step.path}`, run: () => sys.unlink(step.path) });
+          break;
         case 'symlink':
           try {
             sys.symlink(step.linkTarget, step.path);

@@ -22,6 +22,7 @@ import type { MountCall, Propagation, Sys } from './types.js';
 import { copyFileObserved } from './copy.js';
 import { readMountinfo } from './mountinfo.js';
 import { checkBeneath, checkConfinement } from './beneath.js';
+import { mkdirBeneath } from './mkdir-beneath.js';
 
 export interface SpawnSysOptions {
   /** mount(8) to run (default "mount", found on PATH). */
@@ -103,6 +104,7 @@ export function spawnSys(opts: SpawnSysOptions = {}): Sys {
         fs.closeSync(fd);
       }
     },
+    mkdirBeneath,
     rmdir: (p) => fs.rmdirSync(p),
     symlink: (linkTarget, p) => fs.symlinkSync(linkTarget, p),
     readFileOrNull(p) {

@@ -36,7 +36,7 @@ export interface Beneath {
 export type MountHandle = string;
 
 export interface MountCall {
-  fstype: 'erofs' | 'overlay';
+  fstype: 'erofs' | 'overlay' | 'tmpfs';
   source: string;
   target: string;
   /** Filesystem options, already escaped; the backend adds ro/rw. */
@@ -81,6 +81,15 @@ export interface Sys {
   /** Create one directory with exactly `mode`; false if it already existed (then it is left alone). */
   mkdir(path: string, mode: number): boolean;
   rmdir(path: string): void;
+  /**
+   * mkdir of `ref.path`, its parent `ref.rel` minus the last component
+   * resolved beneath `ref.root` one component at a time without following a
+   * symlink (a directory the disk decides, e.g. the /etc overlay's upper in
+   * SYSROOT/state): false if it already existed (then it must be a
+   * directory, not a symlink). Optional: the executor then checks by path
+   * and uses mkdir.
+   */
+  mkdirBeneath?(ref: Beneath, mode: number): boolean;
   symlink(linkTarget: string, path: string): void;
   /** The first `length` bytes (fewer if the file is shorter) of a file cfsroot made: the image copy. */
   readHead?(path: string, length: number): Uint8Array;

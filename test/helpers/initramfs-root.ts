@@ -38,6 +38,8 @@ export function buildInitramfsRoot(): InitramfsRoot {
   for (const d of ['bin', 'usr/bin', 'usr/sbin', 'usr/lib/cfsroot', 'etc/ostree', 'proc', 'sys', 'dev', 'run', 'sysroot', 'tmp', 'out']) {
     fs.mkdirSync(path.join(dir, d), { recursive: true });
   }
+  // The boot form runs only in an initramfs (src/cli.ts), which this file marks.
+  fs.writeFileSync(path.join(dir, 'etc/initrd-release'), 'NAME="cfsroot test initramfs"\n');
   install('/usr/bin/busybox', path.join(dir, 'bin/busybox'));
   for (const a of BUSYBOX_APPLETS) fs.symlinkSync('busybox', path.join(dir, 'bin', a));
   for (const bin of ['/usr/bin/mount', '/usr/bin/umount', '/usr/sbin/losetup']) installWithLibs(bin, dir);
@@ -116,6 +118,10 @@ export interface BootOptions {
   runOptions?: string;
   /** Extra environment for cfsroot (and the scripts around it). */
   env?: Record<string, string>;
+  /** Files written into the initramfs root for this run (path inside it -> content), removed afterwards. */
+  initramfsFiles?: Record<string, string>;
+  /** Shell words before SYSROOT on cfsroot's command line (e.g. "--target /run/nextroot"). */
+  bootArgs?: string;
 }
 
 export function bootInNamespace(o: BootOptions): BootRun & { probe2: string; between: string } {
@@ -129,6 +135,11 @@ export function bootInNamespace(o: BootOptions): BootRun & { probe2: string; bet
   fs.writeFileSync(path.join(out, 'between.sh'), o.between ?? 'true\n');
   fs.writeFileSync(path.join(out, 'probe2.sh'), o.probe2 ?? 'true\n');
   fs.writeFileSync(path.join(out, 'cmdline'), o.cmdline);
+  const extra = Object.keys(o.initramfsFiles ?? {}).map((p) => path.join(R, p));
+  for (const [p, content] of Object.entries(o.initramfsFiles ?? {})) {
+    fs.mkdirSync(path.dirname(path.join(R, p)), { recursive: true });
+    fs.writeFileSync(path.join(R, p), content);
+  }
 
   // Inside the chroot: snapshot, boot, snapshot, probe. `losetup` lists
   // every loop device of the machine, and tests run side by side each have
@@ -140,7 +151,7 @@ export function bootInNamespace(o: BootOptions): BootRun & { probe2: string; bet
     'cat /proc/self/mountinfo > /out/before',
     '/usr/sbin/losetup --list --noheadings --output NAME,BACK-MAJ:MIN,BACK-FILE > /out/loops-before 2>&1',
     'find /run > /out/run-before',
-    '/usr/bin/cfsroot /sysroot "$(cat /out/cmdline)" > /out/stdout 2> /out/stderr; echo $? > /out/rc',
+    `/usr/bin/cfsroot ${o.bootArgs ?? ''} /sysroot "$(cat /out/cmdline)" > /out/stdout 2> /out/stderr; echo $? > /out/rc`,
     'cd /',
     'cat /proc/self/mountinfo > /out/after',
     '/usr/sbin/losetup --list --noheadings --output NAME,BACK-MAJ:MIN,BACK-FILE > /out/loops-after 2>&1',
@@ -166,6 +177,7 @@ export function bootInNamespace(o: BootOptions): BootRun & { probe2: string; bet
     env: { ...o.env, PATH: '/usr/sbin:/usr/bin:/sbin:/bin', INNER: inner },
     encoding: 'utf8',
   });
+  for (const f of extra) fs.rmSync(f, { force: true });
   if (r.status !== 0) throw new Error(`namespace harness failed (${r.status}): ${r.stderr}`);
   const read = (f: string) => fs.readFileSync(path.join(out, f), 'utf8');
   // Device of the namespace's /run: field 3 of its (last) line in mountinfo.

@@ -59,6 +59,8 @@ function writeTree(dir: string, extra: Record<string, string> = {}): string {
     fs.mkdirSync(path.dirname(p), { recursive: true });
     fs.writeFileSync(p, content, { mode: rel.startsWith('usr/bin/') ? 0o755 : 0o644 });
   }
+  // The mount points a booted root needs: the physical root and /var (bootc images have both).
+  for (const d of ['sysroot', 'var']) fs.mkdirSync(path.join(dir, d), { mode: 0o755 });
   return dir;
 }
 

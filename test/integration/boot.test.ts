@@ -277,3 +277,29 @@ test.serial('systemd.volatile: /var left to systemd, no marker', (t) => {
   t.is(under(r.after, '/sysroot/var').length, 0);
   t.false(r.runAfter.includes('/run/ostree/initramfs-mount-var'));
 });
+
+test.serial('--target /run/nextroot (ostree): the root assembled there, SYSROOT untouched; only /run/ostree/nextroot-booted is written', (t) => {
+  const info = sysroot({ sign: false });
+  const r = boot(info, 'ostree.prepare-root.composefs=yes', {
+    bootArgs: '--target /run/nextroot',
+    probe: 'cat /run/nextroot/usr/bin/hello /run/nextroot/etc/motd\nls /run/nextroot/sysroot/ostree/deploy\n',
+  });
+  t.is(r.rc, 0, r.stderr);
+  // SYSROOT is the physical root still, with nothing mounted under it.
+  t.deepEqual(newRoot(r.after), newRoot(r.before));
+  const at = under(r.after, '/run/nextroot');
+  t.deepEqual([at[0]!.target, at[0]!.fstype, at[0]!.source, at[0]!.readonly], ['/run/nextroot', 'overlay', 'composefs', true]);
+  const v = `/ostree/deploy/${info.os}/var`;
+  t.deepEqual(at.slice(1).map((m) => `${m.target} ${m.readonly ? 'ro' : 'rw'} ${m.root}`), [
+    `/run/nextroot/etc rw ${info.sysroot}${rel(info, info.deployDir)}/etc`,
+    `/run/nextroot/sysroot ro ${info.sysroot}`,
+    `/run/nextroot/sysroot${v} rw ${info.sysroot}${v}`,
+    `/run/nextroot/var rw ${info.sysroot}${v}`,
+  ]);
+  t.is(r.probe, `${HELLO}default motd\n${info.os}\n`);
+  const added = r.runAfter.filter((p) => !r.runBefore.includes(p));
+  t.true(added.includes('/run/ostree/nextroot-booted'));
+  for (const p of ['/run/ostree-booted', '/run/ostree/initramfs-mount-var', '/run/systemd/volatile-root']) t.false(added.includes(p), p);
+  t.false(r.after.some((m) => m.target.startsWith('/sysroot.tmp')));
+  t.regex(r.stderr, /at \/run\/nextroot \(--target; \/sysroot left in place\)\n$/);
+});

@@ -4,7 +4,7 @@
  * rollback checks, directories, files and symlinks, plus failure injection
  * ("the Nth mutating call throws").
  */
-import type { MountCall, Propagation, Sys } from '../../src/sys/types.js';
+import type { Beneath, MountCall, Propagation, Sys } from '../../src/sys/types.js';
 
 interface FakeMount {
   target: string;
@@ -93,6 +93,8 @@ export class FakeSys implements Sys {
     const below = this.under(target);
     if (below.length > 0 && !lazy) throw new Error(`${target}: target is busy`);
     this.mounts = this.mounts.filter((x) => x !== m && !(lazy && below.includes(x)));
+    // What was made in a tmpfs goes with it.
+    if (m.what.startsWith('tmpfs:')) for (const d of [...this.dirs]) if (d.startsWith(`${target}/`)) this.dirs.delete(d);
   }
   propagation(target: string, _kind: Propagation) {
     this.tick(`propagation ${target}`);
@@ -113,7 +115,12 @@ export class FakeSys implements Sys {
   }
   symlink(linkTarget: string, p: string) {
     this.tick(`symlink ${p}`);
+    // As symlink(2): never replaces what is there.
+    if (this.links.has(p) || this.files.has(p) || this.dirs.has(p)) throw Object.assign(new Error(`${p}: EEXIST`), { code: 'EEXIST' });
     this.links.set(p, linkTarget);
+  }
+  mkdirBeneath(ref: Beneath, mode: number) {
+    return this.mkdir(ref.path, mode);
   }
   readFileOrNull(p: string) {
     const c = this.files.get(p);
