@@ -7,7 +7,8 @@
 
 import { CfsError, describeSystemError } from './errors.js';
 import { decideBoot } from './decide.js';
-import { IMAGE_DIGEST_ALG, detectPlanEnv, planMounts } from './plan.js';
+import { detectPlanEnv, planMounts } from './plan.js';
+import { describeImagePath, imagePathOf, probeImage } from './image-plan.js';
 import { executePlan } from './sys/index.js';
 // mount(2) through the embedded addon when it loads, else mount(8) (src/sys/native.ts).
 import { armBootDeadline, bootSys } from './sys/native.js';
@@ -44,26 +45,19 @@ export async function boot(opts: BootOptions, io: Io, logger?: Logger, deps: Boo
   if (timed) startTimings();
   let disarm = () => {};
   try {
-    // The backend first: with the addon, the image is read and hashed on
-    // another thread while the signature is checked and the plan is made.
     const sys = deps.sys ?? bootSys({ warn: (m) => log.warn(m) });
     // A real boot with the addon gets a deadline (issue 13 item 11); the warm-up's injected Sys does not.
     if (!deps.sys) disarm = armBootDeadline();
     mark('backend');
     const runDir = deps.runDir ?? '/run';
-    const decision = await decideBoot({
-      ...opts,
-      measure: false,
-      runDir,
-      onImage: (image) => sys.prefetchImage?.(image, IMAGE_DIGEST_ALG, runDir),
-    });
+    const decision = await decideBoot({ ...opts, measure: false, runDir });
     mark('decide');
     for (const w of decision.warnings) log.warn(`warning: ${w}`);
-    const env = detectPlanEnv(decision, runDir);
+    const env = { ...detectPlanEnv(decision, runDir), ...(decision.composefs ? probeImage(sys, decision.composefs.image) : {}) };
     if (deps.stagingDir !== undefined) env.stagingDir = deps.stagingDir;
     const steps = planMounts(decision, env);
     mark('plan');
-    const result = await executePlan(steps, sys, log);
+    const result = await executePlan(steps, sys);
     disarm();
     mark('execute');
     if (timed) {
@@ -72,11 +66,13 @@ export async function boot(opts: BootOptions, io: Io, logger?: Logger, deps: Boo
       log.info(`timings (ms): ${timingsReport()}; steps: ${[...byKind].map(([k, ms]) => `${k} ${ms.toFixed(2)}`).join(', ')}`);
     }
     const cfs = decision.composefs;
+    const imagePath = imagePathOf(steps);
     log.info(
       cfs
         ? `mounted composefs root of ${decision.deployment.relDir} (image fs-verity sha256:${result.imageDigest ?? 'unchecked'}` +
             `${cfs.expectedDigestSource ? `, matching the ${cfs.expectedDigestSource}` : ', not pinned'}` +
-            `${cfs.signed ? ', signature verified' : ''}${cfs.verity ? ', verity=require' : ''})`
+            `${cfs.signed ? ', signature verified' : ''}${cfs.verity ? ', verity=require' : ''}; ` +
+            `image: ${imagePath ? describeImagePath(imagePath) : 'none'})`
         : `mounted ${decision.deployment.relDir} as the root (no composefs)`,
     );
     return 0;

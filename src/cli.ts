@@ -181,17 +181,14 @@ async function commandDigest(args: string[], io: Io): Promise<number> {
 
 async function decideFor(o: CommonOptions, measure: boolean): Promise<BootDecision> {
   const { decideBoot } = await import('./decide.js');
-  // verify measures the image: through the addon when it loads, started as
-  // soon as the image is known so that it overlaps the signature check.
+  // verify measures the image: through the addon when it loads.
   const digester = measure ? (await import('./sys/native.js')).fileDigester() : null;
   return decideBoot({
     sysroot: o.sysroot,
     cmdline: o.cmdline ?? readProcCmdline(),
     initramfsRoot: o.initramfsRoot,
     measure,
-    ...(digester
-      ? { onImage: (image: string) => digester.start(image, 'sha256'), digestImage: (image: string, alg: 'sha256') => digester.digest(image, alg) }
-      : {}),
+    ...(digester ? { digestImage: (image: string, alg: 'sha256') => digester.digest(image, alg) } : {}),
   });
 }
 
@@ -230,7 +227,11 @@ async function verifyNative(o: CommonOptions & { cmdline: string }, io: Io): Pro
 async function commandPlan(o: CommonOptions, io: Io): Promise<number> {
   const d = await decideFor(o, false);
   const { planMounts, formatPlan, detectPlanEnv } = await import('./plan.js');
-  const steps = planMounts(d, detectPlanEnv(d));
+  // The image path from the same probe the boot makes, through the backend the boot would use.
+  const { probeImage } = await import('./image-plan.js');
+  const { bootSys } = await import('./sys/native.js');
+  const probe = d.composefs ? probeImage(bootSys(), d.composefs.image) : {};
+  const steps = planMounts(d, { ...detectPlanEnv(d), ...probe });
   if (o.json) io.out(toJson({ ok: true, steps }) + '\n');
   else io.out(formatPlan(steps));
   for (const w of d.warnings) io.err(`cfsroot: warning: ${oneLine(w)}\n`);
