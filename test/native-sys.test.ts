@@ -320,10 +320,10 @@ test('the real addon, by descriptor: openDir refuses symlinks, non-directories a
     execFileSync('mkfifo', [d + '/fifo-dir/image']);
     out.openFifo = err(() => addon.openImage(d + '/fifo-dir', 'image'));
     const img = addon.openImage(d, 'image.erofs');
-    out.imageFlags = fs.readFileSync('/proc/self/fdinfo/' + img, 'utf8').match(/flags:\s*(\d+)/)[1];
+    out.imageFlags = fs.readFileSync('/proc/self/fdinfo/' + img, 'utf8').match(/flags:\\s*(\\d+)/)[1];
     // This host has no fs-verity (or the file has none): never a digest.
-    const m = addon.measureVerityFd(img);
-    out.measured = m === null ? 'null' : m;
+    const measured = addon.measureVerityFd(img);
+    out.measured = measured === null ? 'null' : measured;
     // The open image mounted as file-backed EROFS (the kernel opens the same open file through the magic link).
     const mnt0 = addon.openDir(d, 'mnt');
     const fb = addon.mountAt('erofs', '/proc/self/fd/' + img, [], true, mnt0, false);

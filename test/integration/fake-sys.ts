@@ -45,6 +45,8 @@ export class FakeSys implements Sys {
   privateCopies = true;
   /** The digest copyImage computes of the copy's content (default: the fixtures' pinned DIGEST). */
   copyDigest: (content: string, alg: VerityAlg) => Uint8Array = () => Buffer.from(DIGEST, 'hex');
+  /** The content of each EROFS mount made, in order (an undo or a lazy unmount does not remove it). */
+  erofsContents: string[] = [];
   /** What readHead returns (a composefs header without ACLs by default). */
   head: Buffer = imagePrefix(false);
 
@@ -91,6 +93,7 @@ export class FakeSys implements Sys {
       // An EROFS mount names what it mounts: an open descriptor's content, or a file.
       const content = m.sourceFd !== undefined ? this.open.get(m.sourceFd)?.content : this.files.get(m.source);
       if (content === undefined) throw new Error(`no image ${m.sourceFd !== undefined ? `fd ${m.sourceFd}` : m.source}`);
+      this.erofsContents.push(content);
       this.mounts.push({ target: m.target, what: `erofs:${content}${m.loop ? ' (loop)' : ''}`, ro: m.readonly });
       return;
     }
