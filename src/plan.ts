@@ -195,7 +195,7 @@ export function replaceOverlayPaths(options: readonly string[], replace: Readonl
 }
 
 /** The image digest composefs pins (ostree.composefs.digest.v0 is a SHA-256 fs-verity digest). */
-export const IMAGE_DIGEST_ALG = 'sha256' satisfies VerityAlg;
+const IMAGE_DIGEST_ALG = 'sha256' satisfies VerityAlg;
 
 /**
  * The facts about this machine the plan needs, read from the system (not

@@ -304,7 +304,7 @@ function digestMismatch(image: string, got: string, step: { alg: string; expecte
   return new CfsError(
     'EDIGEST',
     `composefs image ${image} has ${got}, but the ${step.expectedDigestSource ?? 'boot configuration'} requires ` +
-      `${step.alg} ${step.expectedDigest ?? '(any)'}: the image was changed or belongs to another commit`,
+      `${step.expectedDigest ?? `${step.alg} fs-verity`}: the image was changed or belongs to another commit`,
   );
 }
 

@@ -1,7 +1,8 @@
 /**
  * The `Sys` backend that calls mount(2), umount2(2) and mount_setattr(2)
- * directly, through the small Node-API addon in native/cfsroot_sys.c
- * (SPEC §4: the same steps as the mount(8) backend, src/sys/spawn.ts).
+ * directly, through the Node-API addon in native/ (sys.c: the mounts and
+ * kernel interfaces; verity.c: the fs-verity digest and the private image
+ * copy) (SPEC §4: the same steps as the mount(8) backend, src/sys/spawn.ts).
  *
  * Why: each mount(8) child costs a fork+exec+libmount start (1–3 ms here,
  * more on a loaded boot CPU), and a signed composefs boot makes about a

@@ -142,7 +142,7 @@ export function spawnSys(opts: SpawnSysOptions = {}): Sys {
  * check and the open still wins that race (docs/threat-model.md); what is
  * opened is then what every later step uses.
  */
-export function openImageByPath(image: Beneath): number {
+function openImageByPath(image: Beneath): number {
   const dirRel = path.posix.dirname(image.rel);
   checkBeneath({ root: image.root, rel: dirRel === '.' ? '' : dirRel, path: path.posix.dirname(image.path) });
   const { O_RDONLY, O_NONBLOCK, O_NOFOLLOW } = fs.constants;
