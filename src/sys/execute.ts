@@ -14,6 +14,11 @@
  * turns the undo of its bind into "move the bind back to SYSROOT".
  * Not undone: propagation changes (the initramfs' previous propagation is
  * not recorded; making / private is harmless for the emergency shell).
+ *
+ * The image (src/image-plan.ts): open-image opens it once; measure-image,
+ * copy-image and mount-erofs use that descriptor (or the copy made from
+ * it), never its path. The descriptors are closed when the plan ends,
+ * either way: what is mounted holds its own reference.
  */
 
 import { CfsError, describeSystemError } from '../errors.js';
