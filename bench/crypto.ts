@@ -107,7 +107,7 @@ export async function cryptoFigures(info: SysrootInfo, rounds: number): Promise<
 }
 
 /**
- * The addon's C digest (native/cfsroot_sys.c: OpenSSL's SHA256 per block,
+ * The addon's C digest (native/verity.c: OpenSSL's SHA256 per block,
  * the same library node:crypto runs on), as the boot and verify use it; from
  * build/native (make builds it). Checked against the generator's digest.
  */

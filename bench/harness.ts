@@ -71,10 +71,16 @@ export interface BenchRoot {
 /**
  * An initramfs-like root: busybox, util-linux mount/umount (the spawn
  * backend needs them), the timer, each binary under test as
- * /usr/bin/<name>, prepare-root.conf (signed composefs) and the key.
+ * /usr/bin/<name>, prepare-root.conf (`enabled`: signed composefs unless
+ * told otherwise) and the key. `name`: the directory under build/bench, so
+ * that roots with different configurations can be used side by side.
  */
-export function buildBenchRoot(binaries: Record<string, string>, bindingKeyBase64: string): BenchRoot {
-  const dir = path.join(BENCH_DIR, 'root');
+export function buildBenchRoot(
+  binaries: Record<string, string>,
+  bindingKeyBase64: string,
+  opts: { enabled?: string; name?: string } = {},
+): BenchRoot {
+  const dir = path.join(BENCH_DIR, opts.name ?? 'root');
   // A tmpfs, as the initramfs root is: the boot makes and removes
   // /sysroot.tmp there, and on the host's disk filesystem that cost up to
   // 1 ms of journalling a real boot does not pay. (Left mounted by a run
@@ -93,7 +99,7 @@ export function buildBenchRoot(binaries: Record<string, string>, bindingKeyBase6
   for (const [name, bin] of Object.entries(binaries)) installWithLibs(bin, dir, `/usr/bin/${name}`);
   // The boot form runs only in an initramfs (src/cli.ts), which this file marks.
   fs.writeFileSync(path.join(dir, 'etc/initrd-release'), 'NAME="cfsroot bench initramfs"\n');
-  fs.writeFileSync(path.join(dir, 'etc/ostree/prepare-root.conf'), '[composefs]\nenabled = signed\n');
+  fs.writeFileSync(path.join(dir, 'etc/ostree/prepare-root.conf'), `[composefs]\nenabled = ${opts.enabled ?? 'signed'}\n`);
   fs.writeFileSync(path.join(dir, 'etc/ostree/initramfs-root-binding.key'), `${bindingKeyBase64}\n`);
   return {
     dir,

@@ -98,12 +98,15 @@ function figuresBoot(sys: SysrootJson): void {
   // BENCH_VARIANT_ENV='{"NAME":"value"}': the same boot with extra environment, interleaved too.
   const variantEnv = process.env['BENCH_VARIANT_ENV'] ? (JSON.parse(process.env['BENCH_VARIANT_ENV']) as Record<string, string>) : null;
   const root = buildBenchRoot(other ? { cfsroot: DIST, 'cfsroot-b': other } : { cfsroot: DIST }, sys.publicKeyBase64);
+  // The same deployment with `enabled = yes`: nothing pinned, the image mounted as it is (issue 15).
+  const rootYes = buildBenchRoot(other ? { cfsroot: DIST, 'cfsroot-b': other } : { cfsroot: DIST }, sys.publicKeyBase64, { enabled: 'yes', name: 'root-yes' });
   const cmdline = sys.cmdline;
   const boot = (bin: string) => () =>
     runInNamespace(root, sys.sysroot, { argv: [bin, '/sysroot', cmdline], env: { CFSROOT_SYS: 'native' } });
   const variants: Record<string, () => Sample> = {
     '--version': () => runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot', '--version'] }),
     'boot (native mount backend)': boot('/usr/bin/cfsroot'),
+    'boot enabled=yes (native)': () => runInNamespace(rootYes, sys.sysroot, { argv: ['/usr/bin/cfsroot', '/sysroot', cmdline], env: { CFSROOT_SYS: 'native' } }),
     ...(variantEnv ? { 'boot (BENCH_VARIANT_ENV)': () => runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot', '/sysroot', cmdline], env: { CFSROOT_SYS: 'native', ...variantEnv } }) } : {}),
     ...(process.env['BENCH_NO_SPAWN'] ? {} : {
       'boot (mount(8) backend)': () => runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot', '/sysroot', cmdline], env: { CFSROOT_SYS: 'spawn' } }),
@@ -112,6 +115,7 @@ function figuresBoot(sys: SysrootJson): void {
     ...(other ? {
       '--version (BENCH_COMPARE)': () => runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot-b', '--version'] }),
       'boot (BENCH_COMPARE, native)': boot('/usr/bin/cfsroot-b'),
+      'boot enabled=yes (BENCH_COMPARE, native)': () => runInNamespace(rootYes, sys.sysroot, { argv: ['/usr/bin/cfsroot-b', '/sysroot', cmdline], env: { CFSROOT_SYS: 'native' } }),
     } : {}),
   };
   const s = interleave(ROUNDS, variants);
@@ -120,8 +124,10 @@ function figuresBoot(sys: SysrootJson): void {
     s,
     '--version',
   );
-  results['phases'] = bootPhases(root, sys);
+  results['phases'] = bootPhases(root, sys, 'signed');
+  results['phasesYes'] = bootPhases(rootYes, sys, 'enabled=yes');
   root.remove();
+  rootYes.remove();
 }
 
 /**
@@ -129,7 +135,7 @@ function figuresBoot(sys: SysrootJson): void {
  * adds one log line of per-phase milliseconds (src/timings.ts). Medians per
  * phase over the rounds. Not interleaved with (a): the extra line is extra work.
  */
-function bootPhases(root: ReturnType<typeof buildBenchRoot>, sys: SysrootJson): Record<string, number> {
+function bootPhases(root: ReturnType<typeof buildBenchRoot>, sys: SysrootJson, what: string): Record<string, number> {
   const seen = new Map<string, number[]>();
   for (let r = 0; r < ROUNDS; r++) {
     runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot', '/sysroot', sys.cmdline], env: { CFSROOT_SYS: 'native', CFSROOT_TIMINGS: '1' } });
@@ -146,7 +152,7 @@ function bootPhases(root: ReturnType<typeof buildBenchRoot>, sys: SysrootJson): 
     add(phases, '');
     add(steps, '  step ');
   }
-  console.log(`\n(a') where the boot's time goes: CFSROOT_TIMINGS=1, median ms of ${ROUNDS} runs (start = process start to the boot's first line of code)`);
+  console.log(`\n(a') where the ${what} boot's time goes: CFSROOT_TIMINGS=1, median ms of ${ROUNDS} runs (start = process start to the boot's first line of code)`);
   const out: Record<string, number> = {};
   for (const [name, xs] of seen) {
     out[name.trim()] = median(xs);

@@ -10,7 +10,8 @@
 
 import { CfsError, describeSystemError } from './errors.js';
 import { decideBoot } from './decide.js';
-import { IMAGE_DIGEST_ALG, detectPlanEnv, planMounts, type PlanEnv } from './plan.js';
+import { detectPlanEnv, planMounts, type PlanEnv } from './plan.js';
+import { describeImagePath, imagePathOf, probeImage } from './image-plan.js';
 import { executePlan } from './sys/index.js';
 // mount(2) through the embedded addon when it loads, else mount(8) (src/sys/native.ts).
 import { armBootDeadline, bootSys, loadNativeAddon, type NativeAddon } from './sys/native.js';
@@ -58,8 +59,6 @@ export async function boot(opts: BootOptions, io: Io, logger?: Logger, deps: Boo
     const native = selectsNativeMode(splitKernelCmdline(opts.cmdline));
     // The addon once, for the mounts and (native mode) the kernel's fs-verity of the image.
     const addon = deps.sys || !native ? null : loadAddonQuietly();
-    // The backend first: with the addon, the image is read and hashed on
-    // another thread while the signature is checked and the plan is made.
     const sys = deps.sys ?? bootSys({ warn: (m) => log.warn(m), ...(addon ? { addon } : {}) });
     // A real boot with the addon gets a deadline (issue 13 item 11); the warm-up's injected Sys does not.
     if (!deps.sys) disarm = armBootDeadline();
@@ -93,22 +92,21 @@ export async function boot(opts: BootOptions, io: Io, logger?: Logger, deps: Boo
 type Where = (env: PlanEnv) => PlanEnv;
 
 async function bootOstree(opts: BootOptions, sys: Sys, log: Logger, runDir: string, where: Where): Promise<{ result: ExecResult; line: string }> {
-  const decision: BootDecision = await decideBoot({
-    ...opts,
-    measure: false,
-    runDir,
-    onImage: (image) => sys.prefetchImage?.(image, IMAGE_DIGEST_ALG, runDir),
-  });
+  const decision: BootDecision = await decideBoot({ ...opts, measure: false, runDir });
   mark('decide');
   for (const w of decision.warnings) log.warn(`warning: ${w}`);
-  const steps = planMounts(decision, where(detectPlanEnv(decision, runDir)));
+  // The image path (src/image-plan.ts) from a probe through the backend that will mount it.
+  const env = { ...detectPlanEnv(decision, runDir), ...(decision.composefs ? probeImage(sys, decision.composefs.image) : {}) };
+  const steps = planMounts(decision, where(env));
   mark('plan');
-  const result = await executePlan(steps, sys, log);
+  const result = await executePlan(steps, sys);
   const cfs = decision.composefs;
+  const imagePath = imagePathOf(steps);
   const line = cfs
     ? `mounted composefs root of ${decision.deployment.relDir} (image fs-verity sha256:${result.imageDigest ?? 'unchecked'}` +
       `${cfs.expectedDigestSource ? `, matching the ${cfs.expectedDigestSource}` : ', not pinned'}` +
-      `${cfs.signed ? ', signature verified' : ''}${cfs.verity ? ', verity=require' : ''})`
+      `${cfs.signed ? ', signature verified' : ''}${cfs.verity ? ', verity=require' : ''}; ` +
+      `image: ${imagePath ? describeImagePath(imagePath) : 'none'})`
     : `mounted ${decision.deployment.relDir} as the root (no composefs)`;
   return { result, line };
 }
@@ -125,7 +123,7 @@ async function bootNative(
   const { planNative, detectNativeEnv } = await import('./composefs-native/plan.js');
   const decision: NativeDecision = await decideNative({
     ...opts,
-    // The copy's digest is taken as it is made (plan step copy-image-and-verify), not twice.
+    // The digest is the plan's: measured by the kernel on the open image, or taken of the copy (src/image-plan.ts).
     measure: false,
     digestImage: async () => {
       throw new Error('not used: measure is false');
@@ -138,14 +136,17 @@ async function bootNative(
     decision.warnings.push('the kernel\'s fs-verity on the image was not checked (no mount addon: CFSROOT_SYS=spawn); its digest is still checked on the copy');
   }
   for (const w of decision.warnings) log.warn(`warning: ${w}`);
-  const steps = planNative(decision, where(detectNativeEnv(decision, runDir)));
+  const env = { ...detectNativeEnv(decision, runDir), ...probeImage(sys, decision.image.file) };
+  const steps = planNative(decision, where(env));
   mark('plan');
-  const result = await executePlan(steps, sys, log);
+  const result = await executePlan(steps, sys);
+  const imagePath = imagePathOf(steps);
   const mode = (s: NativeDecision['etc']) => (s.skippedFor ? `none (${s.skippedFor})` : s.mount);
   const line =
     `mounted composefs-native root ${decision.overlay.source} (image fs-verity ${decision.image.alg}:${result.imageDigest ?? 'unchecked'} matching its name, ` +
     `${decision.insecure ? 'insecure: fs-verity not required' : `secure: verity=require, image fs-verity ${decision.verity.kernel === 'matches' ? 'checked by the kernel' : 'not checked by the kernel'}`}` +
-    `${decision.rootTransient.value ? ', root transient' : ''}, etc ${mode(decision.etc)}, var ${mode(decision.var)})`;
+    `${decision.rootTransient.value ? ', root transient' : ''}, etc ${mode(decision.etc)}, var ${mode(decision.var)}; ` +
+    `image: ${imagePath ? describeImagePath(imagePath) : 'none'})`;
   return { result, line };
 }
 

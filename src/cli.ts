@@ -247,17 +247,14 @@ async function commandDigest(args: string[], io: Io): Promise<number> {
 
 async function decideFor(o: CommonOptions, measure: boolean): Promise<BootDecision> {
   const { decideBoot } = await import('./decide.js');
-  // verify measures the image: through the addon when it loads, started as
-  // soon as the image is known so that it overlaps the signature check.
+  // verify measures the image: through the addon when it loads.
   const digester = measure ? (await import('./sys/native.js')).fileDigester() : null;
   return decideBoot({
     sysroot: o.sysroot,
     cmdline: o.cmdline ?? readProcCmdline(),
     initramfsRoot: o.initramfsRoot,
     measure,
-    ...(digester
-      ? { onImage: (image: string) => digester.start(image, 'sha256'), digestImage: (image: string, alg: 'sha256') => digester.digest(image, alg) }
-      : {}),
+    ...(digester ? { digestImage: (image: string, alg: 'sha256') => digester.digest(image, alg) } : {}),
   });
 }
 
@@ -298,12 +295,16 @@ async function commandPlan(o: PlanOptions, io: Io): Promise<number> {
   const { planMounts, formatPlan, detectPlanEnv } = await import('./plan.js');
   const { splitKernelCmdline } = await import('./cmdline.js');
   const { selectsNativeMode } = await import('./composefs-native/kargs.js');
+  // The image path from the same probe the boot makes, through the backend the boot would use.
+  const { probeImage } = await import('./image-plan.js');
+  const { bootSys } = await import('./sys/native.js');
+  const sys = bootSys();
   let steps: import('./plan.js').MountStep[];
   let warnings: string[];
   if (selectsNativeMode(splitKernelCmdline(cmdline))) {
     const { decideNative } = await import('./composefs-native/decide.js');
     const { planNative, detectNativeEnv } = await import('./composefs-native/plan.js');
-    // As the boot decides (no digest here: the boot takes it of the copy, a plan step).
+    // As the boot decides (no digest here: the image step of the plan takes it).
     const d = await decideNative({
       sysroot: o.sysroot,
       cmdline,
@@ -313,13 +314,13 @@ async function commandPlan(o: PlanOptions, io: Io): Promise<number> {
         throw new Error('not used: measure is false');
       },
     });
-    const env = detectNativeEnv(d);
+    const env = { ...detectNativeEnv(d), ...probeImage(sys, d.image.file) };
     if (o.target !== null) env.target = o.target;
     steps = planNative(d, env);
     warnings = d.warnings;
   } else {
     const d = await decideFor({ ...o, cmdline }, false);
-    const env = detectPlanEnv(d);
+    const env = { ...detectPlanEnv(d), ...(d.composefs ? probeImage(sys, d.composefs.image) : {}) };
     if (o.target !== null) env.target = o.target;
     steps = planMounts(d, env);
     warnings = d.warnings;

@@ -7,16 +7,16 @@
  * ostree= link -> Deployment; if composefs is wanted: the image header, the
  * signed commit (signed mode) and the expected digest; with `measure`, the
  * fs-verity digest of the image as it is on disk. The boot itself does not
- * measure the disk copy: its plan copies the image into the initramfs tmpfs
- * and measures that copy, the bytes it then mounts (SPEC §3).
+ * measure here: its plan measures the descriptor it mounts (fs-verity) or
+ * the copy it mounts (src/image-plan.ts, SPEC §3).
  */
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CfsError, fail, withContext } from './errors.js';
-import type { BootDecision, ComposefsDecision, Deployment, SignedCommit } from './model.js';
+import type { BootDecision, ComposefsDecision, SignedCommit } from './model.js';
 import { parseKernelCmdline } from './cmdline.js';
-import { loadPrepareRootConf, resolveBootConfig, resolveOstreeTarget, unknownConfigKeys } from './config.js';
+import { loadPrepareRootConf, resolveBootConfig, unknownConfigKeys } from './config.js';
 import { resolveDeployment } from './deployment.js';
 import { IMAGE_SIZE_MAX, readComposefsHeader } from './image.js';
 import { fsverityDigestFile } from './fsverity.js';
@@ -35,14 +35,6 @@ export interface DecideOptions {
   measure: boolean;
   /** Where the boot copies the image (default /run, the initramfs tmpfs); its free space bounds the image size. */
   runDir?: string;
-  /**
-   * Told the image path early, so the boot can start copying and hashing it
-   * in the background: first as soon as the kernel arguments name the
-   * deployment and the image is a regular file that fits in runDir
-   * (earlyImage), and again once it passed the header and free-space checks
-   * (the caller ignores a repeat). Must not throw.
-   */
-  onImage?: (image: string) => void;
   /** How `measure` computes the image digest (default src/fsverity.ts). */
   digestImage?: (image: string, alg: 'sha256') => Promise<Uint8Array>;
 }
@@ -53,14 +45,10 @@ export async function decideBoot(opts: DecideOptions): Promise<BootDecision> {
   const warnings: string[] = [];
 
   const kargs = step('reading the kernel command line', () => parseKernelCmdline(opts.cmdline));
-  const early = opts.onImage ? earlyImage(sysroot, kargs, opts.runDir ?? '/run', opts.onImage) : null;
   const conf = step('reading prepare-root.conf', () => loadPrepareRootConf(initramfsRoot));
   for (const k of unknownConfigKeys(conf)) warnings.push(`${conf.path}: unknown key ${k} (ignored)`);
   const config = step('resolving the boot configuration', () => resolveBootConfig(kargs, conf, sysroot));
-  const deployment =
-    early?.target === config.ostreeTarget
-      ? early.deployment
-      : step('resolving the deployment', () => resolveDeployment(sysroot, config.ostreeTarget));
+  const deployment = step('resolving the deployment', () => resolveDeployment(sysroot, config.ostreeTarget));
 
   let composefs: ComposefsDecision | null = null;
   if (config.composefs !== 'no') {
@@ -83,7 +71,6 @@ export async function decideBoot(opts: DecideOptions): Promise<BootDecision> {
       const header = step(`checking the composefs image ${image}`, () => readComposefsHeader(image));
       // Before the digest: measuring a huge image would take as long as copying it.
       checkRunSpace(image, opts.runDir ?? '/run');
-      opts.onImage?.(image);
 
       let signed: SignedCommit | null = null;
       if (config.composefsSigned) {
@@ -160,36 +147,6 @@ export async function decideBoot(opts: DecideOptions): Promise<BootDecision> {
   }
 
   return { sysroot, initramfsRoot, config, deployment, composefs, usrOverlay, warnings };
-}
-
-/**
- * The head start (issue 5): the deployment, and so the image, depend only
- * on the kernel arguments, so they are looked up before prepare-root.conf is
- * read, and `onImage` is told at once; the boot starts reading and hashing
- * the image while the configuration and the signature are checked. Nothing
- * is decided here: any problem is ignored and the same checks run again in
- * their usual order, which reports it (and an image that turns out not to be
- * wanted is simply never used). Returns what it resolved, for reuse.
- */
-function earlyImage(
-  sysroot: string,
-  kargs: ReturnType<typeof parseKernelCmdline>,
-  runDir: string,
-  onImage: (image: string) => void,
-): { target: string; deployment: Deployment } | null {
-  try {
-    const target = resolveOstreeTarget(kargs).value;
-    const deployment = resolveDeployment(sysroot, target);
-    const image = path.join(deployment.dir, '.ostree.cfs');
-    // The same limits as the real checks: a regular file that fits in runDir (else they throw).
-    if (fs.lstatSync(image).isFile()) {
-      checkRunSpace(image, runDir);
-      onImage(image);
-    }
-    return { target, deployment };
-  } catch {
-    return null;
-  }
 }
 
 /**

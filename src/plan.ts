@@ -18,6 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { fail } from './errors.js';
 import type { BootDecision, VerityAlg } from './model.js';
 import { encodeOstreeBooted } from './booted.js';
+import { imagePathOf, planImageSteps, type ImageEnv, type ImageToMount } from './image-plan.js';
 
 /** One action on the mount namespace or on /run. Plain data: JSON-serialisable as is. */
 export type MountStep =
@@ -32,22 +33,48 @@ export type MountStep =
   | { kind: 'make-rprivate'; target: string }
   | { kind: 'make-slave'; target: string }
   | { kind: 'make-shared'; target: string }
+  /**
+   * Open the image once (O_RDONLY, no symlink followed, beneath `beneath`,
+   * a regular file); the executor holds the descriptor under the name
+   * `image` for the steps below, which read, measure or mount only it.
+   */
+  | { kind: 'open-image'; image: string; beneath: string }
+  /**
+   * The kernel's fs-verity digest of that descriptor (FS_IOC_MEASURE_VERITY)
+   * must be in `alg` and equal `expectedDigest` (null: only that fs-verity
+   * is on). No fs-verity on it now: refused, never another path.
+   */
   | {
-      kind: 'copy-image-and-verify';
-      src: string;
-      dest: string;
+      kind: 'measure-image';
+      image: string;
       alg: VerityAlg;
-      /** Lowercase hex; null = not pinned (composefs=yes/maybe without signature or digest=). */
       expectedDigest: string | null;
+      expectedDigestSource: string | null;
+    }
+  /**
+   * Copy the descriptor's bytes and take the fs-verity digest of exactly the
+   * copy's bytes, which must equal `expectedDigest`; the copy is what
+   * mount-erofs `from: 'copy'` mounts. `to`: 'private' (a nameless file on
+   * a tmpfs mounted nowhere, the addon) or the path of a new file in /run.
+   */
+  | {
+      kind: 'copy-image';
+      image: string;
+      to: 'private' | string;
+      alg: VerityAlg;
+      expectedDigest: string;
       expectedDigestSource: string | null;
     }
   | {
       kind: 'mount-erofs';
-      source: string;
+      /** The open-image step's name for the image. */
+      image: string;
+      /** Mount the image's descriptor itself, or the copy copy-image made of it. */
+      from: 'image' | 'copy';
       target: string;
-      /** Filesystem options (`ro` is always applied, not listed). */
+      /** Filesystem options (`ro` is always applied, not listed); noacl is re-read from what is mounted. */
       options: string[];
-      /** Needs a read-only loop device (always for the copy on tmpfs; see planMounts). */
+      /** Through a read-only loop device on the descriptor (before 6.12, and always for a copy on tmpfs). */
       loop: boolean;
     }
   | {
@@ -119,6 +146,14 @@ export interface PlanEnv {
    * soft-reboot from a booted system. Absent: the boot's own target, SYSROOT.
    */
   target?: string;
+  /**
+   * The hash of the image's fs-verity as probed before planning (src/boot.ts
+   * probeImage), or null/absent: none, or no addon to tell. Picks the image
+   * path (src/image-plan.ts).
+   */
+  imageVerity?: VerityAlg | null;
+  /** The backend can copy the image privately (the addon); absent/false: a named copy in /run (mount(8) backend). */
+  privateCopies?: boolean;
 }
 
 export interface KernelFeatures {
@@ -176,7 +211,7 @@ export function replaceOverlayPaths(options: readonly string[], replace: Readonl
 }
 
 /** The image digest composefs pins (ostree.composefs.digest.v0 is a SHA-256 fs-verity digest). */
-export const IMAGE_DIGEST_ALG = 'sha256' satisfies VerityAlg;
+const IMAGE_DIGEST_ALG = 'sha256' satisfies VerityAlg;
 
 /**
  * The facts about this machine the plan needs, read from the system (not
@@ -218,6 +253,8 @@ export function planPaths(env: PlanEnv) {
     // earlier run over the same /run (soft reboot, unit run twice: SPEC §8)
     // from colliding with this run's copy or lower mount point.
     imageCopy: `${priv}/cfsroot.cfs.${env.randomSuffix}`,
+    /** Which image path the boot took (src/image-plan.ts ImagePath), for tests and tools to read. */
+    imagePathFile: `${run}/cfsroot/image-path`,
     lower: `${priv}/cfsroot-lower.${env.randomSuffix}`,
     transientRoot: `${priv}/root`,
     // --target: the new root is assembled where it is to stay.
@@ -253,6 +290,7 @@ export function planMounts(d: BootDecision, env: PlanEnv): MountStep[] {
   const deployDir = `${S}/${d.deployment.relDir}`;
   const steps: MountStep[] = [];
   const add = (s: MountStep) => steps.push(s);
+  let imagePath: string | null = null;
 
   // §4.1. .private is 0000: only root may look at the image copy and the lower mount.
   add({ kind: 'mkdir', path: P.ostreeRun, mode: 0o755 });
@@ -265,33 +303,30 @@ export function planMounts(d: BootDecision, env: PlanEnv): MountStep[] {
   add({ kind: 'mkdir', path: T, mode: 0o755 });
 
   if (cfs) {
-    // §4.2 with §3's difference: digest the copy, mount the copy. `dest` is
-    // the copy's name; the native backend keeps it nameless instead, on a
-    // private tmpfs (native/cfsroot_sys.c), and the executor mounts it from
-    // there (Sys.copyVerity returns where the copy lives).
+    // §4.2 with §3's difference (issue 15): the path the image takes, src/image-plan.ts.
     if (cfs.verity && !k.overlayVerity) {
       fail('EMOUNT', `composefs verity is required but overlayfs verity=require needs Linux >= 6.6 (running ${k.release})`);
     }
-    add({
-      kind: 'copy-image-and-verify',
-      src: cfs.image,
-      dest: P.imageCopy,
+    add({ kind: 'mkdir', path: P.lower, mode: 0o755 });
+    const image: ImageToMount = {
+      // The image as a path beneath SYSROOT, opened from there (decide.ts resolved it under the deployment).
+      path: `${deployDir}/.ostree.cfs`,
+      beneath: S,
       alg: IMAGE_DIGEST_ALG,
       expectedDigest: cfs.expectedDigest,
       expectedDigestSource: cfs.expectedDigestSource,
-    });
-    add({ kind: 'mkdir', path: P.lower, mode: 0o755 });
-    add({
-      kind: 'mount-erofs',
-      source: P.imageCopy,
-      target: P.lower,
-      options: cfs.header.hasAcl ? [] : ['noacl'],
-      // Always a loop device: the copy is on a tmpfs (/run, or its own), and tmpfs has
-      // no read_folio, so even a 6.12+ kernel that mounts EROFS from a file
-      // answers ENOTBLK for this one (measured on 6.18, bench/RESULTS.md).
-      // `fileBackedErofs` stays in kernelFeatures for a copy on a disk fs.
-      loop: true,
-    });
+      requireVerity: false,
+      hasAcl: cfs.header.hasAcl,
+    };
+    const imageEnv: ImageEnv = {
+      fileBackedErofs: k.fileBackedErofs,
+      imageVerity: env.imageVerity ?? null,
+      privateCopies: env.privateCopies ?? false,
+      namedCopy: P.imageCopy,
+    };
+    const imageSteps = planImageSteps(image, imageEnv, P.lower);
+    imagePath = imagePathOf(imageSteps);
+    steps.push(...imageSteps);
     const objects = path.join(S, 'ostree/repo/objects');
     // Before 6.5 the objects dir can only be an ordinary lower layer: its
     // xx/ directories then show through in the merged root (ostree does the same).
@@ -409,6 +444,18 @@ export function planMounts(d: BootDecision, env: PlanEnv): MountStep[] {
     if (!targeted) add({ kind: 'write-file', path: P.varMarker, mode: 0o644, contentBase64: '', what: 'the /var marker' });
   }
 
+  // The image path taken, where tests and tools can read it (cfsroot's own run state).
+  if (imagePath !== null && !targeted) {
+    add({ kind: 'mkdir', path: path.dirname(P.imagePathFile), mode: 0o755 });
+    add({
+      kind: 'write-file',
+      path: P.imagePathFile,
+      mode: 0o644,
+      contentBase64: Buffer.from(`${imagePath}\n`).toString('base64'),
+      what: 'the image path taken',
+    });
+  }
+
   // §4.8
   const booted = Buffer.from(encodeOstreeBooted(d, { transientEtc })).toString('base64');
   if (!targeted) {
@@ -440,13 +487,23 @@ export function describeStep(s: MountStep): string {
       return `mount --make-slave ${s.target}`;
     case 'make-shared':
       return `mount --make-shared ${s.target}`;
-    case 'copy-image-and-verify':
+    case 'open-image':
+      return `open ${s.image} (read-only, beneath ${s.beneath}, no symlink followed)`;
+    case 'measure-image':
       return (
-        `copy ${s.src} -> ${s.dest}, then fs-verity ${s.alg} of the copy ` +
-        (s.expectedDigest ? `must be ${s.expectedDigest} (${s.expectedDigestSource ?? 'pinned'})` : 'is logged (not pinned)')
+        `measure ${s.image}: the kernel's fs-verity ${s.alg} digest ` +
+        (s.expectedDigest ? `must be ${s.expectedDigest} (${s.expectedDigestSource ?? 'pinned'})` : 'must exist (logged, not pinned)')
+      );
+    case 'copy-image':
+      return (
+        `copy ${s.image} -> ${s.to === 'private' ? 'a private tmpfs (no name)' : s.to}, then fs-verity ${s.alg} of the copy ` +
+        `must be ${s.expectedDigest} (${s.expectedDigestSource ?? 'pinned'})`
       );
     case 'mount-erofs':
-      return `mount -t erofs -o ${['ro', ...s.options, ...(s.loop ? ['loop'] : [])].join(',')} ${s.source} ${s.target}`;
+      return (
+        `mount -t erofs -o ${['ro', ...s.options, ...(s.loop ? ['loop'] : [])].join(',')} ` +
+        `${s.from === 'copy' ? `<the copy of ${s.image}>` : `<the open ${s.image}>`} ${s.target}`
+      );
     case 'mount-overlay':
       return `mount -t overlay -o ${[s.readonly ? 'ro' : 'rw', ...s.options].join(',')} ${s.source} ${s.target}`;
     case 'bind':

@@ -15,7 +15,6 @@ import type { NativeDecision } from '../src/composefs-native/model.js';
 import { describeStep, formatPlan, type MountStep, type PlanEnv } from '../src/plan.js';
 import { executePlan } from '../src/sys/execute.js';
 import { isCfsError } from '../src/errors.js';
-import { silentLogger } from '../src/log.js';
 import { FakeSys } from './integration/fake-sys.js';
 import { buildNativeImage, makeNativeRepo, type NativeRepo } from './helpers/native-repo.js';
 import type { VerityAlg } from '../src/fsverity.js';
@@ -31,7 +30,9 @@ test.after.always(() => {
   for (const r of repos) r.cleanup();
 });
 
-const ENV: PlanEnv = { kernel: '6.12.0', rootDevice: { major: 8, minor: 3 }, runDir: '/run', randomSuffix: 'Ab12Cd' };
+// The image probed with fs-verity in both hashes' place is set per test: secure mode needs it in the image's own hash.
+const ENV: PlanEnv = { kernel: '6.12.0', rootDevice: { major: 8, minor: 3 }, runDir: '/run', randomSuffix: 'Ab12Cd', privateCopies: true };
+const withVerity = (alg: VerityAlg, env: PlanEnv = ENV): PlanEnv => ({ ...env, imageVerity: alg });
 
 async function decision(alg: VerityAlg, opts: { conf?: string; kargs?: string; insecure?: boolean } = {}): Promise<{ d: NativeDecision; r: NativeRepo }> {
   const r = makeNativeRepo(built[alg]!, { alg, ...(opts.conf !== undefined ? { conf: opts.conf } : {}) });
@@ -53,7 +54,7 @@ const mountAt = (steps: MountStep[], target: string) => steps.filter((s) => (s.k
 
 test('default config (sha512, secure): composefs-setup-root order, overlay source composefs:<hex>, etc overlay in the state dir, var bound', async (t) => {
   const { d, r } = await decision('sha512');
-  const steps = planNative(d, ENV);
+  const steps = planNative(d, withVerity('sha512'));
   const S = r.sysroot;
   const state = `${S}/state/deploy/${r.digest}`;
   t.deepEqual(steps.map(describeStep), [
@@ -61,9 +62,10 @@ test('default config (sha512, secure): composefs-setup-root order, overlay sourc
     'mkdir -m 0000 /run/cfsroot/.private',
     'mount --make-rprivate /',
     'mkdir -m 0755 /sysroot.tmp',
-    `copy ${r.imageFile} -> /run/cfsroot/.private/image.Ab12Cd, then fs-verity sha512 of the copy must be ${r.digest} (name it has in ${S}/composefs/images and karg composefs.digest=v1-sha512-12:${r.digest})`,
     'mkdir -m 0755 /run/cfsroot/.private/lower.Ab12Cd',
-    'mount -t erofs -o ro,noacl,loop /run/cfsroot/.private/image.Ab12Cd /run/cfsroot/.private/lower.Ab12Cd',
+    `open ${r.imageFile} (read-only, beneath ${S}/composefs, no symlink followed)`,
+    `measure ${r.imageFile}: the kernel's fs-verity sha512 digest must be ${r.digest} (name it has in ${S}/composefs/images and karg composefs.digest=v1-sha512-12:${r.digest})`,
+    `mount -t erofs -o ro,noacl <the open ${r.imageFile}> /run/cfsroot/.private/lower.Ab12Cd`,
     `mount -t overlay -o ro,metacopy=on,redirect_dir=on,lowerdir=/run/cfsroot/.private/lower.Ab12Cd::${S}/composefs/objects,verity=require composefs:${r.digest} /sysroot.tmp`,
     'umount --lazy /run/cfsroot/.private/lower.Ab12Cd',
     `mount --rbind ${S} /sysroot.tmp/sysroot`,
@@ -73,6 +75,8 @@ test('default config (sha512, secure): composefs-setup-root order, overlay sourc
     `mount --bind ${state}/var /sysroot.tmp/var`,
     'mkdir -m 0755 /run/systemd',
     'ln -s /dev/block/8:3 /run/systemd/volatile-root (an existing /run/systemd/volatile-root is kept)',
+    'mkdir -m 0755 /run/cfsroot',
+    'write the image path taken to /run/cfsroot/image-path (10 bytes, mode 0644)',
     `umount --lazy ${S}`,
     `mount --move /sysroot.tmp ${S}`,
     'rmdir /sysroot.tmp',
@@ -98,12 +102,23 @@ test('sha256 insecure: no verity=require, the copy digested with sha256, and sti
   t.is(ov.source, `composefs:${r.digest}`);
   t.false(ov.options.includes('verity=require'));
   t.deepEqual(ov.options.slice(0, 2), ['metacopy=on', 'redirect_dir=on']);
-  t.like(of(steps, 'copy-image-and-verify')[0], { alg: 'sha256', expectedDigest: r.digest });
+  t.like(of(steps, 'copy-image')[0], { alg: 'sha256', expectedDigest: r.digest, to: 'private' });
+  // Insecure with fs-verity in the name's hash: the kernel measures it instead, and still against the name.
+  t.like(of(planNative(d, withVerity('sha256')), 'measure-image')[0], { alg: 'sha256', expectedDigest: r.digest });
+});
+
+test('secure mode without fs-verity on the image (or in the other hash) is refused by the plan, naming how to enable it', async (t) => {
+  const { d } = await decision('sha512');
+  for (const env of [ENV, withVerity('sha256')]) {
+    const e = t.throws(() => planNative(d, env));
+    t.true(isCfsError(e) && e.code === 'EIMAGE');
+    t.regex(e!.message, /requires sha512 fs-verity on the image itself: enable fs-verity/);
+  }
 });
 
 test('secure mode needs overlayfs verity=require (6.6); before 6.5 the objects are an ordinary lower', async (t) => {
   const { d } = await decision('sha512');
-  const e = t.throws(() => planNative(d, { ...ENV, kernel: '6.5.3' }));
+  const e = t.throws(() => planNative(d, { ...withVerity('sha512'), kernel: '6.5.3' }));
   t.true(isCfsError(e) && e.code === 'EMOUNT');
   t.regex(e!.message, /verity=require.*Linux 6\.6 \(running 6\.5\.3\).*\?<digest>/);
   const { d: insecure } = await decision('sha512', { insecure: true });
@@ -112,7 +127,7 @@ test('secure mode needs overlayfs verity=require (6.6); before 6.5 the objects a
 
 test('root transient: the composefs overlay gets an upper and work on a tmpfs (detached after), source transient:composefs=<hex>', async (t) => {
   const { d, r } = await decision('sha512', { conf: '[root]\ntransient = true\n' });
-  const steps = planNative(d, ENV);
+  const steps = planNative(d, withVerity(d.image.alg));
   const tmp = '/run/cfsroot/.private/root-transient.Ab12Cd';
   const at = mountAt(steps, '/sysroot.tmp') as Array<Extract<MountStep, { kind: 'mount-overlay' }>>;
   // One overlay, not two stacked: an /etc overlay over two would exceed the kernel's stacking depth of 2.
@@ -150,7 +165,7 @@ for (const [conf, etc, vr] of [
   test(`etc and var per setup-root-conf.toml: ${conf.replace(/\n/g, ' ')}`, async (t) => {
     const { d, r } = await decision('sha256', { conf });
     // var overlay needs var/ in the state dir as a directory (it is): the decision checked it.
-    const steps = planNative(d, ENV);
+    const steps = planNative(d, withVerity(d.image.alg));
     for (const [name, want] of [['etc', etc], ['var', vr]] as const) {
       const here = steps.filter((s) => ('target' in s && (s.target === `/sysroot.tmp/${name}` || s.target.includes(`/${name}-transient.`))) && s.kind !== 'umount-lazy');
       t.deepEqual(kinds(here), [...want], name);
@@ -167,14 +182,14 @@ for (const [conf, etc, vr] of [
 
 test('systemd.volatile=state leaves /var to systemd: no /var mount', async (t) => {
   const { d } = await decision('sha512', { kargs: 'systemd.volatile=state' });
-  const steps = planNative(d, ENV);
+  const steps = planNative(d, withVerity(d.image.alg));
   t.deepEqual(mountAt(steps, '/sysroot.tmp/var'), []);
   t.is(mountAt(steps, '/sysroot.tmp/etc').length, 1);
 });
 
 test('--target: assembled at the target, SYSROOT neither unmounted nor replaced, no propagation change, no run state', async (t) => {
   const { d, r } = await decision('sha512');
-  const steps = planNative(d, { ...ENV, target: '/run/nextroot' });
+  const steps = planNative(d, { ...withVerity(d.image.alg), target: '/run/nextroot' });
   const text = steps.map(describeStep);
   t.false(steps.some((s) => s.kind === 'make-rprivate' || s.kind === 'move' || s.kind === 'rmdir' || s.kind === 'symlink-if-absent' || s.kind === 'write-file'));
   t.false(steps.some((s) => s.kind === 'umount-lazy' && s.target === r.sysroot));
@@ -208,21 +223,22 @@ function fakeFor(d: NativeDecision, extra: { links?: Record<string, string> } = 
     files: { [d.image.file]: 'IMAGE' },
   });
   for (const [p, l] of Object.entries(extra.links ?? {})) sys.links.set(p, l);
+  sys.copyDigest = () => Buffer.from(d.image.digest, 'hex');
+  sys.verity.set('IMAGE', `${d.image.alg}:${d.image.digest}`);
   return sys;
 }
 
-async function runAll(t: ExecutionContext, d: NativeDecision, env: PlanEnv = ENV) {
+async function runAll(t: ExecutionContext, d: NativeDecision, env: PlanEnv = withVerity(d.image.alg)) {
   const steps = planNative(d, env);
-  const right = () => ({ update: () => {}, digest: () => Buffer.from(d.image.digest, 'hex') });
   const probe = fakeFor(d);
-  await executePlan(steps, probe, silentLogger, { hasher: right });
+  await executePlan(steps, probe);
   const total = probe.calls.length;
   for (let n = 0; n < total; n++) {
     const sys = fakeFor(d);
     // The state dirs an overlay creates are kept by design; the rest must be as before.
     const before = sys.snapshot();
     sys.failAt = n;
-    const err = await t.throwsAsync(executePlan(steps, sys, silentLogger, { hasher: right }));
+    const err = await t.throwsAsync(executePlan(steps, sys));
     t.regex(err!.message, /all earlier steps were undone$/, `call ${n} (${probe.calls[n]})`);
     const after = sys.snapshot();
     after.dirs = after.dirs.filter((x) => !/\/etc\/(upper|work)$/.test(x));
@@ -246,25 +262,24 @@ test('executePlan: the native plan succeeds on the fake, and a failure at any ca
 
 test('executePlan: an existing /run/systemd/volatile-root is kept, not an error, and not removed by a rollback', async (t) => {
   const { d } = await decision('sha512');
-  const steps = planNative(d, ENV);
-  const right = () => ({ update: () => {}, digest: () => Buffer.from(d.image.digest, 'hex') });
+  const steps = planNative(d, withVerity('sha512'));
   const sys = fakeFor(d, { links: { '/run/systemd/volatile-root': '/dev/block/9:9' } });
   sys.dirs.add('/run/systemd');
-  await executePlan(steps, sys, silentLogger, { hasher: right });
+  await executePlan(steps, sys);
   t.deepEqual(sys.snapshot().links, [['/run/systemd/volatile-root', '/dev/block/9:9']]);
   const failing = fakeFor(d, { links: { '/run/systemd/volatile-root': '/dev/block/9:9' } });
   failing.dirs.add('/run/systemd');
   failing.failAt = sys.calls.indexOf(`umount ${d.sysroot}`);
-  await t.throwsAsync(executePlan(steps, failing, silentLogger, { hasher: right }));
+  await t.throwsAsync(executePlan(steps, failing));
   t.deepEqual(failing.snapshot().links, [['/run/systemd/volatile-root', '/dev/block/9:9']]);
 });
 
 test('executePlan: an image whose copy has another digest than its name is EDIGEST before any mount', async (t) => {
   const { d } = await decision('sha512', { insecure: true });
   const sys = fakeFor(d);
+  sys.copyDigest = () => Buffer.alloc(64, 0xee);
   const before = sys.snapshot();
-  const wrong = () => ({ update: () => {}, digest: () => Buffer.alloc(64, 0xee) });
-  const err = await t.throwsAsync(executePlan(planNative(d, ENV), sys, silentLogger, { hasher: wrong }));
+  const err = await t.throwsAsync(executePlan(planNative(d, ENV), sys));
   t.true(isCfsError(err) && err.code === 'EDIGEST');
   t.true(err!.message.includes('ee'.repeat(64)) && err!.message.includes(d.image.digest));
   t.false(sys.calls.some((c) => c.startsWith('mount ')));

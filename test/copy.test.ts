@@ -1,10 +1,12 @@
 /**
- * src/sys/copy.ts: the boot's image copy reads the source once and hands
- * each written buffer to the observer (the fs-verity hasher). Checked: the
+ * src/sys/copy.ts: the mount(8) backend's image copy reads the open image
+ * once (from offset 0, whatever the descriptor's position) and hands each
+ * written buffer to the observer (the fs-verity hasher). Checked: the
  * observed bytes, in order, are the copy's bytes and the source's; the
  * digest computed from them matches the one computed from the file, cross-
  * checked with @noble/hashes; an existing destination is never touched
- * (EEXIST); a failure part-way removes the partial copy.
+ * (EEXIST); a failure part-way removes the partial copy; spawnSys's
+ * copyImage is this copy with src/fsverity.ts as the observer.
  */
 
 import test from 'ava';
@@ -13,7 +15,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { copyFileObserved } from '../src/sys/copy.js';
+import { copyFdObserved } from '../src/sys/copy.js';
 import { createVerityHasher, fsverityDigestFile } from '../src/fsverity.js';
 import { spawnSys } from '../src/sys/spawn.js';
 
@@ -21,6 +23,17 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cfsroot-copy-'));
 test.after.always(() => fs.rmSync(tmp, { recursive: true, force: true }));
 let seq = 0;
 const fresh = (name: string) => path.join(tmp, `${name}-${seq++}`);
+
+/** copyFdObserved from a descriptor of `src`, read past its start first: the copy must not depend on the position. */
+async function copyFileObserved(src: string, dest: string, observe: (written: Uint8Array) => void): Promise<void> {
+  const fd = fs.openSync(src, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  try {
+    if (fs.fstatSync(fd).isFile()) fs.readSync(fd, Buffer.alloc(3), 0, 3, null);
+    await copyFdObserved(fd, dest, observe);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
 
 test('observed bytes are the copy and the source, in order; digest equals the file digest', async (t) => {
   for (const size of [0, 1, 4096, (1 << 20) - 1, (1 << 20) + 4097, 3 * (1 << 20)]) {
@@ -41,7 +54,7 @@ test('observed bytes are the copy and the source, in order; digest equals the fi
     t.is(Buffer.from(sha256(observed)).toString('hex'), Buffer.from(sha256(data)).toString('hex'), `${size}: observed`);
     t.is(Buffer.from(sha256(copy)).toString('hex'), Buffer.from(sha256(data)).toString('hex'), `${size}: copy`);
     t.is(Buffer.from(h.digest()).toString('hex'), (await fsverityDigestFile(src, 'sha256', { workers: 0 })).toString('hex'));
-    t.is(fs.statSync(dest).mode & 0o777, 0o640, 'permission bits of the source');
+    t.is(fs.statSync(dest).mode & 0o777, 0o600, 'only root reads the copy');
   }
 });
 
@@ -72,14 +85,20 @@ test('a failure part-way (observer throws) removes the partial copy', async (t) 
   t.false(fs.existsSync(dest));
 });
 
-test('a non-regular source is refused and no copy is created; spawnSys routes observed copies here', async (t) => {
+test('a non-regular source is refused and no copy is created; spawnSys copyImage is this copy plus the JS digest', async (t) => {
   const dest = fresh('dest');
   await t.throwsAsync(copyFileObserved(tmp, dest, () => {}), { message: /not a regular file/ });
   t.false(fs.existsSync(dest));
   const src = fresh('src');
   fs.writeFileSync(src, 'abc');
-  const seen: string[] = [];
-  await spawnSys().copyFile(src, dest, (w) => seen.push(Buffer.from(w).toString()));
-  t.deepEqual(seen, ['abc']);
-  t.is(fs.readFileSync(dest, 'utf8'), 'abc');
+  const fd = fs.openSync(src, 'r');
+  try {
+    const copy = await spawnSys().copyImage(fd, dest, 'sha256');
+    t.is(copy.path, dest);
+    t.is(Buffer.from(copy.digest).toString('hex'), (await fsverityDigestFile(src, 'sha256', { workers: 0 })).toString('hex'));
+    t.is(fs.readFileSync(dest, 'utf8'), 'abc');
+    await t.throwsAsync(async () => spawnSys().copyImage(fd, 'private', 'sha256'), { message: /cannot make a private copy/ });
+  } finally {
+    fs.closeSync(fd);
+  }
 });

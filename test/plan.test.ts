@@ -18,7 +18,6 @@ import {
   type PlanEnv,
 } from '../src/plan.js';
 import { executePlan } from '../src/sys/execute.js';
-import { silentLogger } from '../src/log.js';
 import { DIGEST, makeDecision, type DecisionOptions } from './integration/fixtures.js';
 import { FakeSys } from './integration/fake-sys.js';
 
@@ -35,9 +34,10 @@ test('signed composefs: the SPEC §4 sequence, step by step', (t) => {
     'mkdir -m 0000 /run/ostree/.private',
     'mount --make-rprivate /',
     'mkdir -m 0755 /sysroot.tmp',
-    `copy ${D}/.ostree.cfs -> /run/ostree/.private/cfsroot.cfs.Ab12Cd, then fs-verity sha256 of the copy must be ${DIGEST} (signed commit ${'c0'.repeat(32)})`,
     'mkdir -m 0755 /run/ostree/.private/cfsroot-lower.Ab12Cd',
-    'mount -t erofs -o ro,noacl,loop /run/ostree/.private/cfsroot.cfs.Ab12Cd /run/ostree/.private/cfsroot-lower.Ab12Cd',
+    `open ${D}/.ostree.cfs (read-only, beneath /sysroot, no symlink followed)`,
+    `copy ${D}/.ostree.cfs -> /run/ostree/.private/cfsroot.cfs.Ab12Cd, then fs-verity sha256 of the copy must be ${DIGEST} (signed commit ${'c0'.repeat(32)})`,
+    `mount -t erofs -o ro,noacl,loop <the copy of ${D}/.ostree.cfs> /run/ostree/.private/cfsroot-lower.Ab12Cd`,
     'mount -t overlay -o ro,metacopy=on,redirect_dir=on,lowerdir=/run/ostree/.private/cfsroot-lower.Ab12Cd::/sysroot/ostree/repo/objects,verity=require composefs /sysroot.tmp',
     'umount --lazy /run/ostree/.private/cfsroot-lower.Ab12Cd',
     'mkdir -m 0755 /run/systemd',
@@ -52,16 +52,20 @@ test('signed composefs: the SPEC §4 sequence, step by step', (t) => {
     'mount --make-slave /sysroot.tmp/var',
     'mount --make-shared /sysroot.tmp/var',
     'write the /var marker to /run/ostree/initramfs-mount-var (0 bytes, mode 0644)',
-    `write /run/ostree-booted to /run/ostree-booted (${Buffer.from(find(steps, 'write-file')[1]!.contentBase64, 'base64').length} bytes, mode 0644)`,
+    'mkdir -m 0755 /run/cfsroot',
+    'write the image path taken to /run/cfsroot/image-path (11 bytes, mode 0644)',
+    `write /run/ostree-booted to /run/ostree-booted (${Buffer.from(find(steps, 'write-file', (w) => w.path === '/run/ostree-booted')[0]!.contentBase64, 'base64').length} bytes, mode 0644)`,
     'mount --move /sysroot.tmp /sysroot',
     'rmdir /sysroot.tmp',
     'mount -o remount,bind,ro /sysroot/sysroot',
   ]);
   // The digest is checked before anything is mounted from the copy.
   const k = kinds(steps);
-  t.true(k.indexOf('copy-image-and-verify') < k.indexOf('mount-erofs'));
-  const copy = find(steps, 'copy-image-and-verify')[0]!;
-  t.is(find(steps, 'mount-erofs')[0]!.source, copy.dest);
+  t.true(k.indexOf('open-image') < k.indexOf('copy-image') && k.indexOf('copy-image') < k.indexOf('mount-erofs'));
+  const erofs = find(steps, 'mount-erofs')[0]!;
+  t.is(erofs.from, 'copy');
+  t.is(erofs.image, find(steps, 'open-image')[0]!.image);
+  t.is(Buffer.from(find(steps, 'write-file', (w) => w.path === '/run/cfsroot/image-path')[0]!.contentBase64, 'base64').toString(), 'named-copy\n');
 });
 
 test('ostree-booted in the plan decodes to the decision', (t) => {
@@ -87,9 +91,11 @@ test('kernel fallbacks: data-only lowers 6.5, verity 6.6, file-backed EROFS 6.12
   const ov = find(old, 'mount-overlay')[0]!;
   t.true(ov.options.includes('lowerdir=/run/ostree/.private/cfsroot-lower.Ab12Cd:/sysroot/ostree/repo/objects'));
   t.false(ov.options.includes('verity=require'));
-  // The copy is on tmpfs, which cannot back a file-backed EROFS mount (ENOTBLK) even on 6.12+.
+  // Unpinned: the descriptor itself, file-backed from 6.12 on.
   t.true(kernelFeatures(ENV.kernel as string).fileBackedErofs);
-  t.true(find(planMounts(makeDecision({ mode: 'yes' }), ENV), 'mount-erofs')[0]!.loop);
+  t.false(find(planMounts(makeDecision({ mode: 'yes' }), ENV), 'mount-erofs')[0]!.loop);
+  // A copy is on tmpfs, which cannot back a file-backed EROFS mount (ENOTBLK) even on 6.12+.
+  t.true(find(planMounts(makeDecision({ mode: 'signed' }), ENV), 'mount-erofs')[0]!.loop);
 
   for (const mode of ['signed', 'verity', 'digest'] as const) {
     const e = t.throws(() => planMounts(makeDecision({ mode }), { ...ENV, kernel: '6.5.13' }));
@@ -112,7 +118,7 @@ test('legacy boot, writable sysroot: deployment bind, read-only /usr, no /etc bi
     '/sysroot.tmp/sysroot/ostree/deploy/debian/var -> /sysroot.tmp/var',
   ]);
   t.deepEqual(find(s, 'remount').map((r) => `${r.target} ${r.readonly}`), ['/sysroot.tmp/usr true']);
-  t.is(find(s, 'copy-image-and-verify').length + find(s, 'mount-overlay').length + find(s, 'symlink').length, 0);
+  t.is(find(s, 'open-image').length + find(s, 'mount-overlay').length + find(s, 'symlink').length, 0);
 });
 
 test('legacy boot, read-only sysroot: /etc bound rw, stateroot var self-bound rw, /sysroot remounted ro last', (t) => {
@@ -219,11 +225,10 @@ function fakeFor(o: DecisionOptions) {
     files: { [`${d.deployment.dir}/.ostree.cfs`]: 'IMAGE', '/run/ostree-booted': 'stale from a soft reboot' },
   });
 }
-const rightDigest = () => ({ update: () => {}, digest: () => Buffer.from(DIGEST, 'hex') });
 
 test('executePlan: success moves the new root onto SYSROOT with the physical root inside', async (t) => {
   const sys = fakeFor({ mode: 'signed' });
-  const r = await executePlan(planMounts(makeDecision({ mode: 'signed' }), ENV), sys, silentLogger, { hasher: rightDigest });
+  const r = await executePlan(planMounts(makeDecision({ mode: 'signed' }), ENV), sys);
   t.is(r.imageDigest, DIGEST);
   const snap = sys.snapshot();
   t.true(snap.mounts.includes('/sysroot overlay:composefs ro'));
@@ -237,14 +242,14 @@ test('executePlan: a failure at any step undoes everything before it', async (t)
     const steps = planMounts(makeDecision(o), ENV);
     // Count the mutating calls of a successful run, then fail each one in turn.
     const probe = fakeFor(o);
-    await executePlan(steps, probe, silentLogger, { hasher: rightDigest });
+    await executePlan(steps, probe);
     const total = probe.calls.length;
     t.true(total >= steps.length - 1);
     for (let n = 0; n < total; n++) {
       const sys = fakeFor(o);
       const before = sys.snapshot();
       sys.failAt = n;
-      const err = await t.throwsAsync(executePlan(steps, sys, silentLogger, { hasher: rightDigest }));
+      const err = await t.throwsAsync(executePlan(steps, sys));
       t.true(isCfsError(err) && err.code === 'EMOUNT', `${JSON.stringify(o)} call ${n}`);
       t.regex(err!.message, /all earlier steps were undone$/);
       t.regex(err!.message, new RegExp(`injected failure in ${escapeRe(probe.calls[n]!)}`));
@@ -256,18 +261,16 @@ test('executePlan: a failure at any step undoes everything before it', async (t)
 test('executePlan: digest mismatch of the copy is EDIGEST, checked before any mount, and rolled back', async (t) => {
   const sys = fakeFor({ mode: 'digest' });
   const before = sys.snapshot();
-  // The hasher must see the bytes written to the copy (the fake's image content).
+  // The digest is of what was copied: the content of the open image.
   const digested: string[] = [];
-  const wrong = () => ({
-    update: (chunk: Uint8Array) => void digested.push(Buffer.from(chunk).toString()),
-    digest: () => Buffer.alloc(32, 0xee),
-  });
-  const err = await t.throwsAsync(executePlan(planMounts(makeDecision({ mode: 'digest' }), ENV), sys, silentLogger, { hasher: wrong }));
+  sys.copyDigest = (content) => (digested.push(content), Buffer.alloc(32, 0xee));
+  const err = await t.throwsAsync(executePlan(planMounts(makeDecision({ mode: 'digest' }), ENV), sys));
   t.true(isCfsError(err) && err.code === 'EDIGEST');
   t.true(err!.message.includes('ee'.repeat(32)) && err!.message.includes(DIGEST));
   t.deepEqual(digested, ['IMAGE']);
   t.false(sys.calls.some((c) => c.startsWith('mount ')));
   t.deepEqual(sys.snapshot(), before);
+  t.is(sys.open.size, 0, 'every descriptor closed');
 });
 
 function escapeRe(s: string) {
@@ -280,56 +283,49 @@ test('image copy and lower mount point carry the per-run suffix, so an earlier r
   t.not(a.imageCopy, b.imageCopy);
   t.not(a.lower, b.lower);
   const steps = planMounts(makeDecision({ mode: 'signed' }), { ...ENV, randomSuffix: 'Zz9Zz9' });
-  t.is(find(steps, 'copy-image-and-verify')[0]!.dest, '/run/ostree/.private/cfsroot.cfs.Zz9Zz9');
+  t.is(find(steps, 'copy-image')[0]!.to, '/run/ostree/.private/cfsroot.cfs.Zz9Zz9');
   t.is(find(steps, 'mount-erofs')[0]!.target, '/run/ostree/.private/cfsroot-lower.Zz9Zz9');
 });
 
 test('executePlan: a file already at the copy path is named as stale state, not a bare EEXIST, and nothing changes', async (t) => {
   const d = makeDecision({ mode: 'signed' });
   const steps = planMounts(d, ENV);
-  const dest = find(steps, 'copy-image-and-verify')[0]!.dest;
+  const dest = find(steps, 'copy-image')[0]!.to;
   const sys = new FakeSys({
     mounts: ['/', '/run', '/sysroot'],
     dirs: ['/', '/run', '/sysroot', d.deployment.dir],
     files: { [`${d.deployment.dir}/.ostree.cfs`]: 'IMAGE', [dest]: 'left by an earlier run' },
   });
   const before = sys.snapshot();
-  const err = await t.throwsAsync(executePlan(steps, sys, silentLogger, { hasher: rightDigest }));
+  const err = await t.throwsAsync(executePlan(steps, sys));
   t.true(isCfsError(err) && err.code === 'EMOUNT');
   t.true(err!.message.includes(`${dest} already exists, left by an earlier cfsroot run`), err!.message);
   t.notRegex(err!.message, /: EEXIST/);
   t.deepEqual(sys.snapshot(), before);
 });
 
-test('executePlan: a private image copy (copyVerity gave a /proc/self/fd path) is what EROFS mounts, and has no name to remove', async (t) => {
-  const PRIVATE = '/proc/self/fd/42';
-  class PrivateCopySys extends FakeSys {
-    copyVerity(src: string, _dest: string): { digest: Uint8Array; path: string } {
-      const c = this.files.get(src);
-      if (c === undefined) throw new Error(`${src}: ENOENT`);
-      this.files.set(PRIVATE, c); // what the descriptor reaches; nothing is created at dest
-      return { digest: Buffer.from(DIGEST, 'hex'), path: PRIVATE };
-    }
-  }
+test('executePlan: a private image copy (privateCopies) is what EROFS mounts, through a loop device, and has no name to remove', async (t) => {
   const d = makeDecision({ mode: 'signed' });
   const init = {
     mounts: ['/', '/run', '/sysroot'],
     dirs: ['/', '/run', '/sysroot', d.deployment.dir],
     files: { [`${d.deployment.dir}/.ostree.cfs`]: 'IMAGE' },
   };
-  const steps = planMounts(d, ENV);
-  const dest = find(steps, 'copy-image-and-verify')[0]!.dest;
-  const ok = new PrivateCopySys(init);
-  const r = await executePlan(steps, ok, silentLogger);
+  const steps = planMounts(d, { ...ENV, privateCopies: true });
+  t.deepEqual(find(steps, 'copy-image')[0]!.to, 'private');
+  const ok = new FakeSys(init);
+  const r = await executePlan(steps, ok);
   t.is(r.imageDigest, DIGEST);
-  t.true(ok.calls.includes('mount erofs /run/ostree/.private/cfsroot-lower.Ab12Cd'));
-  t.false(ok.files.has(dest), 'nothing named at the plan path');
-  // The EROFS mount read the private copy (FakeSys refuses an erofs source it has no file for).
-  const failing = new PrivateCopySys(init);
+  t.true(ok.calls.includes('copy private'));
+  t.false([...ok.files.keys()].some((f) => f.includes('cfsroot.cfs')), 'nothing named');
+  // The overlay holds the EROFS lower, whose source was the private copy (the fake records the content it mounted).
+  t.is(ok.open.size, 0, 'the image and the copy descriptors are closed once mounted');
+  const failing = new FakeSys(init);
   failing.failAt = ok.calls.indexOf('mount overlay /sysroot.tmp');
-  await t.throwsAsync(executePlan(steps, failing, silentLogger), { message: /all earlier steps were undone$/ });
+  await t.throwsAsync(executePlan(steps, failing), { message: /all earlier steps were undone$/ });
   t.false(failing.calls.some((c) => c.startsWith('unlink')), 'no unlink of a copy that has no name');
   t.false(failing.mounts.some((m) => m.what.startsWith('erofs:')), 'the EROFS mount was undone');
+  t.is(failing.open.size, 0);
 });
 
 test('replaceOverlayPaths: whole lowerdir entries and upper/work values only, escapes respected', (t) => {

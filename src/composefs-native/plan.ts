@@ -20,6 +20,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fail } from '../errors.js';
 import { detectPlanEnv, devMajor, devMinor, escapeOverlayPath, kernelFeatures, type MountStep, type PlanEnv } from '../plan.js';
+import { imagePathOf, planImageSteps } from '../image-plan.js';
 import type { NativeDecision, NativeSubdir } from './model.js';
 
 /** What systemd (#35017) names the root partition it found; its device is what volatile-root must name. */
@@ -40,6 +41,7 @@ export function nativePaths(env: PlanEnv) {
     transient: (what: string) => `${priv}/${what}-transient.${env.randomSuffix}`,
     staging: env.target ?? env.stagingDir ?? '/sysroot.tmp',
     volatileRoot: `${run}/systemd/volatile-root`,
+    imagePathFile: `${run}/cfsroot/image-path`,
   };
 }
 
@@ -68,7 +70,10 @@ export function planNative(d: NativeDecision, env: PlanEnv): MountStep[] {
   if (d.verity.require && !k.overlayVerity) {
     fail('EMOUNT', `${d.karg.karg} requires verity=require, which overlayfs has from Linux 6.6 (running ${k.release}); boot the insecure form ?<digest>, or a newer kernel`);
   }
-  add(...nativeImageSteps(d, env, P.lower));
+  add({ kind: 'mkdir', path: P.lower, mode: 0o755 });
+  const imageSteps = nativeImageSteps(d, env, P.lower);
+  const imagePath = imagePathOf(imageSteps);
+  add(...imageSteps);
   // Root transient: the upper and work of the same overlay, on a fresh tmpfs.
   // Upstream stacks a second overlay on the composefs one; an /etc overlay
   // over that would be three deep, which Linux refuses ("maximum fs stacking
@@ -112,6 +117,14 @@ export function planNative(d: NativeDecision, env: PlanEnv): MountStep[] {
     );
   }
 
+  // The image path taken, where tests and tools can read it (as the ostree plan writes it).
+  if (imagePath !== null && !targeted) {
+    add(
+      { kind: 'mkdir', path: path.dirname(P.imagePathFile), mode: 0o755 },
+      { kind: 'write-file', path: P.imagePathFile, mode: 0o644, contentBase64: Buffer.from(`${imagePath}\n`).toString('base64'), what: 'the image path taken' },
+    );
+  }
+
   if (!targeted) {
     // SYSROOT is replaced: detached (the bind at NEW/sysroot keeps it), the new root moved there.
     add(
@@ -126,26 +139,33 @@ export function planNative(d: NativeDecision, env: PlanEnv): MountStep[] {
 }
 
 /**
- * The image's steps: open, digest and mount it at `lowerTarget`. One place,
- * to be replaced by the shared image plan (src/image-plan.ts, issue 15).
- * Today: a private copy whose user-space fs-verity digest must be the
- * image's name (insecure or not), mounted as EROFS from a loop device.
+ * The image's steps (src/image-plan.ts, shared with the ostree plan): open
+ * it once beneath the repository, then the kernel's fs-verity measurement
+ * of that descriptor against the image's name (required in the secure form),
+ * or, insecure and without fs-verity, a private copy whose user-space digest
+ * must be the name; mounted as EROFS at `lowerTarget`.
  */
 export function nativeImageSteps(d: NativeDecision, env: PlanEnv, lowerTarget: string): MountStep[] {
   const P = nativePaths(env);
-  return [
+  const k = kernelFeatures(env.kernel);
+  return planImageSteps(
     {
-      kind: 'copy-image-and-verify',
-      src: d.image.file,
-      dest: P.imageCopy,
+      path: d.image.file,
+      beneath: d.repository.dir,
       alg: d.image.alg,
       expectedDigest: d.image.digest,
       expectedDigestSource: `name it has in ${d.repository.dir}/images and karg ${d.karg.karg}`,
+      requireVerity: !d.insecure,
+      hasAcl: d.image.header.hasAcl,
     },
-    { kind: 'mkdir', path: lowerTarget, mode: 0o755 },
-    // The copy is on a tmpfs, which file-backed EROFS cannot read: a loop device (see planMounts).
-    { kind: 'mount-erofs', source: P.imageCopy, target: lowerTarget, options: d.image.header.hasAcl ? [] : ['noacl'], loop: true },
-  ];
+    {
+      fileBackedErofs: k.fileBackedErofs,
+      imageVerity: env.imageVerity ?? null,
+      privateCopies: env.privateCopies ?? false,
+      namedCopy: P.imageCopy,
+    },
+    lowerTarget,
+  );
 }
 
 /** A fresh tmpfs at `tmp` with the upper and work of a transient overlay. */

@@ -22,12 +22,12 @@ import { boot } from '../boot.js';
 import { describeDecision, run, toJson } from '../cli.js';
 import { encodeCommit, objectPath, type Commit } from '../commit.js';
 import { decideBoot } from '../decide.js';
-import { fsverityDigest, fsverityDigestFile, type VerityAlg } from '../fsverity.js';
+import { fsverityDigest, fsverityDigestFile } from '../fsverity.js';
 import { encodeVardict } from '../gvariant.js';
 import { COMPOSEFS_MAGIC, COMPOSEFS_VERSION, EROFS_SUPER_MAGIC, EROFS_SUPER_OFFSET } from '../image.js';
 import { createLogger } from '../log.js';
 import { detectPlanEnv, formatPlan, planMounts } from '../plan.js';
-import { nativeSysFrom, type NativeAddon, type PrefetchHandle } from '../sys/native.js';
+import { nativeSysFrom, type NativeAddon } from '../sys/native.js';
 import { spawnSys } from '../sys/spawn.js';
 import type { Sys } from '../sys/types.js';
 
@@ -85,28 +85,37 @@ function writeDeployment(sysroot: string, initramfs: string): string {
 }
 
 /**
- * node:fs for files, no-ops for mounts (by descriptor, as the boot makes them), and the addon's copy-and-hash calls
- * done in JavaScript: the executor runs every step, the namespace is
- * untouched, and the boot's own wrappers around those calls (prefetch, take,
- * finish) are compiled too.
+ * node:fs for files, no-ops for mounts (by descriptor, as the boot makes
+ * them), and the addon's image calls done with node:fs and src/fsverity.ts:
+ * the executor runs every step, the namespace is untouched, and the boot's
+ * own wrappers around those calls are compiled too. `verity`: the image
+ * measures as having fs-verity with `verity` as its digest (the fs-verity
+ * path), else as having none (the private copy path).
  */
-function dryRunSys(): { sys: Sys; descriptorMounts: () => number } {
+function dryRunSys(dir: string, verity: string | null): { sys: Sys; descriptorMounts: () => number } {
   const files = spawnSys();
   const noop = () => {};
-  const copyAndHash = (src: string, dest: string, alg: VerityAlg): Buffer => {
-    fs.copyFileSync(src, dest, fs.constants.COPYFILE_EXCL);
-    return Buffer.from(fsverityDigest(fs.readFileSync(dest), alg));
-  };
   // Mount by descriptor as the boot does (src/sys/native.ts descriptorMounts),
   // with descriptor numbers nothing opens: the mounts are no-ops, so the
   // targets under the staging dir (its etc, var, …) never exist here.
+  // The image and its copy are real files: their headers are read.
   let nextFd = 1000;
   let mounts = 0;
+  const real = new Set<number>();
+  const openReal = (p: string) => {
+    const fd = fs.openSync(p, 'r');
+    real.add(fd);
+    return fd;
+  };
   const fakeFd = () => nextFd++;
   const mounted = () => (mounts++, nextFd++);
+  let copies = 0;
   const addon: NativeAddon = {
     openDir: fakeFd,
-    closeFd: noop,
+    openImage: (root, rel) => openReal(path.join(root, rel)),
+    closeFd: (fd) => {
+      if (real.delete(fd)) fs.closeSync(fd);
+    },
     bindAt: mounted,
     mountAt: mounted,
     mount: noop,
@@ -114,11 +123,13 @@ function dryRunSys(): { sys: Sys; descriptorMounts: () => number } {
     setReadonly: noop,
     isReadonly: () => false,
     mountLoop: () => '/dev/loop0',
-    copyVerity: (src, dest, alg) => copyAndHash(src, dest, alg),
-    prefetch: (src, alg) => ({ src, alg }) as unknown as PrefetchHandle,
-    finishCopy: (handle, dest) => {
-      const { src, alg } = handle as unknown as { src: string; alg: VerityAlg };
-      return { digest: copyAndHash(src, dest, alg), fd: -1 };
+    measureVerity: () => (verity === null ? null : `sha256:${verity}`),
+    measureVerityFd: () => (verity === null ? null : `sha256:${verity}`),
+    copyImage: (fd, alg) => {
+      const bytes = fs.readFileSync(fd);
+      const copy = path.join(dir, `copy.${++copies}`);
+      fs.writeFileSync(copy, bytes, { flag: 'wx' });
+      return { digest: Buffer.from(fsverityDigest(bytes, alg)), fd: openReal(copy) };
     },
   };
   return { sys: nativeSysFrom(addon, files), descriptorMounts: () => mounts };
@@ -145,19 +156,25 @@ export async function warmUp(): Promise<void> {
     fs.mkdirSync(runDir);
     const env = { ...detectPlanEnv(decision, runDir), stagingDir: path.join(dir, 'staging') };
     formatPlan(planMounts(decision, env));
-    // The boot itself, as the initramfs runs it, minus the kernel: decide
-    // (with the head start), plan, execute, the closing line.
+    // The boot itself, as the initramfs runs it, minus the kernel: decide,
+    // plan, execute, the closing line; once on the private copy path, once
+    // on the fs-verity path (src/image-plan.ts).
     const quiet = createLogger({ stderr: () => {}, kmsgPath: null });
     const nullIo = { out: () => {}, err: () => {} };
-    const dry = dryRunSys();
-    const status = await boot({ sysroot, cmdline, initramfsRoot: initramfs }, nullIo, quiet, {
-      sys: dry.sys,
-      runDir,
-      stagingDir: path.join(dir, 'staging2'),
-    });
-    if (status !== 0) throw new Error(`the warm-up boot failed (status ${status})`);
-    // The snapshot must hold the code the boot runs: the mounts by descriptor.
-    if (dry.descriptorMounts() === 0) throw new Error('the warm-up boot made no mount by descriptor');
+    const digest = Buffer.from(fsverityDigest(warmImage(), 'sha256')).toString('hex');
+    for (const [i, verity] of [null, digest].entries()) {
+      const dry = dryRunSys(dir, verity);
+      const run = path.join(dir, `run${i}`);
+      fs.mkdirSync(run);
+      const status = await boot({ sysroot, cmdline, initramfsRoot: initramfs }, nullIo, quiet, {
+        sys: dry.sys,
+        runDir: run,
+        stagingDir: path.join(dir, `staging${i}`),
+      });
+      if (status !== 0) throw new Error(`the warm-up boot failed (status ${status})`);
+      // The snapshot must hold the code the boot runs: the mounts by descriptor.
+      if (dry.descriptorMounts() === 0) throw new Error('the warm-up boot made no mount by descriptor');
+    }
     // The command line's dispatch, on the one command that touches nothing.
     if ((await run(['--version'], nullIo)) !== 0) throw new Error('the warm-up --version failed');
   } finally {

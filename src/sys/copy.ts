@@ -1,6 +1,7 @@
 /**
- * Copy a file through user space, letting the caller see every buffer that
- * is written (SPEC §4, the copy-image-and-verify step; issue 5).
+ * Copy an open file through user space, letting the caller see every buffer
+ * that is written (SPEC §4, the copy-image step of the mount(8) backend's
+ * named copy; issue 5, issue 15).
  *
  * The boot copies the composefs image into /run and must mount exactly the
  * bytes whose fs-verity digest it checked. Copying in the kernel
@@ -26,11 +27,11 @@ const COPY_CHUNK = 1 << 20;
 const readAsync = promisify(fs.read);
 const writeAsync = promisify(fs.write);
 
-/** Read up to buf.length bytes at the current file position (one read(2); short only at end of file). */
-async function readPiece(fd: number, buf: Buffer): Promise<number> {
+/** Read up to buf.length bytes at `pos` (short only at end of file). */
+async function readPiece(fd: number, buf: Buffer, pos: number): Promise<number> {
   let got = 0;
   while (got < buf.length) {
-    const { bytesRead } = await readAsync(fd, buf, got, buf.length - got, null);
+    const { bytesRead } = await readAsync(fd, buf, got, buf.length - got, pos + got);
     if (bytesRead === 0) break;
     got += bytesRead;
   }
@@ -46,58 +47,52 @@ async function writeAll(fd: number, piece: Buffer): Promise<void> {
 
 /**
  * Create `dest` (never following or replacing anything there: EEXIST) with
- * the bytes of the regular file `src`, with src's permission bits. `observe`
- * gets every buffer that is written, in file order, while it is being
- * written; it must not keep it (the buffer is reused). On failure after
- * `dest` was created, `dest` is removed again.
+ * the bytes of the regular file open at `inFd` (read from offset 0 to its
+ * end, whatever the descriptor's position), mode 0600. `observe` gets every
+ * buffer that is written, in file order, while it is being written; it must
+ * not keep it (the buffer is reused). On failure after `dest` was created,
+ * `dest` is removed again. The caller keeps `inFd`.
  */
-export async function copyFileObserved(src: string, dest: string, observe: (written: Uint8Array) => void): Promise<void> {
-  // O_NONBLOCK: opening a FIFO placed where the image should be must not hang the boot.
-  // O_NOFOLLOW: the image path comes from realpath(3); a symlink there now is a swap made since.
-  const inFd = fs.openSync(src, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOFOLLOW);
+export async function copyFdObserved(inFd: number, dest: string, observe: (written: Uint8Array) => void): Promise<void> {
+  const st = fs.fstatSync(inFd);
+  if (!st.isFile()) throw Object.assign(new Error(`${dest}: the source is not a regular file`), { code: 'EINVAL' });
+  const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
+  const outFd = fs.openSync(dest, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+  let done = false;
+  // Every started read/write is awaited before the descriptor is closed.
+  let pending: Promise<unknown>[] = [];
   try {
-    const st = fs.fstatSync(inFd);
-    if (!st.isFile()) throw Object.assign(new Error(`${src}: not a regular file`), { code: 'EINVAL' });
-    const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
-    const outFd = fs.openSync(dest, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
-    let done = false;
-    // Every started read/write is awaited before the descriptors are closed.
-    let pending: Promise<unknown>[] = [];
-    try {
-      const size = Math.max(1, Math.min(COPY_CHUNK, st.size));
-      let cur = Buffer.allocUnsafe(size);
-      let next = Buffer.allocUnsafe(size);
-      // Read to end of file, not to st.size: whatever is read is written and observed alike.
-      let n = fs.readSync(inFd, cur, 0, cur.length, null);
-      while (n > 0) {
-        const piece = cur.subarray(0, n);
-        const write = writeAll(outFd, piece);
-        const read = readPiece(inFd, next);
-        pending = [write, read];
-        // Awaited below; until then a rejection must not count as unhandled
-        // (which would end the process) while the other one is awaited.
-        for (const p of pending) p.catch(() => {});
-        observe(piece);
-        await write;
-        n = await read;
-        pending = [];
-        [cur, next] = [next, cur];
-      }
-      // Permission bits as copyFileSync would give (open applies the umask).
-      fs.fchmodSync(outFd, st.mode & 0o7777);
-      done = true;
-    } finally {
-      await Promise.allSettled(pending);
-      fs.closeSync(outFd);
-      if (!done) {
-        try {
-          fs.unlinkSync(dest);
-        } catch {
-          // Already gone: nothing more to undo.
-        }
+    const size = Math.max(1, Math.min(COPY_CHUNK, st.size));
+    let cur = Buffer.allocUnsafe(size);
+    let next = Buffer.allocUnsafe(size);
+    // Read to end of file, not to st.size: whatever is read is written and observed alike.
+    let pos = 0;
+    let n = fs.readSync(inFd, cur, 0, cur.length, 0);
+    while (n > 0) {
+      const piece = cur.subarray(0, n);
+      pos += n;
+      const write = writeAll(outFd, piece);
+      const read = readPiece(inFd, next, pos);
+      pending = [write, read];
+      // Awaited below; until then a rejection must not count as unhandled
+      // (which would end the process) while the other one is awaited.
+      for (const p of pending) p.catch(() => {});
+      observe(piece);
+      await write;
+      n = await read;
+      pending = [];
+      [cur, next] = [next, cur];
+    }
+    done = true;
+  } finally {
+    await Promise.allSettled(pending);
+    fs.closeSync(outFd);
+    if (!done) {
+      try {
+        fs.unlinkSync(dest);
+      } catch {
+        // Already gone: nothing more to undo.
       }
     }
-  } finally {
-    fs.closeSync(inFd);
   }
 }

@@ -14,16 +14,18 @@
  * turns the undo of its bind into "move the bind back to SYSROOT".
  * Not undone: propagation changes (the initramfs' previous propagation is
  * not recorded; making / private is harmless for the emergency shell).
+ *
+ * The image (src/image-plan.ts): open-image opens it once; measure-image,
+ * copy-image and mount-erofs use that descriptor (or the copy made from
+ * it), never its path. The descriptors are closed when the plan ends,
+ * either way: what is mounted holds its own reference.
  */
 
 import { CfsError, describeSystemError } from '../errors.js';
 import { noteActivity } from '../activity.js';
-import { createVerityHasher, type VerityHasher } from '../fsverity.js';
 import { COMPOSEFS_PREFIX_SIZE, composefsHeaderOf } from '../image.js';
-import type { VerityAlg } from '../model.js';
 import { describeStep, type MountStep } from '../plan.js';
-import type { Logger } from '../log.js';
-import type { Beneath, MountHandle, Sys } from './types.js';
+import type { Beneath, ImageCopy, ImageFile, MountHandle, Sys } from './types.js';
 import { checkBeneath } from './beneath.js';
 
 export interface StepRecord {
@@ -36,15 +38,8 @@ export interface StepRecord {
 
 export interface ExecResult {
   steps: StepRecord[];
-  /** fs-verity digest of the image copy that was mounted (hex), or null without composefs. */
+  /** fs-verity digest of the image as measured by the kernel or of its copy (hex); null when nothing was measured. */
   imageDigest: string | null;
-}
-
-export interface ExecOptions {
-  /** Incremental fs-verity digest fed with the copy's bytes (default: src/fsverity.ts). Injected by tests. */
-  hasher?: (alg: VerityAlg) => VerityHasher;
-  /** Log every step as it runs (default false: only the digest and failures). */
-  verbose?: boolean;
 }
 
 interface Undo {
@@ -56,18 +51,19 @@ interface Undo {
   made?: string;
 }
 
-export async function executePlan(
-  steps: readonly MountStep[],
-  sys: Sys,
-  log: Logger,
-  opts: ExecOptions = {},
-): Promise<ExecResult> {
-  const makeHasher = opts.hasher ?? createVerityHasher;
+export async function executePlan(steps: readonly MountStep[], sys: Sys): Promise<ExecResult> {
   const undo: Undo[] = [];
   const records: StepRecord[] = [];
   let imageDigest: string | null = null;
-  /** Plan path of an image copy -> where copyVerity actually put it, and the image it copies. */
-  const copies = new Map<string, { path: string; src: string }>();
+  // The image opened by open-image, by the name the plan gives it, and the
+  // copy copy-image made of it: every later step uses these, never the path.
+  const images = new Map<string, ImageFile>();
+  const copies = new Map<string, ImageCopy>();
+  const imageFile = (name: string): ImageFile => {
+    const fd = images.get(name);
+    if (fd === undefined) throw new CfsError('EINTERNAL', `plan step uses ${name}, which no open-image step opened`);
+    return fd;
+  };
 
   // Each mount the plan made, by the path the plan names it with -> the
   // handle that names that mount itself (src/sys/types.ts MountHandle).
@@ -105,6 +101,11 @@ export async function executePlan(
   };
   const releaseAll = () => {
     for (const h of [...held]) release(h);
+    // What is mounted holds its own reference (the loop device, the EROFS superblock).
+    for (const fd of images.values()) sys.closeFile(fd);
+    for (const c of copies.values()) if (c.fd !== undefined) sys.closeFile(c.fd);
+    images.clear();
+    copies.clear();
   };
 
   for (const [index, step] of steps.entries()) {
@@ -113,7 +114,6 @@ export async function executePlan(
     const t0 = process.hrtime.bigint();
     try {
       noteActivity(() => `at step ${index + 1}/${steps.length}: ${describe()}`);
-      if (opts.verbose) log.info(`step ${index + 1}/${steps.length}: ${describe()}`);
       switch (step.kind) {
         case 'mkdir':
           if (step.beneath !== undefined) {
@@ -143,60 +143,71 @@ export async function executePlan(
         case 'make-shared':
           sys.propagation(at(step.target), 'shared');
           break;
-        case 'copy-image-and-verify': {
-          // The image is read once and the digest is taken of exactly the
-          // bytes of the copy, which is on /run, made exclusively and written
-          // only by us: so the bytes mounted are the bytes hashed (issue 5).
-          // The JavaScript path hashes each buffer as it writes it and never
-          // reads the copy back.
-          let digest: Uint8Array;
-          let copyPath = step.dest;
-          try {
-            if (sys.copyVerity && !opts.hasher) {
-              // The addon, in C: the copy made (often already under way since
-              // prefetchImage) and the digest taken of exactly its bytes.
-              ({ digest, path: copyPath } = sys.copyVerity(step.src, step.dest, step.alg));
-            } else {
-              const hasher = makeHasher(step.alg);
-              await sys.copyFile(step.src, step.dest, (written) => hasher.update(written));
-              digest = hasher.digest();
-            }
-          } catch (e) {
-            // The copy's name has a per-run random suffix (src/plan.ts), so
-            // this is no longer expected; kept so a collision is still explained.
-            throw staleOr(e, step.dest);
-          }
-          // A private copy (copyPath a /proc/self/fd path) has no name to remove:
-          // it goes with the last user of its descriptor.
-          if (copyPath === step.dest) undo.push({ description: `rm ${step.dest}`, run: () => sys.unlink(step.dest) });
-          copies.set(step.dest, { path: copyPath, src: step.src });
-          const got = Buffer.from(digest).toString('hex');
-          if (step.expectedDigest !== null && got !== step.expectedDigest.toLowerCase()) {
+        case 'open-image':
+          images.set(step.image, sys.openImage(beneath(step.beneath, step.image)!));
+          break;
+        case 'measure-image': {
+          // The kernel's own digest of the open file, whose every block read
+          // it checks against that tree: what is measured is what is mounted.
+          const measured = sys.measureFile?.(imageFile(step.image)) ?? 'unsupported';
+          if (measured === null || measured === 'unsupported') {
+            // The plan was made on a probe that saw fs-verity: the file changed since. Fail closed.
             throw new CfsError(
-              'EDIGEST',
-              `composefs image ${step.src} has fs-verity ${step.alg} digest ${got}, but the ` +
-                `${step.expectedDigestSource ?? 'boot configuration'} requires ${step.expectedDigest}: ` +
-                'the image was changed or belongs to another commit',
+              'EIMAGE',
+              `${step.image} has no fs-verity now${measured === 'unsupported' ? ' (its filesystem does not support it)' : ''}, ` +
+                'but it had when the boot was planned: the image changed on the disk during the boot; refusing it rather than ' +
+                'mounting it another way',
             );
           }
+          const [alg, hex = ''] = measured.split(':');
+          if (alg !== step.alg || (step.expectedDigest !== null && hex !== step.expectedDigest.toLowerCase())) {
+            throw digestMismatch(step.image, `${alg} fs-verity digest ${hex}`, step);
+          }
+          imageDigest = hex;
+          break;
+        }
+        case 'copy-image': {
+          // The digest is of exactly the copy's bytes, and the copy is what
+          // is mounted: read once from the open image, written only by us.
+          let copy: ImageCopy;
+          try {
+            copy = await sys.copyImage(imageFile(step.image), step.to, step.alg);
+          } catch (e) {
+            // A named copy's name has a per-run random suffix (src/plan.ts): a collision is explained.
+            throw step.to === 'private' ? e : staleOr(e, step.to);
+          }
+          copies.set(step.image, copy);
+          if (copy.path !== undefined) {
+            const p = copy.path;
+            undo.push({ description: `rm ${p}`, run: () => sys.unlink(p) });
+          }
+          const got = Buffer.from(copy.digest).toString('hex');
+          if (got !== step.expectedDigest.toLowerCase()) throw digestMismatch(step.image, `fs-verity ${step.alg} digest ${got}`, step);
           imageDigest = got;
-          // The boot's closing line repeats the digest and what pinned it; each
-          // line is a kmsg write at boot, so this one only comes with --verbose.
-          if (opts.verbose) log.info(
-            `composefs image ${step.src}: fs-verity ${step.alg}:${got}` +
-              (step.expectedDigest !== null ? ` matches the ${step.expectedDigestSource ?? 'expected digest'}` : ' (not pinned)'),
-          );
           break;
         }
         case 'mount-erofs': {
-          // The image as verified: the copy made above, wherever it lives.
-          const copy = copies.get(step.source);
-          const source = copy?.path ?? step.source;
-          if (opts.verbose && source !== step.source) log.info(`the copy of the image is private: mounting it from ${source}`);
-          // noacl from the copy's own header (the bytes hashed and mounted), not
-          // from the read of the disk the plan was made from (issue 13 item 5).
-          const options = copy && sys.readHead ? aclOptionsOf(step.options, sys.readHead(source, COMPOSEFS_PREFIX_SIZE), copy.src) : step.options;
-          const h = sys.mount({ fstype: 'erofs', source, target: step.target, options, readonly: true, loop: step.loop });
+          let source: { fd: number } | { path: string };
+          if (step.from === 'copy') {
+            const copy = copies.get(step.image);
+            if (!copy) throw new CfsError('EINTERNAL', `plan step mounts the copy of ${step.image}, which no copy-image step made`);
+            source = copy.fd !== undefined ? { fd: copy.fd } : { path: copy.path! };
+          } else {
+            source = { fd: imageFile(step.image) };
+          }
+          // noacl from the header of what is mounted (the descriptor or the
+          // copy), not from the read of the disk the plan was made from.
+          const head = sys.readHead('fd' in source ? source.fd : source.path, COMPOSEFS_PREFIX_SIZE);
+          const options = aclOptionsOf(step.options, head, step.image);
+          const h = sys.mount({
+            fstype: 'erofs',
+            source: 'fd' in source ? step.image : source.path,
+            ...('fd' in source ? { sourceFd: source.fd } : {}),
+            target: step.target,
+            options,
+            readonly: true,
+            loop: step.loop,
+          });
           pushUnmount(step.target, remember(step.target, h));
           break;
         }
@@ -273,7 +284,6 @@ export async function executePlan(
           } catch (e) {
             // Kept, as bootc keeps one ostree-prepare-root (or an earlier run) made.
             if ((e as NodeJS.ErrnoException | null)?.code !== 'EEXIST') throw e;
-            if (opts.verbose) log.info(`${step.path} exists: kept`);
             break;
           }
           undo.push({ description: `rm ${step.path}`, run: () => sys.unlink(step.path) });
@@ -303,7 +313,7 @@ export async function executePlan(
       }
     } catch (e) {
       const reason = e instanceof CfsError ? e.message : describeSystemError(e);
-      const code = e instanceof CfsError && e.code === 'EDIGEST' ? 'EDIGEST' : 'EMOUNT';
+      const code = e instanceof CfsError && (e.code === 'EDIGEST' || e.code === 'EIMAGE') ? e.code : 'EMOUNT';
       // One line says it all (issue 13 item 12): the step, the cause, and how the rollback went.
       const leftovers = rollback(undo);
       releaseAll();
@@ -326,9 +336,18 @@ export async function executePlan(
   return { steps: records, imageDigest };
 }
 
-/** The EROFS options with noacl exactly when the copy's header says the image has no ACLs. */
+/** The refusal of an image whose digest is not the pinned one (before anything is mounted from it). */
+function digestMismatch(image: string, got: string, step: { alg: string; expectedDigest: string | null; expectedDigestSource: string | null }): CfsError {
+  return new CfsError(
+    'EDIGEST',
+    `composefs image ${image} has ${got}, but the ${step.expectedDigestSource ?? 'boot configuration'} requires ` +
+      `${step.expectedDigest ?? `${step.alg} fs-verity`}: the image was changed or belongs to another commit`,
+  );
+}
+
+/** The EROFS options with noacl exactly when the header of what is mounted says the image has no ACLs. */
 function aclOptionsOf(options: readonly string[], prefix: Uint8Array, src: string): string[] {
-  const header = composefsHeaderOf(prefix, `the verified copy of ${src}`);
+  const header = composefsHeaderOf(prefix, `the image ${src} as mounted`);
   return [...options.filter((o) => o !== 'noacl' && o !== 'acl'), ...(header.hasAcl ? [] : ['noacl'])];
 }
 

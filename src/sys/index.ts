@@ -3,7 +3,7 @@
  * backend, and the plan executor with rollback. Nothing else in cfsroot
  * changes mounts.
  */
-export type { Sys, MountCall, Propagation, Beneath, BindConfinement, MountHandle } from './types.js';
+export type { Sys, MountCall, Propagation, Beneath, BindConfinement, MountHandle, ImageFile, ImageCopy } from './types.js';
 export { spawnSys, type SpawnSysOptions } from './spawn.js';
-export { executePlan, type ExecOptions, type ExecResult, type StepRecord } from './execute.js';
+export { executePlan, type ExecResult, type StepRecord } from './execute.js';
 export { parseMountinfo, readMountinfo, type MountInfo } from './mountinfo.js';

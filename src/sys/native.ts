@@ -1,7 +1,8 @@
 /**
  * The `Sys` backend that calls mount(2), umount2(2) and mount_setattr(2)
- * directly, through the small Node-API addon in native/cfsroot_sys.c
- * (SPEC §4: the same steps as the mount(8) backend, src/sys/spawn.ts).
+ * directly, through the Node-API addon in native/ (sys.c: the mounts and
+ * kernel interfaces; verity.c: the fs-verity digest and the private image
+ * copy) (SPEC §4: the same steps as the mount(8) backend, src/sys/spawn.ts).
  *
  * Why: each mount(8) child costs a fork+exec+libmount start (1–3 ms here,
  * more on a loaded boot CPU), and a signed composefs boot makes about a
@@ -25,13 +26,15 @@
  * new mount, which the executor uses for every later operation on it and
  * for its undo (src/sys/types.ts MountHandle).
  *
- * Loop devices: the addon attaches one itself (LOOP_CONFIGURE, read-only,
- * autoclear) when the plan asks for it (kernels before 6.12), and also when
- * the kernel answers an EROFS mount of a file with ENOTBLK: file-backed
- * EROFS needs a filesystem with read_folio, which tmpfs, where the image
- * copy lives, does not have (measured on 6.18: mount(8) silently attaches a
- * loop device there too). The non-mount operations are the mount(8)
- * backend's (node:fs), so both backends write /run the same way.
+ * The image (issue 15): openImage opens it once beneath SYSROOT; the
+ * kernel's fs-verity measurement (measureVerityFd), the private copy
+ * (copyImage, native/verity.c) and the EROFS mount all take that
+ * descriptor. EROFS is mounted from it as /proc/self/fd/N: file-backed
+ * (Linux 6.12, the kernel opens that magic link, which is the same open
+ * file) or through a read-only loop device configured on the descriptor
+ * itself (LOOP_CONFIGURE), as the plan says (src/image-plan.ts). The
+ * non-mount operations are the mount(8) backend's (node:fs), so both
+ * backends write /run the same way.
  */
 
 import * as fs from 'node:fs';
@@ -45,53 +48,48 @@ import { spawnSys } from './spawn.js';
 import type { VerityAlg } from '../model.js';
 import type { Beneath, MountCall, Propagation, Sys } from './types.js';
 
-/** What native/cfsroot_sys.c exports. */
+/** What the addon exports (native/sys.c, native/verity.c). */
 export interface NativeAddon extends WatchdogAddon {
   mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void;
   umount(target: string, flags: number): void;
-  /** Attach `file` to a loop device (autoclear) and mount it; returns the device path. */
+  /** Attach `file` to a loop device (autoclear) and mount it by path; returns the device path (pathMounts only). */
   mountLoop(file: string, target: string, fstype: string, flags: number, data: string | null): string;
   setReadonly(target: string, readonly: boolean): void;
-  /** _exit(2): no Node teardown (src/startup/entry.ts uses it once all output is written). Optional: older builds and test fakes. */
+  /** _exit(2): no Node teardown (src/startup/entry.ts uses it once all output is written). Optional: test fakes. */
   exitNow?(code: number): never;
-  /** execve(2) alone (src/startup/environment.ts); returns only by throwing. Optional: older builds and test fakes. */
+  /** execve(2) alone (src/startup/environment.ts); returns only by throwing. Optional: test fakes. */
   execve?(path: string, argv: string[], envp: string[]): never;
-  /** statvfs ST_RDONLY: the mount holding `path`, or its filesystem, is read-only. Optional: older builds and test fakes. */
+  /** statvfs ST_RDONLY: the mount holding `path`, or its filesystem, is read-only. Optional: test fakes. */
   isReadonly?(path: string): boolean;
-  /** FS_IOC_MEASURE_VERITY: "sha256:<hex>", null (no fs-verity on the file), "unsupported" (none on the filesystem). Optional: older builds. */
+  /** FS_IOC_MEASURE_VERITY: "sha256:<hex>", null (no fs-verity on the file), "unsupported" (none on the filesystem). */
   measureVerity?(path: string): string | null;
+  /** The same on a descriptor (openImage's). */
+  measureVerityFd?(fd: number): string | null;
   /** "SHA256_Init/Update/Final" (the fast path) or "SHA256()": what hashes each block. */
   hashFunctions?: string;
   /**
    * Present when the executable exports OpenSSL's SHA256/SHA512 (Node's
-   * builds do). threads: 0 = one per CPU, at most 2. See native/cfsroot_sys.c.
+   * builds do): native/verity.c. threads: 0 = one per CPU, at most 2.
+   * copyImage: a private copy of the open file and the digest of its bytes.
    */
-  copyVerity?(src: string, dest: string, alg: VerityAlg, threads: number): Buffer;
+  copyImage?(fd: number, alg: VerityAlg, threads: number): { digest: Buffer; fd: number };
   digestFile?(path: string, alg: VerityAlg, threads: number): Buffer;
   /**
-   * Start copying (with copyDir) or reading `path`, and hashing it, on threads.
-   * The copy goes to a private tmpfs mounted nowhere when privateCopy (default
-   * true) and the kernel allow it, else to an unnamed file in copyDir.
-   */
-  prefetch?(path: string, alg: VerityAlg, copyDir: string | null, privateCopy?: boolean): PrefetchHandle;
-  /** The digest; fd >= 0: the private copy, handed over (close-on-exec) and nothing made at dest; -1: the copy is at dest. */
-  finishCopy?(handle: PrefetchHandle, dest: string): { digest: Buffer; fd: number };
-  finishDigest?(handle: PrefetchHandle): Buffer;
-  /**
    * Mounts by descriptor (issue 13; kernel interfaces and their releases:
-   * the "Kernel interfaces" section of native/cfsroot_sys.c). Optional only
-   * for test fakes and older builds; the single executable always has them.
-   * openDir: `rel` beneath `root` as an O_PATH directory descriptor, no
-   * symlink followed; bindAt/mountAt: a mount attached on targetFd, returned
-   * as a descriptor of the new mount's root.
+   * the "Kernel interfaces" section of native/sys.c). Optional only for
+   * test fakes; the single executable always has them. openDir: `rel`
+   * beneath `root` as an O_PATH directory descriptor, no symlink followed;
+   * openImage: the same for the image file, O_RDONLY; bindAt/mountAt: a
+   * mount attached on targetFd, returned as a descriptor of the new mount's root.
    */
   openDir?(root: string, rel: string): number;
+  openImage?(root: string, rel: string): number;
   closeFd?(fd: number): void;
   bindAt?(sourceFd: number, targetFd: number, recursive: boolean): number;
   mountAt?(fstype: string, source: string | null, options: readonly string[], readonly: boolean, targetFd: number, loop: boolean): number;
 }
 
-/** The boot's deadline (issue 13 item 11): see the watchdog section of native/cfsroot_sys.c. */
+/** The boot's deadline (issue 13 item 11): see the watchdog section of native/sys.c. */
 export interface WatchdogAddon {
   watchdogStart?(ms: number): void;
   watchdogNote?(text: string): void;
@@ -99,9 +97,6 @@ export interface WatchdogAddon {
   /** Test only: block the calling thread in a read that never returns. */
   testStall?(): void;
 }
-
-/** Opaque (a Node-API external). */
-export type PrefetchHandle = { readonly __prefetch: unique symbol };
 
 /** Name of the addon asset inside the single executable (see the Makefile's sea-config). */
 export const ADDON_ASSET = 'cfsroot_sys.node';
@@ -260,31 +255,6 @@ function removeQuietly(file: string): void {
   }
 }
 
-/**
- * Reads + digests started ahead of use (the addon's prefetch), one per path:
- * `start` again for a path already under way does nothing, and `take` hands
- * a handle out once, only for the algorithm it was started with.
- */
-function prefetchTable(addon: NativeAddon) {
-  const started = new Map<string, { alg: VerityAlg; handle: PrefetchHandle }>();
-  return {
-    /** Never throws: only argument errors can, and then the caller computes it another way. */
-    start(path: string, alg: VerityAlg, copyDir: string | null): void {
-      if (!addon.prefetch || started.has(path)) return;
-      try {
-        started.set(path, { alg, handle: addon.prefetch(path, alg, copyDir) });
-      } catch {
-        /* see above */
-      }
-    },
-    take(path: string, alg: VerityAlg): PrefetchHandle | undefined {
-      const e = started.get(path);
-      started.delete(path);
-      return e?.alg === alg ? e.handle : undefined;
-    },
-  };
-}
-
 /** The path that names descriptor `fd` of this process (what a handle is, src/sys/types.ts). */
 const fdPath = (fd: number) => `/proc/self/fd/${fd}`;
 const FD_PATH_RE = /^\/proc\/self\/fd\/(\d+)$/;
@@ -307,11 +277,11 @@ function beneathError(e: unknown, ref: Beneath): Error {
 }
 
 /** The image reached through a symlink: say why that is refused instead of a bare ELOOP. */
-function imageOpenError(e: unknown, src: string): unknown {
-  const err = e as { code?: unknown; message?: unknown };
-  if (err?.code !== 'ELOOP' && !/\(ELOOP\)$/.test(String(err?.message ?? ''))) return e;
+function imageOpenError(e: unknown, image: Beneath): unknown {
+  const code = (e as { code?: unknown })?.code;
+  if (code !== 'ELOOP' && code !== 'EXDEV') return e;
   return new Error(
-    `${src} is a symlink or lies under one: the image is opened without following symlinks ` +
+    `${image.path} is a symlink or lies under one: the image is opened beneath ${image.root} without following symlinks ` +
       '(its path was resolved once, so a symlink there now is a change on the disk since, or a tampered deployment)',
   );
 }
@@ -353,18 +323,10 @@ function descriptorMounts(ops: DescriptorOps): Pick<Sys, 'mount' | 'bind' | 'rel
           layers.set(escapeOverlayPath(ref.path), fdPath(fd));
         }
         const options = layers.size ? replaceOverlayPaths(m.options, layers) : m.options;
-        return withDir(m.target, m.targetBeneath, (tfd) => {
-          try {
-            return fdPath(ops.mountAt(m.fstype, m.source, options, m.readonly, tfd, m.loop ?? false));
-          } catch (e) {
-            // The source is a file on a filesystem file-backed EROFS cannot read (tmpfs), or a
-            // kernel without EROFS_FS_BACKED_BY_FILE: a loop device is what mount(8) would use.
-            if (m.fstype === 'erofs' && !m.loop && (e as { code?: unknown }).code === 'ENOTBLK') {
-              return fdPath(ops.mountAt(m.fstype, m.source, options, m.readonly, tfd, true));
-            }
-            throw e;
-          }
-        });
+        // An open file (the image, a private copy) is named by its descriptor: the loop device is
+        // configured on it, and file-backed EROFS opens the magic link, the same open file.
+        const source = m.sourceFd === undefined ? m.source : fdPath(m.sourceFd);
+        return withDir(m.target, m.targetBeneath, (tfd) => fdPath(ops.mountAt(m.fstype, source, options, m.readonly, tfd, m.loop ?? false)));
       } finally {
         // The overlay holds its layers itself once mounted.
         for (const fd of layerFds) ops.closeFd(fd);
@@ -387,35 +349,35 @@ export function nativeSysFrom(addon: NativeAddon, fallback: Sys = spawnSys()): S
   const { openDir, closeFd, bindAt, mountAt } = addon;
   const byDescriptor =
     openDir && closeFd && bindAt && mountAt ? descriptorMounts({ openDir, closeFd, bindAt, mountAt }) : null;
-  const hashing: Partial<Sys> = {};
-  if (addon.copyVerity) {
-    const { copyVerity, finishCopy } = addon;
-    const early = prefetchTable(addon);
-    hashing.copyVerity = (src, dest, alg) => {
-      const handle = early.take(src, alg);
+  const image: Partial<Sys> = {};
+  if (addon.openImage && addon.closeFd) {
+    const { openImage, closeFd } = addon;
+    image.openImage = (ref) => {
       try {
-        if (handle && finishCopy) {
-          try {
-            const { digest, fd } = finishCopy(handle, dest);
-            // A private copy stays open until the process ends: the loop device
-            // opens it through this path and holds it from then on.
-            return { digest, path: fd >= 0 ? `/proc/self/fd/${fd}` : dest };
-          } catch (e) {
-            // EFBIG: larger than the head start holds in memory (PREFETCH_MAX in
-            // the addon); the streaming copy below takes any size (issue 13 item 6).
-            if ((e as { code?: unknown }).code !== 'EFBIG') throw e;
-          }
-        }
-        return { digest: copyVerity(src, dest, alg, 0), path: dest };
+        return openImage(ref.root, ref.rel);
       } catch (e) {
-        throw imageOpenError(e, src);
+        throw imageOpenError(e, ref);
       }
     };
-    if (addon.prefetch && finishCopy) hashing.prefetchImage = (src, alg, copyDir) => early.start(src, alg, copyDir);
+    image.closeFile = (fd) => closeFd(fd);
+  }
+  if (addon.measureVerityFd) image.measureFile = addon.measureVerityFd.bind(addon);
+  if (addon.measureVerity) image.measurePath = addon.measureVerity.bind(addon);
+  if (addon.copyImage) {
+    const { copyImage } = addon;
+    const named = fallback.copyImage.bind(fallback);
+    Object.assign(image, {
+      privateCopies: true,
+      copyImage: (fd: number, to: 'private' | string, alg: VerityAlg) => {
+        if (to !== 'private') return named(fd, to, alg);
+        const copy = copyImage(fd, alg, 0);
+        return { digest: copy.digest, fd: copy.fd };
+      },
+    } satisfies Partial<Sys>);
   }
   return {
     ...fallback,
-    ...hashing,
+    ...image,
     ...byDescriptor,
     ...(byDescriptor ? {} : pathMounts(addon)),
     remount(target, readonly) {
@@ -448,18 +410,9 @@ function pathMounts(addon: NativeAddon): Pick<Sys, 'mount' | 'bind'> {
     mount(m: MountCall) {
       const flags = m.readonly ? MS_RDONLY : 0;
       const data = m.options.length ? m.options.join(',') : null;
-      if (m.loop) {
-        addon.mountLoop(m.source, m.target, m.fstype, flags, data);
-        return;
-      }
-      try {
-        addon.mount(m.source, m.target, m.fstype, flags, data);
-      } catch (e) {
-        // The source is a file on a filesystem file-backed EROFS cannot read (tmpfs), or a
-        // kernel without EROFS_FS_BACKED_BY_FILE: a loop device is what mount(8) would use.
-        if (m.fstype === 'erofs' && (e as { code?: unknown }).code === 'ENOTBLK') addon.mountLoop(m.source, m.target, m.fstype, flags, data);
-        else throw e;
-      }
+      const source = m.sourceFd === undefined ? m.source : fdPath(m.sourceFd);
+      if (m.loop) addon.mountLoop(source, m.target, m.fstype, flags, data);
+      else addon.mount(source, m.target, m.fstype, flags, data);
     },
     bind(source, target, recursive) {
       addon.mount(source, target, null, MS_BIND | (recursive ? MS_REC : 0), null);
@@ -501,9 +454,6 @@ export function bootSys(opts: BootSysOptions = {}): Sys {
 
 /** fs-verity digests of files through the addon, falling back to src/fsverity.ts. */
 export interface FileDigester {
-  /** Begin reading and hashing `path` in the background (never throws). */
-  start(path: string, alg: VerityAlg): void;
-  /** The digest of `path` (what `start` began, else computed now). */
   digest(path: string, alg: VerityAlg): Promise<Buffer>;
 }
 
@@ -523,16 +473,10 @@ export function fileDigester(opts: NativeSysOptions = {}): FileDigester {
       addon = null; // e.g. a noexec /run and temp dir: the JavaScript digest still works
     }
   }
-  const early = addon ? prefetchTable(addon) : null;
   const js = async (path: string, alg: VerityAlg): Promise<Buffer> => (await import('../fsverity.js')).fsverityDigestFile(path, alg);
   return {
-    start(path, alg) {
-      early?.start(path, alg, null);
-    },
     async digest(path, alg) {
-      const handle = early?.take(path, alg);
       try {
-        if (handle && addon?.finishDigest) return addon.finishDigest(handle);
         if (addon?.digestFile) return addon.digestFile(path, alg, 0);
       } catch {
         // Fall through: the JavaScript digest reports the problem in its own words.

@@ -18,8 +18,10 @@
  */
 
 import * as fs from 'node:fs';
-import type { MountCall, Propagation, Sys } from './types.js';
-import { copyFileObserved } from './copy.js';
+import * as path from 'node:path';
+import type { Beneath, MountCall, Propagation, Sys } from './types.js';
+import { copyFdObserved } from './copy.js';
+import { createVerityHasher } from '../fsverity.js';
 import { readMountinfo } from './mountinfo.js';
 import { checkBeneath, checkConfinement } from './beneath.js';
 import { mkdirBeneath } from './mkdir-beneath.js';
@@ -36,12 +38,12 @@ export function spawnSys(opts: SpawnSysOptions = {}): Sys {
   const mountBin = opts.mount ?? 'mount';
   const umountBin = opts.umount ?? 'umount';
 
-  const run = (bin: string, args: string[]): void => {
+  const run = (bin: string, args: string[], fd3?: number): void => {
     const t0 = process.hrtime.bigint();
     // node:child_process is loaded here, on the first mount(8) call, not imported at
     // the top: that would put it into the executable's startup snapshot, which every
     // run deserializes, also the boots that never start a child (issue 12).
-    const r = process.getBuiltinModule('node:child_process').spawnSync(bin, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
+    const r = process.getBuiltinModule('node:child_process').spawnSync(bin, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe', ...(fd3 === undefined ? [] : [fd3])], env: childEnv() });
     opts.trace?.([bin, ...args], Number(process.hrtime.bigint() - t0) / 1e6);
     if (r.error) throw new Error(`cannot run ${bin}: ${r.error.message}`);
     if (r.status !== 0) {
@@ -56,7 +58,9 @@ export function spawnSys(opts: SpawnSysOptions = {}): Sys {
       if (m.targetBeneath) checkBeneath(m.targetBeneath);
       for (const ref of m.dirsBeneath ?? []) checkBeneath(ref);
       const o = [m.readonly ? 'ro' : 'rw', ...m.options, ...(m.loop ? ['loop'] : [])];
-      run(mountBin, ['-n', '-t', m.fstype, '-o', o.join(','), m.source, m.target]);
+      // An open file is handed to mount(8) as its fd 3, which it (or losetup) opens through /proc.
+      const source = m.sourceFd === undefined ? m.source : '/proc/self/fd/3';
+      run(mountBin, ['-n', '-t', m.fstype, '-o', o.join(','), source, m.target], m.sourceFd);
     },
     bind(source, target, recursive, confine) {
       checkConfinement(confine);
@@ -93,15 +97,24 @@ export function spawnSys(opts: SpawnSysOptions = {}): Sys {
       fs.chmodSync(path, mode);
       return true;
     },
-    readHead(p, length) {
-      const fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    openImage: openImageByPath,
+    closeFile: (fd) => fs.closeSync(fd),
+    // No private copies without the addon: the copy is a named file in /run, hashed as it is written.
+    async copyImage(fd, to, alg) {
+      if (to === 'private') throw new Error('the mount(8) backend cannot make a private copy');
+      const hasher = createVerityHasher(alg);
+      await copyFdObserved(fd, to, (written) => hasher.update(written));
+      return { digest: hasher.digest(), path: to };
+    },
+    readHead(file, length) {
+      const fd = typeof file === 'number' ? file : fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOFOLLOW);
       try {
         const buf = Buffer.alloc(length);
         let got = 0;
         for (let n = 1; n > 0 && got < length; got += n) n = fs.readSync(fd, buf, got, length - got, got);
         return buf.subarray(0, got);
       } finally {
-        fs.closeSync(fd);
+        if (typeof file !== 'number') fs.closeSync(fd);
       }
     },
     mkdirBeneath,
@@ -119,11 +132,34 @@ export function spawnSys(opts: SpawnSysOptions = {}): Sys {
       fs.writeFileSync(p, data, { mode });
       fs.chmodSync(p, mode);
     },
-    // COPYFILE_EXCL / O_EXCL: never follow or overwrite something already at dest.
-    copyFile: (src, dest, observe) =>
-      observe ? copyFileObserved(src, dest, observe) : fs.copyFileSync(src, dest, fs.constants.COPYFILE_EXCL),
     unlink: (p) => fs.unlinkSync(p),
   };
+}
+
+/**
+ * The image beneath its root by path: its directory checked component by
+ * component (no symlink, src/sys/beneath.ts), the file itself opened with
+ * O_NOFOLLOW (O_NONBLOCK: a FIFO there must not hang the boot) and checked
+ * to be a regular file. A check by path, so a disk that changes between the
+ * check and the open still wins that race (docs/threat-model.md); what is
+ * opened is then what every later step uses.
+ */
+function openImageByPath(image: Beneath): number {
+  const dirRel = path.posix.dirname(image.rel);
+  checkBeneath({ root: image.root, rel: dirRel === '.' ? '' : dirRel, path: path.posix.dirname(image.path) });
+  const { O_RDONLY, O_NONBLOCK, O_NOFOLLOW } = fs.constants;
+  let fd: number;
+  try {
+    fd = fs.openSync(`${image.root}/${image.rel}`, O_RDONLY | O_NONBLOCK | O_NOFOLLOW);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ELOOP') throw new Error(`${image.path} is a symlink: the image is opened without following symlinks`);
+    throw e;
+  }
+  if (!fs.fstatSync(fd).isFile()) {
+    fs.closeSync(fd);
+    throw Object.assign(new Error(`${image.path}: not a regular file`), { code: 'EINVAL' });
+  }
+  return fd;
 }
 
 /** mount(8) needs a PATH for its helpers; an initramfs service may start without one. */

@@ -37,12 +37,15 @@ export type MountHandle = string;
 
 export interface MountCall {
   fstype: 'erofs' | 'overlay' | 'tmpfs';
+  /** The source as the kernel is to see it; for messages only when sourceFd is given. */
   source: string;
+  /** Mount this open file (an ImageFile, or a private copy) instead of `source`: no lookup by path (erofs). */
+  sourceFd?: number;
   target: string;
   /** Filesystem options, already escaped; the backend adds ro/rw. */
   options: readonly string[];
   readonly: boolean;
-  /** Attach `source` (a regular file) to a read-only loop device first. */
+  /** Attach the source (a regular file) to a read-only loop device first. */
   loop?: boolean;
   /** Resolve `target` this way instead of as a trusted path. */
   targetBeneath?: Beneath;
@@ -56,11 +59,17 @@ export interface BindConfinement {
   target?: Beneath;
 }
 
-/** What copyVerity returns. */
-export interface VerifiedCopy {
+/** A file descriptor of the image, open for the boot (Sys.openImage); closed with Sys.closeFile. */
+export type ImageFile = number;
+
+/** What copyImage made. */
+export interface ImageCopy {
+  /** fs-verity digest of exactly the copy's bytes. */
   digest: Uint8Array;
-  /** Where the copy opens from: the requested dest, or /proc/self/fd/N (a private copy; open for the process's life). */
-  path: string;
+  /** A private copy: its descriptor (no name; closed with closeFile). */
+  fd?: number;
+  /** A named copy: its path (removed with unlink on undo). */
+  path?: string;
 }
 
 export interface Sys {
@@ -78,6 +87,37 @@ export interface Sys {
   /** Read-only flag of the mount at `target` (null: not a mount point). */
   mountReadonly(target: string): boolean | null;
 
+  /**
+   * Open the image once: `image.rel` beneath `image.root`, read-only, no
+   * symlink followed, a regular file (EINVAL otherwise). The native backend
+   * opens it with openat2 beneath the root; the mount(8) backend checks the
+   * path component by component first (src/sys/beneath.ts) and opens the last
+   * one with O_NOFOLLOW.
+   */
+  openImage(image: Beneath): ImageFile;
+  /** Close an ImageFile or a private copy's descriptor. */
+  closeFile(fd: number): void;
+  /**
+   * FS_IOC_MEASURE_VERITY of the open file: "<alg>:<hex>", null (no
+   * fs-verity on the file), "unsupported" (none on the filesystem).
+   * Absent: the backend cannot ask (mount(8)); the plan then never takes
+   * the fs-verity path.
+   */
+  measureFile?(fd: ImageFile): string | null;
+  /** The same, by path, without following a final symlink: the probe the plan is made on (src/boot.ts). */
+  measurePath?(path: string): string | null;
+  /** copyImage can make private copies (`to` 'private'). */
+  readonly privateCopies?: boolean;
+  /**
+   * Copy the open image and return the fs-verity digest of exactly the
+   * copy's bytes. `to`: 'private' (only with privateCopies) or a path to
+   * create exclusively (EEXIST if anything is there). On failure nothing is
+   * left behind.
+   */
+  copyImage(fd: ImageFile, to: 'private' | string, alg: VerityAlg): ImageCopy | Promise<ImageCopy>;
+  /** The first `length` bytes (fewer if the file is shorter) of an open file or of a file cfsroot made (a named copy). */
+  readHead(file: number | string, length: number): Uint8Array;
+
   /** Create one directory with exactly `mode`; false if it already existed (then it is left alone). */
   mkdir(path: string, mode: number): boolean;
   rmdir(path: string): void;
@@ -91,35 +131,8 @@ export interface Sys {
    */
   mkdirBeneath?(ref: Beneath, mode: number): boolean;
   symlink(linkTarget: string, path: string): void;
-  /** The first `length` bytes (fewer if the file is shorter) of a file cfsroot made: the image copy. */
-  readHead?(path: string, length: number): Uint8Array;
   /** Previous content, or null if the file did not exist. */
   readFileOrNull(path: string): Uint8Array | null;
   writeFile(path: string, data: Uint8Array, mode: number): void;
-  /**
-   * Create `dest` exclusively (EEXIST if anything is there) with the bytes of
-   * `src`. With `observe`, src is read once through user space and each
-   * buffer is passed to `observe` right after it was written, so the copy
-   * holds exactly the observed bytes (the boot hashes them: src/sys/copy.ts);
-   * the copy may then finish asynchronously (I/O overlapping the hashing).
-   */
-  copyFile(src: string, dest: string, observe?: (written: Uint8Array) => void): void | Promise<void>;
-  /**
-   * Optional fast path of copyFile + an fs-verity hasher (the native addon):
-   * copy `src` and return the fs-verity digest of exactly the copy's bytes,
-   * with `path`, where the copy is to be opened from: `dest` (created
-   * exclusively), or a /proc/self/fd path when the copy lives on a private
-   * tmpfs that no other path reaches (src/sys/native.ts). On failure nothing
-   * is left behind.
-   */
-  copyVerity?(src: string, dest: string, alg: VerityAlg): VerifiedCopy;
-  /**
-   * Optional head start for copyVerity: begin reading and hashing `src` in
-   * the background now (the boot calls it as soon as it knows the image, so
-   * this overlaps its remaining checks); `copyDir` is a directory on the
-   * filesystem the copy will be created in. Never throws; problems surface
-   * in copyVerity, which finishes this copy (or makes one if this did not start).
-   */
-  prefetchImage?(src: string, alg: VerityAlg, copyDir: string): void;
   unlink(path: string): void;
 }

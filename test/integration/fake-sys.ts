@@ -2,9 +2,24 @@
  * An in-memory `Sys` for executor tests without root: a mount table with
  * move/rbind/lazy-unmount semantics close enough to the kernel's for
  * rollback checks, directories, files and symlinks, plus failure injection
- * ("the Nth mutating call throws").
+ * ("the Nth mutating call throws"). The image is opened as a descriptor
+ * that keeps the content it had at open time (as an open file keeps its
+ * inode), measured from `verity`, and copied with `copyDigest` as the
+ * digest of the copy's content.
  */
-import type { Beneath, MountCall, Propagation, Sys } from '../../src/sys/types.js';
+import type { VerityAlg } from '../../src/model.js';
+import type { Beneath, ImageCopy, MountCall, Propagation, Sys } from '../../src/sys/types.js';
+import { DIGEST } from './fixtures.js';
+
+/** The first bytes of a composefs image: header (magic, version 1, flags) and the EROFS magic at 1024. */
+export function imagePrefix(hasAcl: boolean): Buffer {
+  const b = Buffer.alloc(1028);
+  b.writeUInt32LE(0xd078629a, 0);
+  b.writeUInt32LE(1, 4);
+  b.writeUInt32LE(hasAcl ? 1 : 0, 8);
+  b.writeUInt32LE(0xe0f5e1e2, 1024);
+  return b;
+}
 
 interface FakeMount {
   target: string;
@@ -21,6 +36,19 @@ export class FakeSys implements Sys {
   /** Throw on the mutating call with this 0-based number (-1: never). */
   failAt = -1;
   private count = 0;
+  /** Open descriptors: fd -> what it was opened on and the content it holds. */
+  open = new Map<number, { path: string; content: string }>();
+  private nextFd = 100;
+  /** What FS_IOC_MEASURE_VERITY says for a file with this content (absent: no fs-verity). */
+  verity = new Map<string, string>();
+  /** The backend can make private copies (the addon). */
+  privateCopies = true;
+  /** The digest copyImage computes of the copy's content (default: the fixtures' pinned DIGEST). */
+  copyDigest: (content: string, alg: VerityAlg) => Uint8Array = () => Buffer.from(DIGEST, 'hex');
+  /** The content of each EROFS mount made, in order (an undo or a lazy unmount does not remove it). */
+  erofsContents: string[] = [];
+  /** What readHead returns (a composefs header without ACLs by default). */
+  head: Buffer = imagePrefix(false);
 
   constructor(init: { mounts: string[]; dirs: string[]; files: Record<string, string> }) {
     this.mounts = init.mounts.map((t) => ({ target: t, what: `initial:${t}`, ro: false }));
@@ -61,8 +89,57 @@ export class FakeSys implements Sys {
 
   mount(m: MountCall) {
     this.tick(`mount ${m.fstype} ${m.target}`);
-    if (m.fstype === 'erofs' && !this.files.has(m.source)) throw new Error(`no image ${m.source}`);
+    if (m.fstype === 'erofs') {
+      // An EROFS mount names what it mounts: an open descriptor's content, or a file.
+      const content = m.sourceFd !== undefined ? this.open.get(m.sourceFd)?.content : this.files.get(m.source);
+      if (content === undefined) throw new Error(`no image ${m.sourceFd !== undefined ? `fd ${m.sourceFd}` : m.source}`);
+      this.erofsContents.push(content);
+      this.mounts.push({ target: m.target, what: `erofs:${content}${m.loop ? ' (loop)' : ''}`, ro: m.readonly });
+      return;
+    }
     this.mounts.push({ target: m.target, what: `${m.fstype}:${m.source}`, ro: m.readonly });
+  }
+  openImage(ref: Beneath) {
+    this.tick(`open ${ref.path}`);
+    const p = ref.rel === '' ? ref.root : `${ref.root}/${ref.rel}`;
+    if (this.links.has(p)) throw Object.assign(new Error(`${p}: ELOOP`), { code: 'ELOOP' });
+    const content = this.files.get(p);
+    if (content === undefined) throw Object.assign(new Error(`${p}: ENOENT`), { code: 'ENOENT' });
+    const fd = this.nextFd++;
+    this.open.set(fd, { path: p, content });
+    return fd;
+  }
+  closeFile(fd: number) {
+    if (!this.open.delete(fd)) throw new Error(`fake: close of fd ${fd}, which is not open`);
+  }
+  measureFile(fd: number) {
+    this.tick(`measure fd ${fd}`);
+    const f = this.open.get(fd);
+    if (!f) throw new Error(`fake: fd ${fd} is not open`);
+    return this.verity.get(f.content) ?? null;
+  }
+  measurePath(p: string) {
+    const c = this.files.get(p);
+    return c === undefined ? null : (this.verity.get(c) ?? null);
+  }
+  copyImage(fd: number, to: 'private' | string, alg: VerityAlg): ImageCopy {
+    this.tick(`copy ${to}`);
+    const f = this.open.get(fd);
+    if (!f) throw new Error(`fake: fd ${fd} is not open`);
+    if (to === 'private') {
+      if (!this.privateCopies) throw new Error('fake: no private copies');
+      const copy = this.nextFd++;
+      this.open.set(copy, { path: '(private copy)', content: f.content });
+      return { digest: this.copyDigest(f.content, alg), fd: copy };
+    }
+    // As the real backends (O_EXCL): never replace what is already there.
+    if (this.files.has(to) || this.links.has(to)) throw Object.assign(new Error(`${to}: EEXIST`), { code: 'EEXIST' });
+    this.files.set(to, f.content);
+    return { digest: this.copyDigest(f.content, alg), path: to };
+  }
+  readHead(file: number | string, length: number) {
+    if (typeof file === 'number' ? !this.open.has(file) : !this.files.has(file)) throw new Error(`fake: readHead of ${file}: ENOENT`);
+    return this.head.subarray(0, length);
   }
   bind(source: string, target: string, recursive: boolean) {
     this.tick(`bind ${source} ${target}`);
@@ -129,15 +206,6 @@ export class FakeSys implements Sys {
   writeFile(p: string, data: Uint8Array, _mode: number) {
     this.tick(`write ${p}`);
     this.files.set(p, Buffer.from(data).toString());
-  }
-  copyFile(src: string, dest: string, observe?: (written: Uint8Array) => void) {
-    this.tick(`copy ${dest}`);
-    const c = this.files.get(src);
-    if (c === undefined) throw new Error(`${src}: ENOENT`);
-    // As the real backends (O_EXCL): never replace what is already there.
-    if (this.files.has(dest) || this.links.has(dest)) throw Object.assign(new Error(`${dest}: EEXIST`), { code: 'EEXIST' });
-    this.files.set(dest, c);
-    observe?.(Buffer.from(c));
   }
   unlink(p: string) {
     this.tick(`unlink ${p}`);
