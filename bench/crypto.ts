@@ -13,11 +13,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { sha256 } from '@noble/hashes/sha2.js';
 import nacl from 'tweetnacl';
-import { fsverityDigest, fsverityDigestFile } from '../src/fsverity.js';
-import { decodeVardict } from '../src/gvariant.js';
-import { objectPath } from '../src/commit.js';
-import { parsePublicKeys } from '../src/keys.js';
-import { verifySignedCommit } from '../src/signature.js';
+import { fsverityDigest, fsverityDigestFile } from '../src/image/fsverity.js';
+import { decodeVardict } from '../src/ostree/gvariant.js';
+import { objectPath } from '../src/ostree/commit.js';
+import { parsePublicKeys } from '../src/ostree/keys.js';
+import { verifySignedCommit } from '../src/ostree/signature.js';
 import { fmt, median } from './harness.js';
 
 interface SysrootInfo {
@@ -75,8 +75,8 @@ export async function cryptoFigures(info: SysrootInfo, rounds: number): Promise<
   }
 
   const variants: Record<string, () => unknown> = {
-    'image fs-verity: src/fsverity.ts, file (no-addon fallback)': () => fsverityDigestFile(info.image, 'sha256'),
-    'image fs-verity: src/fsverity.ts, in memory': () => fsverityDigest(image, 'sha256'),
+    'image fs-verity: src/image/fsverity.ts, file (no-addon fallback)': () => fsverityDigestFile(info.image, 'sha256'),
+    'image fs-verity: src/image/fsverity.ts, in memory': () => fsverityDigest(image, 'sha256'),
     'image fs-verity: @noble/hashes, in memory': () => nobleFsverity(image),
     'image one-shot sha256 (node:crypto floor)': () => crypto.createHash('sha256').update(image).digest(),
     ...nativeVariants(info.image, info.imageDigest),

@@ -1,5 +1,5 @@
 /**
- * Throughput of the fs-verity digest (src/fsverity.ts) against the yardstick
+ * Throughput of the fs-verity digest (src/image/fsverity.ts) against the yardstick
  * the project set: node:crypto one-shot SHA-256 of the same bytes already in
  * memory. Run: npx tsx bench/digest.ts [MiB ...] (default 256; each size gets
  * a file in the temp dir, deleted at the end). Prints the median of N runs
@@ -10,7 +10,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fsverityDigest, fsverityDigestFile, type VerityAlg } from '../src/fsverity.js';
+import { fsverityDigest, fsverityDigestFile, type VerityAlg } from '../src/image/fsverity.js';
 
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 7);
 const sizesMiB = process.argv.slice(2).map(Number);

@@ -26,7 +26,7 @@ $(QEMU_OUT)/kernel/kver:
 # GVariant and the commit format.
 QEMU_DISK_INPUTS := qemu/mkdisk.sh qemu/mkrootfs.sh qemu/rootfs-init.sh qemu/prepare-init.sh \
   qemu/boot.sh qemu/lib.sh initramfs/build.sh tools/mksysroot.ts \
-  $(wildcard src/fsverity.ts src/gvariant.ts src/commit.ts)
+  $(wildcard src/image/fsverity.ts src/ostree/gvariant.ts src/ostree/commit.ts)
 
 $(QEMU_OUT)/disk.env: $(QEMU_DISK_INPUTS) $(QEMU_OUT)/kernel/kver | npm-deps
 	bash qemu/mkdisk.sh
@@ -34,7 +34,7 @@ $(QEMU_OUT)/disk.env: $(QEMU_DISK_INPUTS) $(QEMU_OUT)/kernel/kver | npm-deps
 # The composefs-native disks (issue 14) are built from the test root tree
 # mkdisk.sh makes (qemu/out/rootfs), hence disk.env among the inputs.
 QEMU_NATIVE_INPUTS := qemu/mkdisk-native.sh qemu/prepare-init.sh qemu/boot.sh qemu/lib.sh \
-  initramfs/build.sh tools/mknative.ts tools/mksysroot.ts $(wildcard src/fsverity.ts) $(QEMU_OUT)/disk.env
+  initramfs/build.sh tools/mknative.ts tools/mksysroot.ts $(wildcard src/image/fsverity.ts) $(QEMU_OUT)/disk.env
 
 $(QEMU_OUT)/native.env: $(QEMU_NATIVE_INPUTS) | npm-deps
 	bash qemu/mkdisk-native.sh

@@ -7,7 +7,7 @@
  * No policy here: each export is a short sequence of system calls on what
  * it is given, and throws a JS Error whose `code` is the errno name and
  * whose message is "<syscall> <target>: <strerror> (<ENAME>)"; the
- * executor (src/sys/execute.ts) adds the step. All exports are synchronous.
+ * executor (src/plan/execute.ts) adds the step. All exports are synchronous.
  *
  *   mount(source|null, target, fstype|null, flags, data|null)   mount(2)
  *   umount(target, flags)                                       umount2(2)
@@ -279,9 +279,9 @@ static napi_value js_set_readonly(napi_env env, napi_callback_info info) {
  *   FS_IOC_MEASURE_VERITY                            Linux 5.4
  *       none: without it (or without fs-verity on the filesystem: ENOTTY,
  *       EOPNOTSUPP) a file reads as "no fs-verity", and the plan takes the
- *       copy path (src/image-plan.ts).
+ *       copy path (src/image/plan.ts).
  *   EROFS from a regular file (no loop device)       Linux 6.12
- *       decided by the plan (src/plan.ts kernelFeatures.fileBackedErofs),
+ *       decided by the plan (src/plan/plan.ts kernelFeatures.fileBackedErofs),
  *       which asks for a loop device on older kernels (mountAt's loop).
  * The system call numbers are the same on every architecture (the unified
  * table from 5.1 on), so no kernel or libc headers newer than 5.1 are needed.

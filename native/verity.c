@@ -5,7 +5,7 @@
  *       file (`cfsroot verify`, `cfsroot digest`; opened with no symlink
  *       followed, as a regular file).
  *   copyImage(fd, alg, threads) -> { digest, fd }   the boot's copy path
- *       (src/image-plan.ts, an image without fs-verity): a private copy of
+ *       (src/image/plan.ts, an image without fs-verity): a private copy of
  *       the open image and the digest of exactly its bytes.
  * threads: 0 = one per online CPU, at most 2; else 1 or 2.
  *
@@ -16,7 +16,7 @@
  * read into private memory, write from there (measured in bench/RESULTS.md
  * against the in-kernel sendfile + shared mapping this replaced).
  *
- * The digest (SPEC §3; the same computation as src/fsverity.ts, which the
+ * The digest (SPEC §3; the same computation as src/image/fsverity.ts, which the
  * tests hold this to): 4096-byte blocks, level 0 = one hash per data block
  * (the last block zero-padded), each level above = the hashes of the level
  * below packed into zero-padded blocks, until one hash remains (the root);

@@ -2,25 +2,25 @@
  * The boot: `cfsroot [--target DIR] SYSROOT [KERNEL_CMDLINE]`, what the
  * initramfs runs. Decide (every check, no mounts) -> plan (data) -> execute
  * (the only part that touches the kernel, undone in reverse if any step
- * fails), in the mode the kernel command line selects: ostree= (src/decide.ts,
- * src/plan.ts) or composefs= / composefs.digest= (src/composefs-native/).
+ * fails), in the mode the kernel command line selects: ostree= (src/ostree/decide.ts,
+ * src/plan/plan.ts) or composefs= / composefs.digest= (src/composefs-native/).
  * Messages go to stderr and /dev/kmsg; a refusal is one line saying what
  * failed and why.
  */
 
 import { CfsError, describeSystemError } from './errors.js';
-import { decideBoot } from './decide.js';
-import { detectPlanEnv, planMounts, type PlanEnv } from './plan.js';
-import { describeImagePath, imagePathOf, probeImage } from './image-plan.js';
+import { decideBoot } from './ostree/decide.js';
+import { detectPlanEnv, planMounts, type PlanEnv } from './plan/plan.js';
+import { describeImagePath, imagePathOf, probeImage } from './image/plan.js';
 import { executePlan } from './sys/index.js';
 // mount(2) through the embedded addon when it loads, else mount(8) (src/sys/native.ts).
 import { armBootDeadline, bootSys, loadNativeAddon, type NativeAddon } from './sys/native.js';
 import { createLogger, type Logger } from './log.js';
 import { splitKernelCmdline } from './cmdline.js';
 import { selectsNativeMode } from './composefs-native/kargs.js';
-import type { BootDecision, VerityAlg } from './model.js';
+import type { BootDecision, VerityAlg } from './ostree/model.js';
 import type { NativeDecision } from './composefs-native/model.js';
-import type { ExecResult } from './sys/execute.js';
+import type { ExecResult } from './plan/execute.js';
 
 import { mark, startTimings, timingsReport } from './startup/timings.js';
 import type { Io } from './io.js';
@@ -44,7 +44,7 @@ export interface BootDeps {
   sys?: Sys;
   /** Default /run. */
   runDir?: string;
-  /** Default /sysroot.tmp (src/plan.ts). */
+  /** Default /sysroot.tmp (src/plan/plan.ts). */
   stagingDir?: string;
 }
 
@@ -95,7 +95,7 @@ async function bootOstree(opts: BootOptions, sys: Sys, log: Logger, runDir: stri
   const decision: BootDecision = await decideBoot({ ...opts, measure: false, runDir });
   mark('decide');
   for (const w of decision.warnings) log.warn(`warning: ${w}`);
-  // The image path (src/image-plan.ts) from a probe through the backend that will mount it.
+  // The image path (src/image/plan.ts) from a probe through the backend that will mount it.
   const env = { ...detectPlanEnv(decision, runDir), ...(decision.composefs ? probeImage(sys, decision.composefs.image) : {}) };
   const steps = planMounts(decision, where(env));
   mark('plan');
@@ -123,7 +123,7 @@ async function bootNative(
   const { planNative, detectNativeEnv } = await import('./composefs-native/plan.js');
   const decision: NativeDecision = await decideNative({
     ...opts,
-    // The digest is the plan's: measured by the kernel on the open image, or taken of the copy (src/image-plan.ts).
+    // The digest is the plan's: measured by the kernel on the open image, or taken of the copy (src/image/plan.ts).
     measure: false,
     digestImage: async () => {
       throw new Error('not used: measure is false');

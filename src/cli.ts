@@ -17,7 +17,7 @@ import { CfsError, describeSystemError, fail } from './errors.js';
 import { VERSION } from './version.js';
 import { oneLine, writeToFd } from './log.js';
 import type { Io } from './io.js';
-import type { BootDecision, VerityAlg } from './model.js';
+import type { BootDecision, VerityAlg } from './ostree/model.js';
 
 export const EXIT_OK = 0;
 export const EXIT_REFUSED = 1;
@@ -235,7 +235,7 @@ async function commandDigest(args: string[], io: Io): Promise<number> {
     }
   }
   if (files.length === 0) fail('EUSAGE', 'digest: no FILE given');
-  const { formatDigest } = await import('./fsverity.js');
+  const { formatDigest } = await import('./image/fsverity.js');
   const { fileDigester } = await import('./sys/native.js');
   const digester = fileDigester();
   for (const f of files) {
@@ -246,7 +246,7 @@ async function commandDigest(args: string[], io: Io): Promise<number> {
 }
 
 async function decideFor(o: CommonOptions, measure: boolean): Promise<BootDecision> {
-  const { decideBoot } = await import('./decide.js');
+  const { decideBoot } = await import('./ostree/decide.js');
   // verify measures the image: through the addon when it loads.
   const digester = measure ? (await import('./sys/native.js')).fileDigester() : null;
   return decideBoot({
@@ -292,14 +292,14 @@ async function verifyNative(o: CommonOptions & { cmdline: string }, io: Io): Pro
 
 async function commandPlan(o: PlanOptions, io: Io): Promise<number> {
   const cmdline = o.cmdline ?? readProcCmdline();
-  const { planMounts, formatPlan, detectPlanEnv } = await import('./plan.js');
+  const { planMounts, formatPlan, detectPlanEnv } = await import('./plan/plan.js');
   const { splitKernelCmdline } = await import('./cmdline.js');
   const { selectsNativeMode } = await import('./composefs-native/kargs.js');
   // The image path from the same probe the boot makes, through the backend the boot would use.
-  const { probeImage } = await import('./image-plan.js');
+  const { probeImage } = await import('./image/plan.js');
   const { bootSys } = await import('./sys/native.js');
   const sys = bootSys();
-  let steps: import('./plan.js').MountStep[];
+  let steps: import('./plan/plan.js').MountStep[];
   let warnings: string[];
   if (selectsNativeMode(splitKernelCmdline(cmdline))) {
     const { decideNative } = await import('./composefs-native/decide.js');

@@ -24,7 +24,7 @@
  * refuse a repeated argument instead of silently ignoring it.
  */
 
-import type { KernelArgs } from './model.js';
+import type { KernelArgs } from './ostree/model.js';
 
 /** The kernel's isspace() set for command line splitting. */
 function isSpace(c: string): boolean {

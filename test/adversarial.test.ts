@@ -26,7 +26,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeSysroot, generateSigningKey, signCommitFile, type SysrootInfo } from '../tools/mksysroot.js';
 import type { ErrorCode } from '../src/errors.js';
-import { decodeVardict } from '../src/gvariant.js';
+import { decodeVardict } from '../src/ostree/gvariant.js';
 import { uniformArray, vardict } from './helpers/hostile-gvariant.js';
 import { assertNothingLeft, buildInitramfsRoot, bootInNamespace, type InitramfsRoot } from './helpers/initramfs-root.js';
 import { tableLines } from './helpers/mountinfo.js';

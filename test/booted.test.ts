@@ -5,7 +5,7 @@
  */
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
-import { encodeOstreeBooted } from '../src/booted.js';
+import { encodeOstreeBooted } from '../src/ostree/booted.js';
 import { makeDecision, type DecisionOptions } from './integration/fixtures.js';
 
 const GLIB_DECODE = `

@@ -1,6 +1,6 @@
 /**
  * Every combination of `[composefs] enabled`, `ostree.prepare-root.composefs=`
- * and `ot-composefs=` (src/composefs-mode.ts; issue 13 item 7: a pin is never
+ * and `ot-composefs=` (src/ostree/composefs-mode.ts; issue 13 item 7: a pin is never
  * dropped without a refusal). Two tables written from the rule in README
  * "Modes", not from the code:
  *  - KARGS: what the two kargs together ask for, or a refusal;
@@ -11,8 +11,8 @@
 import test from 'ava';
 import { CfsError } from '../src/errors.js';
 import { parseKernelCmdline } from '../src/cmdline.js';
-import { resolveBootConfig } from '../src/config.js';
-import type { BootConfig, PrepareRootConf, Tristate } from '../src/model.js';
+import { resolveBootConfig } from '../src/ostree/config.js';
+import type { BootConfig, PrepareRootConf, Tristate } from '../src/ostree/model.js';
 
 const HEX = '0123456789abcdef'.repeat(4);
 const CONF = '/etc/ostree/prepare-root.conf';

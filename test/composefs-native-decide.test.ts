@@ -8,7 +8,7 @@
 import test from 'ava';
 import { CfsError } from '../src/errors.js';
 import { decideNative, type DecideNativeOptions } from '../src/composefs-native/decide.js';
-import { fsverityDigestFile } from '../src/fsverity.js';
+import { fsverityDigestFile } from '../src/image/fsverity.js';
 import { buildNativeImage, makeNativeRepo, type NativeRepo } from './helpers/native-repo.js';
 
 let built: ReturnType<typeof buildNativeImage>;

@@ -12,12 +12,12 @@ import * as path from 'node:path';
 import { decideNative } from '../src/composefs-native/decide.js';
 import { detectNativeEnv, nativePaths, planNative } from '../src/composefs-native/plan.js';
 import type { NativeDecision } from '../src/composefs-native/model.js';
-import { describeStep, formatPlan, type MountStep, type PlanEnv } from '../src/plan.js';
-import { executePlan } from '../src/sys/execute.js';
+import { describeStep, formatPlan, type MountStep, type PlanEnv } from '../src/plan/plan.js';
+import { executePlan } from '../src/plan/execute.js';
 import { isCfsError } from '../src/errors.js';
 import { FakeSys } from './integration/fake-sys.js';
 import { buildNativeImage, makeNativeRepo, type NativeRepo } from './helpers/native-repo.js';
-import type { VerityAlg } from '../src/fsverity.js';
+import type { VerityAlg } from '../src/image/fsverity.js';
 
 const built: Partial<Record<VerityAlg, ReturnType<typeof buildNativeImage>>> = {};
 const repos: NativeRepo[] = [];

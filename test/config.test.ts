@@ -1,6 +1,6 @@
 /**
  * prepare-root.conf loading and the boot configuration decision
- * (src/config.ts, SPEC §1): /etc replacing /usr/lib, GKeyFile reading,
+ * (src/ostree/config.ts, SPEC §1): /etc replacing /usr/lib, GKeyFile reading,
  * every accepted value of every key, refusals naming file + section + key +
  * accepted values, karg precedence, androidboot, transient rules,
  * sysroot.readonly defaulting and the repo config fallback.
@@ -18,8 +18,8 @@ import {
   parseTristateWord,
   resolveBootConfig,
   unknownConfigKeys,
-} from '../src/config.js';
-import type { BootConfig, PrepareRootConf, Tristate } from '../src/model.js';
+} from '../src/ostree/config.js';
+import type { BootConfig, PrepareRootConf, Tristate } from '../src/ostree/model.js';
 
 const USR = 'usr/lib/ostree/prepare-root.conf';
 const ETC = 'etc/ostree/prepare-root.conf';

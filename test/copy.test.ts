@@ -6,7 +6,7 @@
  * digest computed from them matches the one computed from the file, cross-
  * checked with @noble/hashes; an existing destination is never touched
  * (EEXIST); a failure part-way removes the partial copy; spawnSys's
- * copyImage is this copy with src/fsverity.ts as the observer.
+ * copyImage is this copy with src/image/fsverity.ts as the observer.
  */
 
 import test from 'ava';
@@ -16,7 +16,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { copyFdObserved } from '../src/sys/copy.js';
-import { createVerityHasher, fsverityDigestFile } from '../src/fsverity.js';
+import { createVerityHasher, fsverityDigestFile } from '../src/image/fsverity.js';
 import { spawnSys } from '../src/sys/spawn.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cfsroot-copy-'));

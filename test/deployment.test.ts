@@ -1,5 +1,5 @@
 /**
- * Deployment resolution (src/deployment.ts, SPEC §1 ostree=): a real
+ * Deployment resolution (src/ostree/deployment.ts, SPEC §1 ostree=): a real
  * ostree-shaped sysroot in a temp dir (relative link chain through
  * boot.1 -> boot.1.1, as ostree writes it), then each refusal: not a
  * symlink, missing, escaping SYSROOT (absolute and via ..), loops, a file
@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CfsError, type ErrorCode } from '../src/errors.js';
-import { resolveDeployment } from '../src/deployment.js';
+import { resolveDeployment } from '../src/ostree/deployment.js';
 
 const COMMIT = '0123456789abcdef'.repeat(4);
 const BOOTCSUM = 'f'.repeat(64);

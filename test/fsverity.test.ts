@@ -1,5 +1,5 @@
 /**
- * fs-verity digests (src/fsverity.ts, SPEC §3) checked three ways: the SPEC
+ * fs-verity digests (src/image/fsverity.ts, SPEC §3) checked three ways: the SPEC
  * vectors; the real `fsverity digest` tool (Debian fsverity) on files whose
  * sizes sit on every Merkle level boundary for sha256 (128 hashes per block)
  * and sha512 (64); and an independent Merkle computation written here on
@@ -16,7 +16,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { build } from 'esbuild';
-import { createVerityHasher, fsverityDigest, fsverityDigestFile, formatDigest, type DigestStats, type VerityAlg } from '../src/fsverity.js';
+import { createVerityHasher, fsverityDigest, fsverityDigestFile, formatDigest, type DigestStats, type VerityAlg } from '../src/image/fsverity.js';
 import { CfsError } from '../src/errors.js';
 import { pseudoRandom, referenceDigest } from './helpers/noble-verity.js';
 
@@ -144,7 +144,7 @@ test('the worker code survives a minified CJS bundle (as in the single executabl
   const entry = path.join(tmp, 'entry.ts');
   fs.writeFileSync(
     entry,
-    `import { fsverityDigestFile, formatDigest } from ${JSON.stringify(path.join(here, '../src/fsverity.ts'))};
+    `import { fsverityDigestFile, formatDigest } from ${JSON.stringify(path.join(here, '../src/image/fsverity'))};
 const [file, alg] = process.argv.slice(2);
 let stats;
 fsverityDigestFile(file, alg, { workers: 1, callerHashes: false, onStats: (s) => (stats = s) }).then((d) => {

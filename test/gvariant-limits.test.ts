@@ -22,8 +22,8 @@ import {
   MAX_VARDICT_ENTRIES,
   validate,
   whole,
-} from '../src/gvariant.js';
-import { COMMIT_TYPE, encodeCommit, openCommit, parseCommit, type Commit } from '../src/commit.js';
+} from '../src/ostree/gvariant.js';
+import { COMMIT_TYPE, encodeCommit, openCommit, parseCommit, type Commit } from '../src/ostree/commit.js';
 import { CfsError } from '../src/errors.js';
 import { commitWith, str, tuple, uniformArray, vardict, variant } from './helpers/hostile-gvariant.js';
 

@@ -1,5 +1,5 @@
 /**
- * src/gvariant.ts and the commit codec of src/commit.ts against vectors
+ * src/ostree/gvariant.ts and the commit codec of src/ostree/commit.ts against vectors
  * serialised by real GLib (test/vectors/make-gvariant-vectors.py), GLib's
  * normal-form verdict on mutated inputs, and hand-made malformed inputs.
  */
@@ -12,8 +12,8 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
-import { decode, decodeVardict, encode, encodeVardict, MAX_DEPTH, type GBasic, type GValue, type Variant } from '../src/gvariant.js';
-import { encodeCommit, parseCommit } from '../src/commit.js';
+import { decode, decodeVardict, encode, encodeVardict, MAX_DEPTH, type GBasic, type GValue, type Variant } from '../src/ostree/gvariant.js';
+import { encodeCommit, parseCommit } from '../src/ostree/commit.js';
 import { CfsError, type ErrorCode } from '../src/errors.js';
 
 const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'vectors/gvariant');

@@ -1,5 +1,5 @@
 /**
- * src/image-plan.ts and the executor's image steps (issue 15): which path
+ * src/image/plan.ts and the executor's image steps (issue 15): which path
  * each mode and probe gives, what the plan prints, and the refusals that
  * must come before anything is mounted: a measured digest that is not the
  * pin, an image whose fs-verity went away after the probe, an image
@@ -8,9 +8,9 @@
  */
 import test from 'ava';
 import { isCfsError } from '../src/errors.js';
-import { describeImagePath, imagePathOf, planImageSteps, probeImage, type ImageEnv, type ImagePath, type ImageToMount } from '../src/image-plan.js';
-import { formatPlan, planMounts, type MountStep, type PlanEnv } from '../src/plan.js';
-import { executePlan } from '../src/sys/execute.js';
+import { describeImagePath, imagePathOf, planImageSteps, probeImage, type ImageEnv, type ImagePath, type ImageToMount } from '../src/image/plan.js';
+import { formatPlan, planMounts, type MountStep, type PlanEnv } from '../src/plan/plan.js';
+import { executePlan } from '../src/plan/execute.js';
 import { COMMIT, DIGEST, makeDecision, type DecisionOptions } from './integration/fixtures.js';
 import { FakeSys } from './integration/fake-sys.js';
 

@@ -1,5 +1,5 @@
 /**
- * Composefs image header and EROFS magic (src/image.ts, SPEC §3): parsing of
+ * Composefs image header and EROFS magic (src/image/header.ts, SPEC §3): parsing of
  * hand-built headers, each refusal, and a real image made with mkfs.erofs
  * with a composefs header written into its first 32 bytes (which EROFS
  * leaves unused: its superblock starts at 1024), checked with fsck.erofs too.
@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CfsError } from '../src/errors.js';
-import { checkErofsSuperblock, parseComposefsHeader, readComposefsHeader } from '../src/image.js';
+import { checkErofsSuperblock, parseComposefsHeader, readComposefsHeader } from '../src/image/header.js';
 
 const MAGIC = 0xd078629a; // from the SPEC, not from the module under test
 const EROFS_MAGIC = 0xe0f5e1e2;

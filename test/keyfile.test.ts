@@ -1,5 +1,5 @@
 /**
- * src/keyfile.ts, one case per GKeyFile rule (issue 13 item 8). Each
+ * src/ostree/keyfile.ts, one case per GKeyFile rule (issue 13 item 8). Each
  * expectation is written out here and also checked against GLib itself
  * (python3-gi GLib.KeyFile, test/fuzz/keyfile-glib.ts), so a wrong
  * expectation fails as surely as a wrong parser. The generated-file
@@ -7,7 +7,7 @@
  */
 import test from 'ava';
 import { CfsError } from '../src/errors.js';
-import { decodeKeyFileString, parseKeyFile } from '../src/keyfile.js';
+import { decodeKeyFileString, parseKeyFile } from '../src/ostree/keyfile.js';
 import { glibKeyFiles, keyFileDifferential, oursKeyFile } from './fuzz/keyfile-glib.js';
 
 /** group -> key -> raw value, or a refusal: [text its message holds, the line it names]. */
@@ -98,7 +98,7 @@ RULES.forEach(([name, text, expected], i) => {
     } else {
       t.false('error' in g, `GLib refuses ${JSON.stringify(text)}: ${'error' in g ? g.error : ''}`);
       if (!('error' in g)) t.deepEqual(Object.fromEntries(g.groups.map(([n, keys]) => [n, Object.fromEntries(keys.map(([k, v]) => [k, v]))])), expected, 'GLib');
-      t.deepEqual(parsed(text), expected, 'src/keyfile.ts');
+      t.deepEqual(parsed(text), expected, 'src/ostree/keyfile.ts');
     }
   });
 });

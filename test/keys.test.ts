@@ -1,5 +1,5 @@
 /**
- * src/keys.ts: the binding key file (SPEC §1 `[composefs] keypath`).
+ * src/ostree/keys.ts: the binding key file (SPEC §1 `[composefs] keypath`).
  * Keys are made with tweetnacl, an implementation independent of node:crypto.
  */
 
@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import nacl from 'tweetnacl';
-import { loadPublicKeys, parsePublicKeys } from '../src/keys.js';
+import { loadPublicKeys, parsePublicKeys } from '../src/ostree/keys.js';
 import { CfsError } from '../src/errors.js';
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');

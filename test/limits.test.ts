@@ -25,9 +25,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { makeFixture, BINARY, type Fixture } from './helpers/fixture.js';
 import { commitWith, str, uniformArray, vardict, variant } from './helpers/hostile-gvariant.js';
-import { MAX_OBJECT_SIZE } from '../src/commit.js';
-import { MAX_VALUES, MAX_VARDICT_ENTRIES, decodeVardict, encodeVardict } from '../src/gvariant.js';
-import { MAX_SIGNATURES } from '../src/signature.js';
+import { MAX_OBJECT_SIZE } from '../src/ostree/commit.js';
+import { MAX_VALUES, MAX_VARDICT_ENTRIES, decodeVardict, encodeVardict } from '../src/ostree/gvariant.js';
+import { MAX_SIGNATURES } from '../src/ostree/signature.js';
 
 /** Wall-time bound for one refusal: "well under a second" measured, 2 s asserted for a shared machine. */
 const WALL_MS = 2000;

@@ -10,7 +10,7 @@ import test from 'ava';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fsverityDigest, type VerityAlg } from '../src/fsverity.js';
+import { fsverityDigest, type VerityAlg } from '../src/image/fsverity.js';
 import { makeNativeRoot } from '../tools/mknative.js';
 import { overlayMetacopy } from '../tools/mksysroot.js';
 import { BINARY, runBinary } from './helpers/fixture.js';

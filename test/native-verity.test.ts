@@ -1,7 +1,7 @@
 /**
  * The addon's fs-verity part (native/verity.c: digestFile, copyImage),
- * which the boot and `verify`/`digest` use instead of src/fsverity.ts when
- * it loads (issues 5, 15). Its digests must equal src/fsverity.ts, the
+ * which the boot and `verify`/`digest` use instead of src/image/fsverity.ts when
+ * it loads (issues 5, 15). Its digests must equal src/image/fsverity.ts, the
  * independent @noble/hashes reference and `fsverity digest`, on every
  * boundary of its work units (64-block hashing groups, 1 MiB segments, a
  * Merkle level), with one thread or two; copyImage's copy must hold exactly
@@ -17,7 +17,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
-import { fsverityDigest, type VerityAlg } from '../src/fsverity.js';
+import { fsverityDigest, type VerityAlg } from '../src/image/fsverity.js';
 import { nativeSysFrom, type NativeAddon } from '../src/sys/native.js';
 import { spawnSys } from '../src/sys/spawn.js';
 import { pseudoRandom, referenceDigest } from './helpers/noble-verity.js';
@@ -111,7 +111,7 @@ const EDGES = [1, B - 1, B, B + 1, 64 * B - 1, 64 * B, 64 * B + 1, 128 * B, 128 
   (16 << 20) - 1, (16 << 20) + 1];
 
 for (const size of EDGES) {
-  test(`agrees with src/fsverity.ts and @noble/hashes at ${size} bytes, sha256 + sha512`, (t) => {
+  test(`agrees with src/image/fsverity.ts and @noble/hashes at ${size} bytes, sha256 + sha512`, (t) => {
     const data = pseudoRandom(size, size);
     for (const alg of ALGS) {
       const want = hex(fsverityDigest(data, alg));

@@ -5,7 +5,7 @@
  */
 import test from 'ava';
 import { isCfsError } from '../src/errors.js';
-import { decodeVardict } from '../src/gvariant.js';
+import { decodeVardict } from '../src/ostree/gvariant.js';
 import {
   describeStep,
   escapeOverlayPath,
@@ -16,8 +16,8 @@ import {
   replaceOverlayPaths,
   type MountStep,
   type PlanEnv,
-} from '../src/plan.js';
-import { executePlan } from '../src/sys/execute.js';
+} from '../src/plan/plan.js';
+import { executePlan } from '../src/plan/execute.js';
 import { DIGEST, makeDecision, type DecisionOptions } from './integration/fixtures.js';
 import { FakeSys } from './integration/fake-sys.js';
 

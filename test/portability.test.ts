@@ -132,7 +132,7 @@ test('Node environment variables change neither output nor exit status', (t) => 
 // Node 24 in a single executable aborts (exit 134) when a worker thread loads
 // node:crypto; the JavaScript digest used workers for files of 48 MiB and more
 // (the abort was seen from 128 MiB, where the workers are given chunks)
-// (src/fsverity.ts defaultWorkers). Through the executable that path now hashes
+// (src/image/fsverity.ts defaultWorkers). Through the executable that path now hashes
 // on one thread, and gives the addon's digest.
 test('digest of a 128 MiB file without the addon (CFSROOT_SYS=spawn) matches the addon, no crash', (t) => {
   const file = path.join(fx.dir, 'sparse-128m');

@@ -1,5 +1,5 @@
 /**
- * src/signature.ts (SPEC §2): signed-commit verification on repositories
+ * src/ostree/signature.ts (SPEC §2): signed-commit verification on repositories
  * built in temporary directories. Every verdict is cross-checked with
  * tweetnacl and every commit checksum with @noble/hashes, both independent
  * of the node:crypto code under test.
@@ -13,10 +13,10 @@ import { execFileSync } from 'node:child_process';
 import nacl from 'tweetnacl';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
-import { MAX_SIGNATURES, verifySignedCommit } from '../src/signature.js';
-import { encodeCommit, objectPath, readObject, MAX_OBJECT_SIZE, type Commit } from '../src/commit.js';
+import { MAX_SIGNATURES, verifySignedCommit } from '../src/ostree/signature.js';
+import { encodeCommit, objectPath, readObject, MAX_OBJECT_SIZE, type Commit } from '../src/ostree/commit.js';
 import { CfsError, type ErrorCode } from '../src/errors.js';
-import type { Variant } from '../src/gvariant.js';
+import type { Variant } from '../src/ostree/gvariant.js';
 import { generateKeyPair, makeCommit, signatureEntry, signCommit, writeCommit, writeCommitmeta, type KeyPair } from './helpers/ostree-objects.js';
 
 const KEYPATH = '/etc/ostree/initramfs-root-binding.key';

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { BINARY, runBinary, type RunResult } from './helpers/fixture.js';
 import { buildNativeImage, makeNativeRepo, type NativeRepo, type NativeRepoOptions } from './helpers/native-repo.js';
-import type { VerityAlg } from '../src/fsverity.js';
+import type { VerityAlg } from '../src/image/fsverity.js';
 
 const built: Partial<Record<VerityAlg, ReturnType<typeof buildNativeImage>>> = {};
 

@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { makeFixture, verifyFixture, runBinary, BINARY, type Fixture, type RunResult } from './helpers/fixture.js';
 import { rawPublicKey, signCommitFile } from '../tools/mksysroot.js';
-import { encodeCommit, parseCommit } from '../src/commit.js';
+import { encodeCommit, parseCommit } from '../src/ostree/commit.js';
 
 test.before(() => {
   if (!fs.existsSync(BINARY)) throw new Error(`${BINARY} is missing: run make first`);

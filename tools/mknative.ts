@@ -23,7 +23,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fsverityDigest, type VerityAlg } from '../src/fsverity.js';
+import { fsverityDigest, type VerityAlg } from '../src/image/fsverity.js';
 import { buildComposefsImage } from './mksysroot.js';
 
 export interface NativeRootOptions {

@@ -27,16 +27,16 @@ import { createHash, createPrivateKey, generateKeyPairSync, KeyObject, sign } fr
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { fsverityDigest, type VerityAlg } from '../src/fsverity.js';
-import { encodeVardict, type Variant } from '../src/gvariant.js';
-import { encodeCommit, type Commit } from '../src/commit.js';
+import { fsverityDigest, type VerityAlg } from '../src/image/fsverity.js';
+import { encodeVardict, type Variant } from '../src/ostree/gvariant.js';
+import { encodeCommit, type Commit } from '../src/ostree/commit.js';
 import {
   checkErofsSuperblock,
   COMPOSEFS_FLAG_HAS_ACL,
   COMPOSEFS_HEADER_SIZE,
   COMPOSEFS_MAGIC,
   COMPOSEFS_VERSION,
-} from '../src/image.js';
+} from '../src/image/header.js';
 
 export interface SysrootOptions {
   /** Directory to create (must not exist or be empty). */

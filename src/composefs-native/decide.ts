@@ -14,8 +14,8 @@
 import * as path from 'node:path';
 import { CfsError, fail, withContext } from '../errors.js';
 import { splitKernelCmdline } from '../cmdline.js';
-import { checkRunSpace } from '../decide.js';
-import type { VerityAlg } from '../model.js';
+import { checkRunSpace } from '../ostree/decide.js';
+import type { VerityAlg } from '../ostree/model.js';
 import { parseNativeKargs } from './kargs.js';
 import { loadSetupRootConf } from './setup-root-conf.js';
 import { checkKargAlgorithm, checkOptionalDir, findImage, openRepository, requireRealDir, stateDirFor } from './repository.js';
@@ -30,7 +30,7 @@ export interface DecideNativeOptions {
   initramfsRoot: string;
   /** Compute the image's fs-verity digest in user space and compare it with its name (verify does). */
   measure: boolean;
-  /** The fs-verity digest of a file's bytes (the addon's digester, or src/fsverity.ts). */
+  /** The fs-verity digest of a file's bytes (the addon's digester, or src/image/fsverity.ts). */
   digestImage: (file: string, alg: VerityAlg) => Promise<Uint8Array>;
   /**
    * The digest the kernel has for the file (FS_IOC_MEASURE_VERITY), null if

@@ -21,7 +21,7 @@
  */
 
 import { fail } from '../errors.js';
-import type { VerityAlg } from '../model.js';
+import type { VerityAlg } from '../ostree/model.js';
 
 /** `composefs=` (the short form) and `composefs.digest=` (the self-describing one). */
 export const KARG_NATIVE = 'composefs';
@@ -124,7 +124,7 @@ export function parseNativeKargs(args: readonly string[]): NativeKarg[] {
   return native.map(parseNativeKarg);
 }
 
-/** The one message for composefs kargs beside ostree= (also used by src/config.ts for the ostree path). */
+/** The one message for composefs kargs beside ostree= (also used by src/ostree/config.ts for the ostree path). */
 export function refuseBothModes(native: readonly string[], ostree: string): never {
   fail(
     'ECMDLINE',

@@ -4,7 +4,7 @@
  * data (`verify --json` prints it).
  */
 
-import type { ComposefsHeader, VerityAlg } from '../model.js';
+import type { ComposefsHeader, VerityAlg } from '../ostree/model.js';
 import type { NativeKarg } from './kargs.js';
 import type { NativeRepository } from './repository.js';
 import type { SubdirMount } from './setup-root-conf.js';

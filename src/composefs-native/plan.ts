@@ -19,8 +19,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fail } from '../errors.js';
-import { detectPlanEnv, devMajor, devMinor, escapeOverlayPath, kernelFeatures, type MountStep, type PlanEnv } from '../plan.js';
-import { imagePathOf, planImageSteps } from '../image-plan.js';
+import { detectPlanEnv, devMajor, devMinor, escapeOverlayPath, kernelFeatures, type MountStep, type PlanEnv } from '../plan/plan.js';
+import { imagePathOf, planImageSteps } from '../image/plan.js';
 import type { NativeDecision, NativeSubdir } from './model.js';
 
 /** What systemd (#35017) names the root partition it found; its device is what volatile-root must name. */
@@ -139,7 +139,7 @@ export function planNative(d: NativeDecision, env: PlanEnv): MountStep[] {
 }
 
 /**
- * The image's steps (src/image-plan.ts, shared with the ostree plan): open
+ * The image's steps (src/image/plan.ts, shared with the ostree plan): open
  * it once beneath the repository, then the kernel's fs-verity measurement
  * of that descriptor against the image's name (required in the secure form),
  * or, insecure and without fs-verity, a private copy whose user-space digest

@@ -24,7 +24,7 @@
 
 import { parse, TomlError } from 'smol-toml';
 import { fail } from '../errors.js';
-import { readConfigFile } from '../config.js';
+import { readConfigFile } from '../ostree/config.js';
 
 export const SETUP_ROOT_CONF = '/usr/lib/composefs/setup-root-conf.toml';
 

@@ -3,7 +3,7 @@
  * boot will really use: the boot entry the loader picks, the initramfs it
  * names (read as a stream, src/preflight/cpio.ts), the config and key inside
  * it, the deployment its ostree= names, and the kernel it boots. The boot's
- * whole decision is the boot's own code (src/decide.ts), run with the
+ * whole decision is the boot's own code (src/ostree/decide.ts), run with the
  * initramfs's prepare-root.conf and key, copied alone into a private
  * temporary directory (mode 0700, removed at once). Entries with
  * composefs-native kargs get that mode's checks (src/preflight/native-checks.ts).
@@ -16,12 +16,12 @@ import { CfsError, describeSystemError, fail } from '../errors.js';
 import { oneLine } from '../log.js';
 import { parseKernelCmdline, splitKernelCmdline } from '../cmdline.js';
 import { selectsNativeMode } from '../composefs-native/kargs.js';
-import { CONF_PATHS, readKeyFileText, resolveBootConfig, resolveOstreeTarget } from '../config.js';
-import { resolveDeployment } from '../deployment.js';
-import { parsePublicKeys } from '../keys.js';
-import { verifySignedCommit } from '../signature.js';
-import { decideBoot } from '../decide.js';
-import type { BootConfig, Deployment, PrepareRootConf } from '../model.js';
+import { CONF_PATHS, readKeyFileText, resolveBootConfig, resolveOstreeTarget } from '../ostree/config.js';
+import { resolveDeployment } from '../ostree/deployment.js';
+import { parsePublicKeys } from '../ostree/keys.js';
+import { verifySignedCommit } from '../ostree/signature.js';
+import { decideBoot } from '../ostree/decide.js';
+import type { BootConfig, Deployment, PrepareRootConf } from '../ostree/model.js';
 import { defaultBlsEntry, readBlsEntries, readBlsEntryFile, compareVersions, type BlsEntry } from './bls.js';
 import { imageRedirects } from './erofs-redirects.js';
 import { lookup, readInitramfs, S_IFMT, S_IFREG, type CpioEntry } from './cpio.js';
@@ -144,7 +144,7 @@ export async function runPreflight(o: PreflightOptions): Promise<Check[]> {
     }
     let conf: PrepareRootConf | null = null;
     try {
-      const { loadPrepareRootConf } = await import('../config.js');
+      const { loadPrepareRootConf } = await import('../ostree/config.js');
       conf = loadPrepareRootConf(tmp);
     } catch (e) {
       bad('config', `the initramfs's prepare-root.conf: ${message(e)}`, 'fix the file and regenerate the initramfs');

@@ -9,7 +9,7 @@
  */
 
 import { fail } from '../errors.js';
-import { EROFS_SUPER_MAGIC, EROFS_SUPER_OFFSET } from '../image.js';
+import { EROFS_SUPER_MAGIC, EROFS_SUPER_OFFSET } from '../image/header.js';
 
 const XATTR_INDEX_TRUSTED = 4;
 const REDIRECT = 'overlay.redirect';

@@ -14,7 +14,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { splitKernelCmdline } from '../cmdline.js';
-import { fsverityDigestFile } from '../fsverity.js';
+import { fsverityDigestFile } from '../image/fsverity.js';
 import { isNativeKarg, parseNativeKargs, refuseBothModes, type NativeKarg } from '../composefs-native/kargs.js';
 import { checkKargAlgorithm, findImage, openRepository, type NativeImageFile, type NativeRepository } from '../composefs-native/repository.js';
 import { loadSetupRootConf, SETUP_ROOT_CONF, type SetupRootConf } from '../composefs-native/setup-root-conf.js';

@@ -20,13 +20,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { boot } from '../boot.js';
 import { describeDecision, run, toJson } from '../cli.js';
-import { encodeCommit, objectPath, type Commit } from '../commit.js';
-import { decideBoot } from '../decide.js';
-import { fsverityDigest, fsverityDigestFile } from '../fsverity.js';
-import { encodeVardict } from '../gvariant.js';
-import { COMPOSEFS_MAGIC, COMPOSEFS_VERSION, EROFS_SUPER_MAGIC, EROFS_SUPER_OFFSET } from '../image.js';
+import { encodeCommit, objectPath, type Commit } from '../ostree/commit.js';
+import { decideBoot } from '../ostree/decide.js';
+import { fsverityDigest, fsverityDigestFile } from '../image/fsverity.js';
+import { encodeVardict } from '../ostree/gvariant.js';
+import { COMPOSEFS_MAGIC, COMPOSEFS_VERSION, EROFS_SUPER_MAGIC, EROFS_SUPER_OFFSET } from '../image/header.js';
 import { createLogger } from '../log.js';
-import { detectPlanEnv, formatPlan, planMounts } from '../plan.js';
+import { detectPlanEnv, formatPlan, planMounts } from '../plan/plan.js';
 import { nativeSysFrom, type NativeAddon } from '../sys/native.js';
 import { spawnSys } from '../sys/spawn.js';
 import type { Sys } from '../sys/types.js';
@@ -86,7 +86,7 @@ function writeDeployment(sysroot: string, initramfs: string): string {
 
 /**
  * node:fs for files, no-ops for mounts (by descriptor, as the boot makes
- * them), and the addon's image calls done with node:fs and src/fsverity.ts:
+ * them), and the addon's image calls done with node:fs and src/image/fsverity.ts:
  * the executor runs every step, the namespace is untouched, and the boot's
  * own wrappers around those calls are compiled too. `verity`: the image
  * measures as having fs-verity with `verity` as its digest (the fs-verity
@@ -158,7 +158,7 @@ export async function warmUp(): Promise<void> {
     formatPlan(planMounts(decision, env));
     // The boot itself, as the initramfs runs it, minus the kernel: decide,
     // plan, execute, the closing line; once on the private copy path, once
-    // on the fs-verity path (src/image-plan.ts).
+    // on the fs-verity path (src/image/plan.ts).
     const quiet = createLogger({ stderr: () => {}, kmsgPath: null });
     const nullIo = { out: () => {}, err: () => {} };
     const digest = Buffer.from(fsverityDigest(warmImage(), 'sha256')).toString('hex');

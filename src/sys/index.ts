@@ -5,5 +5,5 @@
  */
 export type { Sys, MountCall, Propagation, Beneath, BindConfinement, MountHandle, ImageFile, ImageCopy } from './types.js';
 export { spawnSys, type SpawnSysOptions } from './spawn.js';
-export { executePlan, type ExecResult, type StepRecord } from './execute.js';
+export { executePlan, type ExecResult, type StepRecord } from '../plan/execute.js';
 export { parseMountinfo, readMountinfo, type MountInfo } from './mountinfo.js';

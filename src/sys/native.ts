@@ -32,7 +32,7 @@
  * descriptor. EROFS is mounted from it as /proc/self/fd/N: file-backed
  * (Linux 6.12, the kernel opens that magic link, which is the same open
  * file) or through a read-only loop device configured on the descriptor
- * itself (LOOP_CONFIGURE), as the plan says (src/image-plan.ts). The
+ * itself (LOOP_CONFIGURE), as the plan says (src/image/plan.ts). The
  * non-mount operations are the mount(8) backend's (node:fs), so both
  * backends write /run the same way.
  */
@@ -43,9 +43,9 @@ import * as path from 'node:path';
 import * as sea from 'node:sea';
 import { describeSystemError } from '../errors.js';
 import { onActivity } from '../activity.js';
-import { escapeOverlayPath, replaceOverlayPaths } from '../plan.js';
+import { escapeOverlayPath, replaceOverlayPaths } from '../plan/plan.js';
 import { spawnSys } from './spawn.js';
-import type { VerityAlg } from '../model.js';
+import type { VerityAlg } from '../ostree/model.js';
 import type { Beneath, MountCall, Propagation, Sys } from './types.js';
 
 /** What the addon exports (native/sys.c, native/verity.c). */
@@ -452,7 +452,7 @@ export function bootSys(opts: BootSysOptions = {}): Sys {
   return nativeSysFrom(addon, fallback);
 }
 
-/** fs-verity digests of files through the addon, falling back to src/fsverity.ts. */
+/** fs-verity digests of files through the addon, falling back to src/image/fsverity.ts. */
 export interface FileDigester {
   digest(path: string, alg: VerityAlg): Promise<Buffer>;
 }
@@ -460,7 +460,7 @@ export interface FileDigester {
 /**
  * For `verify` and `digest`: the addon's two-thread C digest when it loads
  * (about 3x the JavaScript one on a 5 MB image, bench/RESULTS.md), else
- * src/fsverity.ts. Any failure of the native path is answered by running
+ * src/image/fsverity.ts. Any failure of the native path is answered by running
  * the JavaScript one, so the reported error (a missing file, a FIFO, ...) is
  * worded the same either way. $CFSROOT_SYS=spawn keeps it all in JavaScript.
  */
@@ -473,7 +473,7 @@ export function fileDigester(opts: NativeSysOptions = {}): FileDigester {
       addon = null; // e.g. a noexec /run and temp dir: the JavaScript digest still works
     }
   }
-  const js = async (path: string, alg: VerityAlg): Promise<Buffer> => (await import('../fsverity.js')).fsverityDigestFile(path, alg);
+  const js = async (path: string, alg: VerityAlg): Promise<Buffer> => (await import('../image/fsverity.js')).fsverityDigestFile(path, alg);
   return {
     async digest(path, alg) {
       try {

@@ -21,7 +21,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Beneath, MountCall, Propagation, Sys } from './types.js';
 import { copyFdObserved } from './copy.js';
-import { createVerityHasher } from '../fsverity.js';
+import { createVerityHasher } from '../image/fsverity.js';
 import { readMountinfo } from './mountinfo.js';
 import { checkBeneath, checkConfinement } from './beneath.js';
 import { mkdirBeneath } from './mkdir-beneath.js';

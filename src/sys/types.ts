@@ -9,7 +9,7 @@
  * executor adds which step failed).
  */
 
-import type { VerityAlg } from '../model.js';
+import type { VerityAlg } from '../ostree/model.js';
 
 export type Propagation = 'rprivate' | 'private' | 'slave' | 'shared';
 

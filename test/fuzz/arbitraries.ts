@@ -9,8 +9,8 @@
  */
 
 import fc from 'fast-check';
-import type { GValue, Variant } from '../../src/gvariant.js';
-import type { Commit } from '../../src/commit.js';
+import type { GValue, Variant } from '../../src/ostree/gvariant.js';
+import type { Commit } from '../../src/ostree/commit.js';
 
 // ---------------------------------------------------------------------------
 // GVariant types as trees
@@ -94,7 +94,7 @@ const objectPathArb = fc.oneof(
   fc.array(fc.stringMatching(/^[A-Za-z0-9_]{1,6}$/), { minLength: 1, maxLength: 4 }).map((p) => `/${p.join('/')}`),
 );
 
-/** A value of type `t`, in the JS form the reader returns and the writer takes (src/gvariant.ts header). */
+/** A value of type `t`, in the JS form the reader returns and the writer takes (src/ostree/gvariant.ts header). */
 const valueArbCache = new Map<string, fc.Arbitrary<GValue>>();
 
 export function valueArb(t: TypeTree, o: TypeOptions, depth = 0): fc.Arbitrary<GValue> {

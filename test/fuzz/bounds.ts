@@ -10,8 +10,8 @@
 
 import fc from 'fast-check';
 import { CfsError } from '../../src/errors.js';
-import { decode, decodeLocated, decodeVardict, encode, encodeVardict, locateVardict, validate, whole, type GValue } from '../../src/gvariant.js';
-import { encodeCommit, openCommit, parseCommit } from '../../src/commit.js';
+import { decode, decodeLocated, decodeVardict, encode, encodeVardict, locateVardict, validate, whole, type GValue } from '../../src/ostree/gvariant.js';
+import { encodeCommit, openCommit, parseCommit } from '../../src/ostree/commit.js';
 import { canon, commitArb, mutate, mutationArb, typedValueArb } from './arbitraries.js';
 import { hostile, hostileArb, type Input } from './hostile-shapes.js';
 import { refusalOrValue, type FuzzTarget } from './targets.js';

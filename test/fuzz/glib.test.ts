@@ -5,7 +5,7 @@
 import test from 'ava';
 import { glibDifferential } from './glib.js';
 
-test('gvariant: src/gvariant.ts and GLib agree on normal form (generated and mutated values)', (t) => {
+test('gvariant: src/ostree/gvariant.ts and GLib agree on normal form (generated and mutated values)', (t) => {
   const r = glibDifferential(3000, 20261123);
   t.is(r.cases, 3000);
   t.deepEqual(r.failures.slice(0, 5), [], `${r.failures.length} disagreements`);

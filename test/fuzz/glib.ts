@@ -1,7 +1,7 @@
 /**
  * Differential GVariant check against GLib (python3-gi), the reference
  * implementation (SPEC §2 "GVariant serialisation"): for generated values
- * and for mutated encodings of them, src/gvariant.ts and GLib must agree on
+ * and for mutated encodings of them, src/ostree/gvariant.ts and GLib must agree on
  * what is normal form.
  *
  *  - Everything we encode, GLib must call normal form, and GLib's normal
@@ -22,7 +22,7 @@
 import fc from 'fast-check';
 import { spawnSync } from 'node:child_process';
 import { CfsError } from '../../src/errors.js';
-import { decode, encode } from '../../src/gvariant.js';
+import { decode, encode } from '../../src/ostree/gvariant.js';
 import { mutate, mutationArb, typedValueArb } from './arbitraries.js';
 
 const PYTHON = `

@@ -12,8 +12,8 @@
  */
 
 import fc from 'fast-check';
-import { MAX_VALUES } from '../../src/gvariant.js';
-import { COMMIT_TYPE } from '../../src/commit.js';
+import { MAX_VALUES } from '../../src/ostree/gvariant.js';
+import { COMMIT_TYPE } from '../../src/ostree/commit.js';
 import { commitWith, uniformArray, vardict } from '../helpers/hostile-gvariant.js';
 
 export interface Input {

@@ -4,12 +4,12 @@
  * item 8): on generated files mixing comments, `;`, quotes, escapes, locale
  * suffixes, a byte-order mark, CRLF / CR / LF endings, duplicate keys and
  * groups, blanks GLib does and does not skip, and malformed lines,
- * src/keyfile.ts and GLib must agree on whether the file loads and, when it
+ * src/ostree/keyfile.ts and GLib must agree on whether the file loads and, when it
  * does, on every group, every key, every g_key_file_get_value and every
  * g_key_file_get_string (value or error).
  *
  * GLib is asked with G_KEY_FILE_KEEP_TRANSLATIONS, so it keeps every
- * `key[locale]` as src/keyfile.ts does. Without the flag (as ostree loads)
+ * `key[locale]` as src/ostree/keyfile.ts does. Without the flag (as ostree loads)
  * it drops the locales the process does not use, which changes nothing
  * prepare-root reads: it never reads a localised key. Files hold no NUL
  * (ostree refuses a file with one before GKeyFile sees it: it is not valid
@@ -21,7 +21,7 @@
 import fc from 'fast-check';
 import { spawnSync } from 'node:child_process';
 import { CfsError } from '../../src/errors.js';
-import { decodeKeyFileString, parseKeyFile } from '../../src/keyfile.js';
+import { decodeKeyFileString, parseKeyFile } from '../../src/ostree/keyfile.js';
 
 const PYTHON = `
 import sys, json
@@ -60,7 +60,7 @@ export function glibKeyFiles(texts: readonly string[]): ({ error: string } | { g
   return answers;
 }
 
-/** src/keyfile.ts on the same text, in the same shape; a string is our refusal. */
+/** src/ostree/keyfile.ts on the same text, in the same shape; a string is our refusal. */
 export function oursKeyFile(text: string): Groups | string {
   try {
     const parsed = parseKeyFile(text, 'f');
@@ -138,7 +138,7 @@ export interface KeyFileDifferentialResult {
   badEscapes: number;
 }
 
-/** Generate `n` files with `seed` and compare src/keyfile.ts with GLib on each. */
+/** Generate `n` files with `seed` and compare src/ostree/keyfile.ts with GLib on each. */
 export function keyFileDifferential(n: number, seed: number): KeyFileDifferentialResult {
   const texts = fc.sample(keyFileTextArb, { numRuns: n, seed });
   const answers = glibKeyFiles(texts);

@@ -24,8 +24,8 @@ import * as vm from 'node:vm';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { CfsError } from '../../src/errors.js';
-import { decode, locateVardict, validate, whole } from '../../src/gvariant.js';
-import { COMMIT_TYPE, openCommit } from '../../src/commit.js';
+import { decode, locateVardict, validate, whole } from '../../src/ostree/gvariant.js';
+import { COMMIT_TYPE, openCommit } from '../../src/ostree/commit.js';
 import { hostile, hostileArb, type Input } from './hostile-shapes.js';
 
 /** Heap a boot reader may keep per input byte (measured: at most ~10, a 4096-entry a{sv} located). */

@@ -26,16 +26,16 @@ import { generateKeyPairSync, sign } from 'node:crypto';
 import nacl from 'tweetnacl';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { CfsError, type ErrorCode } from '../../src/errors.js';
-import { decode, decodeVardict, encode, encodeVardict, isValidType } from '../../src/gvariant.js';
-import { COMMIT_TYPE, encodeCommit, parseCommit, type Commit } from '../../src/commit.js';
-import { verifySignedCommit } from '../../src/signature.js';
-import { checkErofsSuperblock, COMPOSEFS_MAGIC, EROFS_SUPER_MAGIC, parseComposefsHeader } from '../../src/image.js';
+import { decode, decodeVardict, encode, encodeVardict, isValidType } from '../../src/ostree/gvariant.js';
+import { COMMIT_TYPE, encodeCommit, parseCommit, type Commit } from '../../src/ostree/commit.js';
+import { verifySignedCommit } from '../../src/ostree/signature.js';
+import { checkErofsSuperblock, COMPOSEFS_MAGIC, EROFS_SUPER_MAGIC, parseComposefsHeader } from '../../src/image/header.js';
 import { parseKernelCmdline } from '../../src/cmdline.js';
-import { readKeyFileText, resolveBootConfig } from '../../src/config.js';
-import { parsePublicKeys } from '../../src/keys.js';
-import { resolveDeployment } from '../../src/deployment.js';
+import { readKeyFileText, resolveBootConfig } from '../../src/ostree/config.js';
+import { parsePublicKeys } from '../../src/ostree/keys.js';
+import { resolveDeployment } from '../../src/ostree/deployment.js';
 import { oneLine } from '../../src/log.js';
-import type { BootConfig, KernelArgs, PrepareRootConf } from '../../src/model.js';
+import type { BootConfig, KernelArgs, PrepareRootConf } from '../../src/ostree/model.js';
 import { boundsTargets } from './bounds.js';
 import {
   canon,

@@ -1,11 +1,11 @@
 /**
  * Hostile GVariant at the 128 MiB object limit, framed by hand with one
- * buffer per layer: src/gvariant.ts's encoder would need the millions of
+ * buffer per layer: src/ostree/gvariant.ts's encoder would need the millions of
  * elements as JS values first. The framing rules are GLib's (SPEC §2):
  * members aligned relative to their container's start, framing offsets of
  * the smallest size that covers the container, a tuple's offsets stored
  * last member first, a variant as value + NUL + type string.
- * test/limits.test.ts checks small outputs against src/gvariant.ts's decoder.
+ * test/limits.test.ts checks small outputs against src/ostree/gvariant.ts's decoder.
  */
 
 /** Smallest framing offset size covering a container of `body` bytes plus `n` offsets. */

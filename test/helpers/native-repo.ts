@@ -17,7 +17,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { buildComposefsImage } from '../../tools/mksysroot.js';
-import { fsverityDigest, type VerityAlg } from '../../src/fsverity.js';
+import { fsverityDigest, type VerityAlg } from '../../src/image/fsverity.js';
 
 export interface NativeRepo {
   dir: string;

@@ -1,9 +1,9 @@
 /**
- * An fs-verity digest computed independently of src/fsverity.ts and of the
+ * An fs-verity digest computed independently of src/image/fsverity.ts and of the
  * native addon, for the tests to hold both to (SPEC §3).
  */
 import { sha256, sha512 } from '@noble/hashes/sha2.js';
-import type { VerityAlg } from '../../src/model.js';
+import type { VerityAlg } from '../../src/ostree/model.js';
 
 const B = 4096;
 

@@ -7,8 +7,8 @@
 import { createHash, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { encodeCommit, objectPath, type Commit } from '../../src/commit.js';
-import { encodeVardict, type Variant } from '../../src/gvariant.js';
+import { encodeCommit, objectPath, type Commit } from '../../src/ostree/commit.js';
+import { encodeVardict, type Variant } from '../../src/ostree/gvariant.js';
 import { rawPublicKey } from '../../tools/mksysroot.js';
 
 export interface KeyPair {

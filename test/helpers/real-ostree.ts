@@ -25,8 +25,8 @@ import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { objectPath } from '../../src/commit.js';
-import { fsverityDigest } from '../../src/fsverity.js';
+import { objectPath } from '../../src/ostree/commit.js';
+import { fsverityDigest } from '../../src/image/fsverity.js';
 import { buildComposefsImage, rawPublicKey } from '../../tools/mksysroot.js';
 
 export const OS_NAME = 'cfsreal';

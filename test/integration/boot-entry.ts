@@ -4,11 +4,11 @@
  * with the mount(8) backend, exit 1 with one `cfsroot: ` line on failure.
  * Prints the per-step timings as JSON on stdout (the measurement).
  */
-import { decideBoot } from '../../src/decide.js';
+import { decideBoot } from '../../src/ostree/decide.js';
 import { CfsError } from '../../src/errors.js';
 import { log } from '../../src/log.js';
-import { detectPlanEnv, planMounts } from '../../src/plan.js';
-import { executePlan } from '../../src/sys/execute.js';
+import { detectPlanEnv, planMounts } from '../../src/plan/plan.js';
+import { executePlan } from '../../src/plan/execute.js';
 import { spawnSys } from '../../src/sys/spawn.js';
 
 async function main(): Promise<void> {

@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { makeSysroot, type SysrootInfo, type SysrootOptions } from '../../tools/mksysroot.js';
-import { decodeVardict } from '../../src/gvariant.js';
+import { decodeVardict } from '../../src/ostree/gvariant.js';
 import { assertNothingLeft, buildInitramfsRoot, bootInNamespace, type BootOptions, type InitramfsRoot } from '../helpers/initramfs-root.js';
 import { superOption, under } from '../helpers/mountinfo.js';
 import type { MountInfo } from '../../src/sys/mountinfo.js';

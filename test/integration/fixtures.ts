@@ -2,7 +2,7 @@
  * Hand-made BootDecision objects for the plan and executor tests, so they
  * do not depend on the parsers (cmdline/config/signature) being right.
  */
-import type { BootConfig, BootDecision, ComposefsDecision } from '../../src/model.js';
+import type { BootConfig, BootDecision, ComposefsDecision } from '../../src/ostree/model.js';
 
 export const COMMIT = 'c0'.repeat(32);
 export const DIGEST = 'd1'.repeat(32);

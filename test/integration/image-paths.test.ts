@@ -153,9 +153,9 @@ test.serial('the fs-verity path refuses, before any mount, an image that has no 
   cleanup.push(work);
   // Decide on the real sysroot, plan as if the probe had seen sha256 fs-verity, execute with the addon.
   const script = `
-    import { decideBoot } from ${JSON.stringify(path.join(REPO, 'src/decide.ts'))};
-    import { planMounts, detectPlanEnv } from ${JSON.stringify(path.join(REPO, 'src/plan.ts'))};
-    import { executePlan } from ${JSON.stringify(path.join(REPO, 'src/sys/execute.ts'))};
+    import { decideBoot } from ${JSON.stringify(path.join(REPO, 'src/ostree/decide.ts'))};
+    import { planMounts, detectPlanEnv } from ${JSON.stringify(path.join(REPO, 'src/plan/plan.ts'))};
+    import { executePlan } from ${JSON.stringify(path.join(REPO, 'src/plan/execute.ts'))};
     import { nativeSys } from ${JSON.stringify(path.join(REPO, 'src/sys/native.ts'))};
     import * as fs from 'node:fs';
     const work = ${JSON.stringify(work)};

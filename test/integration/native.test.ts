@@ -19,7 +19,7 @@ import { assertNothingLeft, bootInNamespace, buildInitramfsRoot, type BootOption
 import { buildNativeImage, makeNativeRepo, type NativeRepo } from '../helpers/native-repo.js';
 import { superOption, under } from '../helpers/mountinfo.js';
 import type { MountInfo } from '../../src/sys/mountinfo.js';
-import type { VerityAlg } from '../../src/fsverity.js';
+import type { VerityAlg } from '../../src/image/fsverity.js';
 
 /** usr/bin/hello of the test image (test/helpers/native-repo.ts). */
 const HELLO = '#!/bin/sh\necho "hello from a composefs-native root"\n';

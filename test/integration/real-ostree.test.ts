@@ -21,9 +21,9 @@ import { assertNothingLeft, buildInitramfsRoot, bootInNamespace, type InitramfsR
 import { superOption, under } from '../helpers/mountinfo.js';
 import { commitBytes, makeRealOstreeSysroot, ostree, OS_NAME, writeSignatures, type RealOstreeSysroot } from '../helpers/real-ostree.js';
 import { rawPublicKey } from '../../tools/mksysroot.js';
-import { IMAGE_CONFIG_KEY, verifySignedCommit } from '../../src/signature.js';
+import { IMAGE_CONFIG_KEY, verifySignedCommit } from '../../src/ostree/signature.js';
 import type { MountInfo } from '../../src/sys/mountinfo.js';
-import { objectPath, parseCommit } from '../../src/commit.js';
+import { objectPath, parseCommit } from '../../src/ostree/commit.js';
 
 let root: InitramfsRoot;
 let real: RealOstreeSysroot;

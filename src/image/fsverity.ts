@@ -40,11 +40,11 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { isSea } from 'node:sea';
-import { describeSystemError, fail } from './errors.js';
-import type { VerityAlg } from './model.js';
+import { describeSystemError, fail } from '../errors.js';
+import type { VerityAlg } from '../ostree/model.js';
 import type { Worker } from 'node:worker_threads';
 
-export type { VerityAlg } from './model.js';
+export type { VerityAlg } from '../ostree/model.js';
 
 /** fs-verity block size used by composefs and `fsverity digest` defaults (log2 = 12). */
 const BLOCK_SIZE = 4096;
@@ -169,7 +169,7 @@ export function fsverityDigest(data: Uint8Array, alg: VerityAlg): Buffer {
 
 /**
  * Incremental fs-verity digest over data that arrives in pieces of any size.
- * The boot's copy step (src/sys/execute.ts) feeds it each buffer it writes
+ * The boot's copy step (src/plan/execute.ts) feeds it each buffer it writes
  * to the image copy, so the bytes mounted are exactly the bytes hashed and
  * the image is read only once (issue 5).
  */

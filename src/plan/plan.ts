@@ -2,7 +2,7 @@
  * The mount plan as data (SPEC §4, with the deliberate differences of §3 and
  * §4.7): `planMounts` turns a BootDecision plus a few facts about the running
  * system (PlanEnv) into the ordered list of steps the boot will execute.
- * Nothing here touches the kernel; src/sys/execute.ts runs the steps. Keeping
+ * Nothing here touches the kernel; src/plan/execute.ts runs the steps. Keeping
  * the plan pure lets `cfsroot plan` print exactly what the boot would do,
  * lets tests check the sequence without root, and gives the executor the
  * information it needs to undo a partial run.
@@ -15,10 +15,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { fail } from './errors.js';
-import type { BootDecision, VerityAlg } from './model.js';
-import { encodeOstreeBooted } from './booted.js';
-import { imagePathOf, planImageSteps, type ImageEnv, type ImageToMount } from './image-plan.js';
+import { fail } from '../errors.js';
+import type { BootDecision, VerityAlg } from '../ostree/model.js';
+import { encodeOstreeBooted } from '../ostree/booted.js';
+import { imagePathOf, planImageSteps, type ImageEnv, type ImageToMount } from '../image/plan.js';
 
 /** One action on the mount namespace or on /run. Plain data: JSON-serialisable as is. */
 export type MountStep =
@@ -149,7 +149,7 @@ export interface PlanEnv {
   /**
    * The hash of the image's fs-verity as probed before planning (src/boot.ts
    * probeImage), or null/absent: none, or no addon to tell. Picks the image
-   * path (src/image-plan.ts).
+   * path (src/image/plan.ts).
    */
   imageVerity?: VerityAlg | null;
   /** The backend can copy the image privately (the addon); absent/false: a named copy in /run (mount(8) backend). */
@@ -253,7 +253,7 @@ export function planPaths(env: PlanEnv) {
     // earlier run over the same /run (soft reboot, unit run twice: SPEC §8)
     // from colliding with this run's copy or lower mount point.
     imageCopy: `${priv}/cfsroot.cfs.${env.randomSuffix}`,
-    /** Which image path the boot took (src/image-plan.ts ImagePath), for tests and tools to read. */
+    /** Which image path the boot took (src/image/plan.ts ImagePath), for tests and tools to read. */
     imagePathFile: `${run}/cfsroot/image-path`,
     lower: `${priv}/cfsroot-lower.${env.randomSuffix}`,
     transientRoot: `${priv}/root`,
@@ -303,7 +303,7 @@ export function planMounts(d: BootDecision, env: PlanEnv): MountStep[] {
   add({ kind: 'mkdir', path: T, mode: 0o755 });
 
   if (cfs) {
-    // §4.2 with §3's difference (issue 15): the path the image takes, src/image-plan.ts.
+    // §4.2 with §3's difference (issue 15): the path the image takes, src/image/plan.ts.
     if (cfs.verity && !k.overlayVerity) {
       fail('EMOUNT', `composefs verity is required but overlayfs verity=require needs Linux >= 6.6 (running ${k.release})`);
     }

@@ -23,8 +23,8 @@
  * after stripping blanks; no word ostree accepts means anything else here.
  */
 
-import { fail } from './errors.js';
-import { formatKarg } from './cmdline.js';
+import { fail } from '../errors.js';
+import { formatKarg } from '../cmdline.js';
 import { trimTrailingBlanks } from './keyfile.js';
 import type { KernelArgs, Tristate } from './model.js';
 

@@ -8,21 +8,21 @@
  * signed commit (signed mode) and the expected digest; with `measure`, the
  * fs-verity digest of the image as it is on disk. The boot itself does not
  * measure here: its plan measures the descriptor it mounts (fs-verity) or
- * the copy it mounts (src/image-plan.ts, SPEC §3).
+ * the copy it mounts (src/image/plan.ts, SPEC §3).
  */
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CfsError, fail, withContext } from './errors.js';
+import { CfsError, fail, withContext } from '../errors.js';
 import type { BootDecision, ComposefsDecision, SignedCommit } from './model.js';
-import { parseKernelCmdline } from './cmdline.js';
+import { parseKernelCmdline } from '../cmdline.js';
 import { loadPrepareRootConf, resolveBootConfig, unknownConfigKeys } from './config.js';
 import { resolveDeployment } from './deployment.js';
-import { IMAGE_SIZE_MAX, readComposefsHeader } from './image.js';
-import { fsverityDigestFile } from './fsverity.js';
+import { IMAGE_SIZE_MAX, readComposefsHeader } from '../image/header.js';
+import { fsverityDigestFile } from '../image/fsverity.js';
 import { loadPublicKeys } from './keys.js';
 import { verifySignedCommit } from './signature.js';
-import { noteActivity } from './activity.js';
+import { noteActivity } from '../activity.js';
 
 export interface DecideOptions {
   /** The physical root, mounted (SYSROOT; /sysroot at boot). */
@@ -35,7 +35,7 @@ export interface DecideOptions {
   measure: boolean;
   /** Where the boot copies the image (default /run, the initramfs tmpfs); its free space bounds the image size. */
   runDir?: string;
-  /** How `measure` computes the image digest (default src/fsverity.ts). */
+  /** How `measure` computes the image digest (default src/image/fsverity.ts). */
   digestImage?: (image: string, alg: 'sha256') => Promise<Uint8Array>;
 }
 
@@ -98,7 +98,7 @@ export async function decideBoot(opts: DecideOptions): Promise<BootDecision> {
           );
         }
         expectedDigest = config.composefsDigest;
-        // Both pins held (src/composefs-mode.ts adds them up): say so.
+        // Both pins held (src/ostree/composefs-mode.ts adds them up): say so.
         expectedDigestSource = expectedDigestSource === null ? 'karg ot-composefs=digest=' : `${expectedDigestSource} and the karg ot-composefs=digest=`;
       }
 

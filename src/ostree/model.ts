@@ -19,7 +19,7 @@ export interface KernelArgs extends ReadonlyMap<string, string | null> {
 export interface PrepareRootConf {
   /** Absolute path of the file that was used (the /etc one replaces /usr/lib), or null. */
   path: string | null;
-  /** section -> key -> raw value, as g_key_file_get_value returns it (src/keyfile.ts). */
+  /** section -> key -> raw value, as g_key_file_get_value returns it (src/ostree/keyfile.ts). */
   sections: Record<string, Record<string, string>>;
   /** section -> key -> the line the value was read from, for messages (absent: no line is named). */
   lines?: Record<string, Record<string, number>>;

@@ -36,7 +36,7 @@
  * escape an error) for callers that must tell the two apart.
  */
 
-import { fail } from './errors.js';
+import { fail } from '../errors.js';
 
 /** One value and the line it was read from (the last one, for a repeated key). */
 export interface KeyFileEntry {

@@ -5,10 +5,10 @@
  * Two steps, kept apart so `plan`/`verify` can show the raw file as well as
  * the decision:
  *  - loadPrepareRootConf: find the file and read it the way ostree does,
- *    with GKeyFile's rules (src/keyfile.ts), into raw values: what
+ *    with GKeyFile's rules (src/ostree/keyfile.ts), into raw values: what
  *    g_key_file_get_value returns, which is how ostree reads every key here;
  *  - resolveBootConfig: validate every value, apply the kernel arguments on
- *    top (src/composefs-mode.ts for the composefs mode), and record where
+ *    top (src/ostree/composefs-mode.ts for the composefs mode), and record where
  *    each decision came from.
  *
  * Value words (booleans, tristates, `signed`, `verity`, the ot-composefs
@@ -25,9 +25,9 @@
 import { isUtf8 } from 'node:buffer';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { describeSystemError, fail } from './errors.js';
-import { formatKarg } from './cmdline.js';
-import { refuseBothModes } from './composefs-native/kargs.js';
+import { describeSystemError, fail } from '../errors.js';
+import { formatKarg } from '../cmdline.js';
+import { refuseBothModes } from '../composefs-native/kargs.js';
 import { resolveComposefsMode, valueWord } from './composefs-mode.js';
 import { decodeKeyFileString, parseKeyFile } from './keyfile.js';
 import type { BootConfig, KernelArgs, PrepareRootConf } from './model.js';
@@ -67,7 +67,7 @@ const BOOL_ACCEPTED = 'true, false, yes, no, 1, 0';
 // Reading key files
 
 /**
- * Key-file text (GKeyFile rules, src/keyfile.ts) into raw values per
+ * Key-file text (GKeyFile rules, src/ostree/keyfile.ts) into raw values per
  * section and the line each came from. Throws ECONFIG naming `file` and the
  * line for anything GLib would refuse to load.
  */
@@ -112,7 +112,7 @@ export function readConfigFile(path: string): string | null {
   // we. (isUtf8 rather than a fatal TextDecoder: the decoder's first use
   // costs about a millisecond at boot, opening an ICU converter.) A
   // byte-order mark is kept: GKeyFile does not skip it, and neither does
-  // src/keyfile.ts, which names it.
+  // src/ostree/keyfile.ts, which names it.
   const nul = bytes.indexOf(0);
   if (nul >= 0) fail('ECONFIG', `${path}: a NUL byte at offset ${nul}: expected UTF-8 text`);
   if (!isUtf8(bytes)) fail('ECONFIG', `${path}: not valid UTF-8`);

@@ -30,7 +30,7 @@
  */
 
 import { isUtf8 } from 'node:buffer';
-import { CfsError } from './errors.js';
+import { CfsError } from '../errors.js';
 
 export type GBasic = boolean | number | bigint | string;
 // Map keys are always basic values (GBasic); the Map is typed loosely so callers

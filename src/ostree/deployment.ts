@@ -23,7 +23,7 @@
 
 import { lstatSync, realpathSync, statSync, type BigIntStats, type Stats } from 'node:fs';
 import { isAbsolute, join, relative, sep } from 'node:path';
-import { describeSystemError, fail } from './errors.js';
+import { describeSystemError, fail } from '../errors.js';
 import type { Deployment } from './model.js';
 
 /** ostree/deploy/<stateroot>/deploy/<64 lowercase hex>.<serial>, relative to SYSROOT. */

@@ -1,7 +1,7 @@
 /**
  * /run/ostree-booted (SPEC §5): the a{sv} GVariant that tells the booted
  * system (ostree, bootc, ostree-remount) how its root was prepared. Written
- * by the plan's last steps; serialised by src/gvariant.ts in normal form.
+ * by the plan's last steps; serialised by src/ostree/gvariant.ts in normal form.
  *
  * Which keys appear follows ostree-prepare-root: the device/inode pair,
  * root.transient, root.transient-ro and sysroot-ro are always written (as

@@ -1,5 +1,5 @@
 /**
- * Runs a mount plan (src/plan.ts, SPEC §4) through a `Sys`, and undoes it
+ * Runs a mount plan (src/plan/plan.ts, SPEC §4) through a `Sys`, and undoes it
  * on failure. cfsroot's difference from ostree-prepare-root (SPEC §4
  * "Failure"): a refused or failed boot leaves no new mounts, loop devices,
  * directories or files behind, and SYSROOT mounted where it was, so the
@@ -15,7 +15,7 @@
  * Not undone: propagation changes (the initramfs' previous propagation is
  * not recorded; making / private is harmless for the emergency shell).
  *
- * The image (src/image-plan.ts): open-image opens it once; measure-image,
+ * The image (src/image/plan.ts): open-image opens it once; measure-image,
  * copy-image and mount-erofs use that descriptor (or the copy made from
  * it), never its path. The descriptors are closed when the plan ends,
  * either way: what is mounted holds its own reference.
@@ -23,10 +23,10 @@
 
 import { CfsError, describeSystemError } from '../errors.js';
 import { noteActivity } from '../activity.js';
-import { COMPOSEFS_PREFIX_SIZE, composefsHeaderOf } from '../image.js';
-import { describeStep, type MountStep } from '../plan.js';
-import type { Beneath, ImageCopy, ImageFile, MountHandle, Sys } from './types.js';
-import { checkBeneath } from './beneath.js';
+import { COMPOSEFS_PREFIX_SIZE, composefsHeaderOf } from '../image/header.js';
+import { describeStep, type MountStep } from './plan.js';
+import type { Beneath, ImageCopy, ImageFile, MountHandle, Sys } from '../sys/types.js';
+import { checkBeneath } from '../sys/beneath.js';
 
 export interface StepRecord {
   index: number;
@@ -173,7 +173,7 @@ export async function executePlan(steps: readonly MountStep[], sys: Sys): Promis
           try {
             copy = await sys.copyImage(imageFile(step.image), step.to, step.alg);
           } catch (e) {
-            // A named copy's name has a per-run random suffix (src/plan.ts): a collision is explained.
+            // A named copy's name has a per-run random suffix (src/plan/plan.ts): a collision is explained.
             throw step.to === 'private' ? e : staleOr(e, step.to);
           }
           copies.set(step.image, copy);

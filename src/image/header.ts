@@ -7,8 +7,8 @@
  */
 
 import * as fs from 'node:fs';
-import { describeSystemError, fail } from './errors.js';
-import type { ComposefsHeader } from './model.js';
+import { describeSystemError, fail } from '../errors.js';
+import type { ComposefsHeader } from '../ostree/model.js';
 
 /** struct lcfs_erofs_header_s: u32 magic, version, flags, composefs_version, unused[4]. */
 export const COMPOSEFS_MAGIC = 0xd078629a;
@@ -23,7 +23,7 @@ export const EROFS_SUPER_MAGIC = 0xe0f5e1e2;
 
 /**
  * The largest composefs image cfsroot takes (issue 13 item 6), the same for
- * `verify` and the boot (both check it in src/decide.ts, with the free space
+ * `verify` and the boot (both check it in src/ostree/decide.ts, with the free space
  * of /run): 1 GiB. An OS image's metadata is tens of MiB; the boot copies
  * and hashes the whole image in the initramfs, so this bounds its memory and
  * time (hashing took 4.7-4.9 ms of CPU for 5.47 MB with SHA-NI, README, so

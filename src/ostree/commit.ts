@@ -8,7 +8,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CfsError, describeSystemError } from './errors.js';
+import { CfsError, describeSystemError } from '../errors.js';
 import { decode, encode, locateMembers, locateVardict, validate, whole, type GValue, type Located, type Variant } from './gvariant.js';
 
 export const COMMIT_TYPE = '(a{sv}aya(say)sstayay)';

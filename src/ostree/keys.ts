@@ -6,7 +6,7 @@
 
 import * as fs from 'node:fs';
 import { createPublicKey } from 'node:crypto';
-import { CfsError, describeSystemError } from './errors.js';
+import { CfsError, describeSystemError } from '../errors.js';
 
 export const ED25519_PUBLIC_KEY_BYTES = 32;
 

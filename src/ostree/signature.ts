@@ -6,13 +6,13 @@
  * must carry the 32-byte `ostree.composefs.digest.v0` the image is pinned to.
  * Includes the bootc fallback to the parent commit.
  *
- * Both objects are read lazily (src/gvariant.ts "Lazy reading"): checked
+ * Both objects are read lazily (src/ostree/gvariant.ts "Lazy reading"): checked
  * whole, decoded only for the keys named here, and at most MAX_SIGNATURES
  * signatures, counted from the framing before any is read or verified.
  */
 
 import { createHash, verify } from 'node:crypto';
-import { CfsError, describeSystemError } from './errors.js';
+import { CfsError, describeSystemError } from '../errors.js';
 import * as fs from 'node:fs';
 import { checksumToHex, objectPath, openCommit, readObject, readObjectIfExists, type CommitView } from './commit.js';
 import { countElements, decodeLocated, locateVardict, validate, whole } from './gvariant.js';
@@ -72,7 +72,7 @@ export function verifySignedCommit(
   sysrootDevice?: number,
 ): SignedCommit {
   // The boot passes SYSROOT's st_dev: the objects must be on that filesystem
-  // (src/commit.ts readObject). Without it, the repo directory's own.
+  // (src/ostree/commit.ts readObject). Without it, the repo directory's own.
   objectPath(repoDir, commit, 'commit'); // the name is checked before anything is looked up
   const device = sysrootDevice ?? repoDevice(repoDir);
   const c = loadCommit(repoDir, commit, device);
