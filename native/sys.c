@@ -281,7 +281,7 @@ static napi_value js_set_readonly(napi_env env, napi_callback_info info) {
  *       EOPNOTSUPP) a file reads as "no fs-verity", and the plan takes the
  *       copy path (src/image/plan.ts).
  *   EROFS from a regular file (no loop device)       Linux 6.12
- *       decided by the plan (src/plan/plan.ts kernelFeatures.fileBackedErofs),
+ *       decided by the plan (src/plan/steps.ts kernelFeatures.fileBackedErofs),
  *       which asks for a loop device on older kernels (mountAt's loop).
  * The system call numbers are the same on every architecture (the unified
  * table from 5.1 on), so no kernel or libc headers newer than 5.1 are needed.

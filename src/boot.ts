@@ -3,14 +3,15 @@
  * initramfs runs. Decide (every check, no mounts) -> plan (data) -> execute
  * (the only part that touches the kernel, undone in reverse if any step
  * fails), in the mode the kernel command line selects: ostree= (src/ostree/decide.ts,
- * src/plan/plan.ts) or composefs= / composefs.digest= (src/composefs-native/).
+ * src/ostree/plan.ts) or composefs= / composefs.digest= (src/composefs-native/).
  * Messages go to stderr and /dev/kmsg; a refusal is one line saying what
  * failed and why.
  */
 
 import { CfsError, describeSystemError } from './errors.js';
 import { decideBoot } from './ostree/decide.js';
-import { detectPlanEnv, planMounts, type PlanEnv } from './plan/plan.js';
+import { detectPlanEnv, type PlanEnv } from './plan/steps.js';
+import { planMounts } from './ostree/plan.js';
 import { describeImagePath, imagePathOf, probeImage } from './image/plan.js';
 import { executePlan } from './sys/index.js';
 // mount(2) through the embedded addon when it loads, else mount(8) (src/sys/native.ts).
@@ -44,7 +45,7 @@ export interface BootDeps {
   sys?: Sys;
   /** Default /run. */
   runDir?: string;
-  /** Default /sysroot.tmp (src/plan/plan.ts). */
+  /** Default /sysroot.tmp (src/ostree/plan.ts). */
   stagingDir?: string;
 }
 
@@ -151,7 +152,7 @@ async function bootNative(
 }
 
 /** FS_IOC_MEASURE_VERITY through the addon, as decideNative asks it: null when the image (or its filesystem) has no fs-verity. */
-function kernelVerity(measure: (file: string) => string | null) {
+export function kernelVerity(measure: (file: string) => string | null) {
   return async (file: string, alg: VerityAlg): Promise<Uint8Array | null> => {
     const got = measure(file);
     if (got === null || got === 'unsupported') return null;

@@ -277,13 +277,24 @@ async function commandVerify(o: CommonOptions, io: Io): Promise<number> {
 async function verifyNative(o: CommonOptions & { cmdline: string }, io: Io): Promise<number> {
   const { decideNative } = await import('./composefs-native/decide.js');
   const { describeNativeDecision } = await import('./composefs-native/describe.js');
-  const digester = (await import('./sys/native.js')).fileDigester();
+  const { fileDigester, loadNativeAddon } = await import('./sys/native.js');
+  const digester = fileDigester();
+  // The kernel's fs-verity of the image, as the boot asks it (secure form: required). Without the
+  // addon (CFSROOT_SYS=spawn) it cannot be asked, and the output says so.
+  let addon: ReturnType<typeof loadNativeAddon> = null;
+  try {
+    if (process.env['CFSROOT_SYS'] !== 'spawn') addon = loadNativeAddon();
+  } catch {
+    addon = null;
+  }
+  const { kernelVerity } = await import('./boot.js');
   const d = await decideNative({
     sysroot: o.sysroot,
     cmdline: o.cmdline,
     initramfsRoot: o.initramfsRoot,
     measure: true,
     digestImage: (file, alg) => digester.digest(file, alg),
+    ...(addon?.measureVerity ? { measureVerity: kernelVerity(addon.measureVerity.bind(addon)) } : {}),
   });
   io.out(o.json ? toJson({ ok: true, decision: d }) + '\n' : describeNativeDecision(d));
   for (const w of d.warnings) io.err(`cfsroot: warning: ${oneLine(w)}\n`);
@@ -292,14 +303,15 @@ async function verifyNative(o: CommonOptions & { cmdline: string }, io: Io): Pro
 
 async function commandPlan(o: PlanOptions, io: Io): Promise<number> {
   const cmdline = o.cmdline ?? readProcCmdline();
-  const { planMounts, formatPlan, detectPlanEnv } = await import('./plan/plan.js');
+  const { formatPlan, detectPlanEnv } = await import('./plan/steps.js');
+  const { planMounts } = await import('./ostree/plan.js');
   const { splitKernelCmdline } = await import('./cmdline.js');
   const { selectsNativeMode } = await import('./composefs-native/kargs.js');
   // The image path from the same probe the boot makes, through the backend the boot would use.
   const { probeImage } = await import('./image/plan.js');
   const { bootSys } = await import('./sys/native.js');
   const sys = bootSys();
-  let steps: import('./plan/plan.js').MountStep[];
+  let steps: import('./plan/steps.js').MountStep[];
   let warnings: string[];
   if (selectsNativeMode(splitKernelCmdline(cmdline))) {
     const { decideNative } = await import('./composefs-native/decide.js');

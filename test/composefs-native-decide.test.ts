@@ -6,6 +6,7 @@
  */
 
 import test from 'ava';
+import { parseRepositoryMeta } from '../src/composefs-native/repository.js';
 import { CfsError } from '../src/errors.js';
 import { decideNative, type DecideNativeOptions } from '../src/composefs-native/decide.js';
 import { fsverityDigestFile } from '../src/image/fsverity.js';
@@ -66,4 +67,13 @@ test('measure=false does not read the image bytes', async (t) => {
 test('the ECMDLINE for no composefs karg at all', async (t) => {
   const e = await t.throwsAsync(decideNative(opts('root=/dev/vda')));
   t.is((e as CfsError).code, 'ECMDLINE');
+});
+
+test('meta.json: features.incompatible that cfsroot does not know is refused (as composefs-rs refuses it); an empty list or other features are fine', (t) => {
+  const base = { version: 1, algorithm: 'fsverity-sha256-12' };
+  t.deepEqual(parseRepositoryMeta(JSON.stringify(base), 'meta.json'), { version: 1, algorithm: 'sha256' });
+  t.deepEqual(parseRepositoryMeta(JSON.stringify({ ...base, features: { incompatible: [], compatible: ['x'] } }), 'meta.json'), { version: 1, algorithm: 'sha256' });
+  const e = t.throws(() => parseRepositoryMeta(JSON.stringify({ ...base, features: { incompatible: ['future-thing'] } }), 'meta.json'));
+  t.regex(e!.message, /^meta\.json: the repository needs features this cfsroot does not know \(future-thing\): update cfsroot$/);
+  t.throws(() => parseRepositoryMeta(JSON.stringify({ ...base, features: { incompatible: 'x' } }), 'meta.json'), { message: /expected an array/ });
 });

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { decideNative } from '../src/composefs-native/decide.js';
 import { detectNativeEnv, nativePaths, planNative } from '../src/composefs-native/plan.js';
 import type { NativeDecision } from '../src/composefs-native/model.js';
-import { describeStep, formatPlan, type MountStep, type PlanEnv } from '../src/plan/plan.js';
+import { describeStep, formatPlan, type MountStep, type PlanEnv } from '../src/plan/steps.js';
 import { executePlan } from '../src/plan/execute.js';
 import { isCfsError } from '../src/errors.js';
 import { FakeSys } from './integration/fake-sys.js';

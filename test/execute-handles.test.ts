@@ -7,7 +7,8 @@
  * the backend what each disk-decided path must be resolved beneath.
  */
 import test from 'ava';
-import { planMounts, type PlanEnv } from '../src/plan/plan.js';
+import { type PlanEnv } from '../src/plan/steps.js';
+import { planMounts } from '../src/ostree/plan.js';
 import { executePlan } from '../src/plan/execute.js';
 import type { BindConfinement, MountCall } from '../src/sys/types.js';
 import { DIGEST, makeDecision, type DecisionOptions } from './integration/fixtures.js';

@@ -9,7 +9,8 @@
 import test from 'ava';
 import { isCfsError } from '../src/errors.js';
 import { describeImagePath, imagePathOf, planImageSteps, probeImage, type ImageEnv, type ImagePath, type ImageToMount } from '../src/image/plan.js';
-import { formatPlan, planMounts, type MountStep, type PlanEnv } from '../src/plan/plan.js';
+import { formatPlan, type MountStep, type PlanEnv } from '../src/plan/steps.js';
+import { planMounts } from '../src/ostree/plan.js';
 import { executePlan } from '../src/plan/execute.js';
 import { COMMIT, DIGEST, makeDecision, type DecisionOptions } from './integration/fixtures.js';
 import { FakeSys } from './integration/fake-sys.js';

@@ -6,17 +6,8 @@
 import test from 'ava';
 import { isCfsError } from '../src/errors.js';
 import { decodeVardict } from '../src/ostree/gvariant.js';
-import {
-  describeStep,
-  escapeOverlayPath,
-  formatPlan,
-  kernelFeatures,
-  planMounts,
-  planPaths,
-  replaceOverlayPaths,
-  type MountStep,
-  type PlanEnv,
-} from '../src/plan/plan.js';
+import { describeStep, escapeOverlayPath, formatPlan, kernelFeatures, replaceOverlayPaths, type MountStep, type PlanEnv } from '../src/plan/steps.js';
+import { planMounts, planPaths } from '../src/ostree/plan.js';
 import { executePlan } from '../src/plan/execute.js';
 import { DIGEST, makeDecision, type DecisionOptions } from './integration/fixtures.js';
 import { FakeSys } from './integration/fake-sys.js';

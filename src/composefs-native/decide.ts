@@ -79,7 +79,11 @@ export async function decideNative(opts: DecideNativeOptions): Promise<NativeDec
   const { karg, image } = chosen;
   if (tried.length > 0) warnings.push(`booting ${karg.karg}: ${tried.length} earlier karg(s) had no image: ${tried.join(', ')}`);
   if (repo.algorithm === null) {
-    warnings.push(`${repo.dir}/meta.json is missing (a repository older than composefs-rs's metadata): taking ${karg.alg} from the digest's length`);
+    warnings.push(
+      `${repo.dir}/meta.json is missing (a repository made by the composefs C tools, mkcomposefs --digest-store, or an older composefs-rs): ` +
+        `taking ${karg.alg} from the digest's length; composefs-setup-root refuses such a repository, cfsroot boots it ` +
+        `(to add the metadata: cfsctl init, or write {"version":1,"algorithm":"fsverity-${karg.alg}-12"})`,
+    );
   }
   checkRunSpace(image.file, opts.runDir ?? '/run');
 

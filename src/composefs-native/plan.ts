@@ -19,7 +19,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fail } from '../errors.js';
-import { detectPlanEnv, devMajor, devMinor, escapeOverlayPath, kernelFeatures, type MountStep, type PlanEnv } from '../plan/plan.js';
+import { detectPlanEnv, devMajor, devMinor, escapeOverlayPath, kernelFeatures, type MountStep, type PlanEnv } from '../plan/steps.js';
 import { imagePathOf, planImageSteps } from '../image/plan.js';
 import type { NativeDecision, NativeSubdir } from './model.js';
 

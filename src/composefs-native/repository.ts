@@ -89,6 +89,17 @@ export function parseRepositoryMeta(text: string, file: string): { version: numb
   if (!m) {
     fail('EIMAGE', `${file}: "algorithm" is ${JSON.stringify(algorithm) ?? 'missing'}: expected "fsverity-sha256-12" or "fsverity-sha512-12"`);
   }
+  // composefs-rs refuses a repository that needs a feature it does not know; so does cfsroot.
+  const features = (meta as { features?: unknown }).features;
+  const incompatible = typeof features === 'object' && features !== null ? (features as { incompatible?: unknown }).incompatible : undefined;
+  if (incompatible !== undefined) {
+    if (!Array.isArray(incompatible) || incompatible.some((f) => typeof f !== 'string')) {
+      fail('EIMAGE', `${file}: "features.incompatible" is ${JSON.stringify(incompatible)}: expected an array of feature names`);
+    }
+    if (incompatible.length > 0) {
+      fail('EIMAGE', `${file}: the repository needs features this cfsroot does not know (${incompatible.join(', ')}): update cfsroot`);
+    }
+  }
   return { version, algorithm: m[1] as VerityAlg };
 }
 

@@ -3,7 +3,7 @@
  * three paths the boot takes to mount the EROFS image, decided from the
  * image, its pin and facts probed before planning, and spelled out as the
  * steps the executor (src/plan/execute.ts) runs, so that `cfsroot plan`
- * prints what the boot does. Shared by ostree mode (src/plan/plan.ts, sha256)
+ * prints what the boot does. Shared by ostree mode (src/ostree/plan.ts, sha256)
  * and composefs-native mode (sha256 or sha512 images).
  *
  *   fs-verity path (the image has fs-verity and a digest is pinned, or
@@ -27,7 +27,7 @@
 
 import { fail } from '../errors.js';
 import type { VerityAlg } from '../ostree/model.js';
-import type { MountStep } from '../plan/plan.js';
+import type { MountStep } from '../plan/steps.js';
 
 /** What is to be mounted, and what it is pinned to. */
 export interface ImageToMount {
@@ -49,7 +49,7 @@ export interface ImageToMount {
 
 /** Facts probed before planning. */
 export interface ImageEnv {
-  /** The kernel mounts EROFS straight from a regular file (Linux 6.12; src/plan/plan.ts kernelFeatures). */
+  /** The kernel mounts EROFS straight from a regular file (Linux 6.12; src/plan/steps.ts kernelFeatures). */
   fileBackedErofs: boolean;
   /**
    * The hash of the image's fs-verity when probed (FS_IOC_MEASURE_VERITY

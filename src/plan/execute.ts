@@ -1,5 +1,5 @@
 /**
- * Runs a mount plan (src/plan/plan.ts, SPEC §4) through a `Sys`, and undoes it
+ * Runs a mount plan (src/ostree/plan.ts, SPEC §4) through a `Sys`, and undoes it
  * on failure. cfsroot's difference from ostree-prepare-root (SPEC §4
  * "Failure"): a refused or failed boot leaves no new mounts, loop devices,
  * directories or files behind, and SYSROOT mounted where it was, so the
@@ -24,7 +24,7 @@
 import { CfsError, describeSystemError } from '../errors.js';
 import { noteActivity } from '../activity.js';
 import { COMPOSEFS_PREFIX_SIZE, composefsHeaderOf } from '../image/header.js';
-import { describeStep, type MountStep } from './plan.js';
+import { describeStep, type MountStep } from './steps.js';
 import type { Beneath, ImageCopy, ImageFile, MountHandle, Sys } from '../sys/types.js';
 import { checkBeneath } from '../sys/beneath.js';
 
@@ -173,7 +173,7 @@ export async function executePlan(steps: readonly MountStep[], sys: Sys): Promis
           try {
             copy = await sys.copyImage(imageFile(step.image), step.to, step.alg);
           } catch (e) {
-            // A named copy's name has a per-run random suffix (src/plan/plan.ts): a collision is explained.
+            // A named copy's name has a per-run random suffix (src/ostree/plan.ts): a collision is explained.
             throw step.to === 'private' ? e : staleOr(e, step.to);
           }
           copies.set(step.image, copy);

@@ -43,7 +43,7 @@ import * as path from 'node:path';
 import * as sea from 'node:sea';
 import { describeSystemError } from '../errors.js';
 import { onActivity } from '../activity.js';
-import { escapeOverlayPath, replaceOverlayPaths } from '../plan/plan.js';
+import { escapeOverlayPath, replaceOverlayPaths } from '../plan/steps.js';
 import { spawnSys } from './spawn.js';
 import type { VerityAlg } from '../ostree/model.js';
 import type { Beneath, MountCall, Propagation, Sys } from './types.js';

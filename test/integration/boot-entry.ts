@@ -7,7 +7,8 @@
 import { decideBoot } from '../../src/ostree/decide.js';
 import { CfsError } from '../../src/errors.js';
 import { log } from '../../src/log.js';
-import { detectPlanEnv, planMounts } from '../../src/plan/plan.js';
+import { detectPlanEnv } from '../../src/plan/steps.js';
+import { planMounts } from '../../src/ostree/plan.js';
 import { executePlan } from '../../src/plan/execute.js';
 import { spawnSys } from '../../src/sys/spawn.js';
 

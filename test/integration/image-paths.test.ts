@@ -154,7 +154,8 @@ test.serial('the fs-verity path refuses, before any mount, an image that has no 
   // Decide on the real sysroot, plan as if the probe had seen sha256 fs-verity, execute with the addon.
   const script = `
     import { decideBoot } from ${JSON.stringify(path.join(REPO, 'src/ostree/decide.ts'))};
-    import { planMounts, detectPlanEnv } from ${JSON.stringify(path.join(REPO, 'src/plan/plan.ts'))};
+    import { planMounts } from ${JSON.stringify(path.join(REPO, 'src/ostree/plan.ts'))};
+    import { detectPlanEnv } from ${JSON.stringify(path.join(REPO, 'src/plan/steps.ts'))};
     import { executePlan } from ${JSON.stringify(path.join(REPO, 'src/plan/execute.ts'))};
     import { nativeSys } from ${JSON.stringify(path.join(REPO, 'src/sys/native.ts'))};
     import * as fs from 'node:fs';
