@@ -134,7 +134,7 @@ test.serial('insecure sha512, default config: composefs root, etc overlay in the
   t.is(fs.statSync(state(r, '/etc/upper')).mode & 0o7777, 0o755);
   t.is(fs.statSync(state(r, '/etc/work')).mode & 0o7777, 0o700);
   t.is(fs.readFileSync(state(r, '/var/probe-var'), 'utf8'), 'written\n');
-  t.regex(b.stderr, /insecure: fs-verity not required, etc overlay, var bind\)/);
+  t.regex(b.stderr, /insecure: fs-verity not required, etc overlay, var bind; image: private copy, user-space digest\)/);
   t.true(b.runAfter.includes('/run/systemd/volatile-root'));
 });
 
@@ -197,7 +197,7 @@ for (const [name, conf, etc, vr] of [
       // transient: nothing reached the disk.
       if (mode === 'transient') t.false(fs.existsSync(state(r, `/${sub}/upper`)) || fs.existsSync(state(r, `/${sub}/probe-${sub}`)), sub);
     }
-    t.regex(b.stderr, new RegExp(`etc ${etc}, var ${vr}\\)`));
+    t.regex(b.stderr, new RegExp(`etc ${etc}, var ${vr}; image: private copy, user-space digest\\)`));
   });
 }
 
@@ -215,7 +215,7 @@ test.serial('root transient: a tmpfs upper over the whole root, source transient
   t.is(b.probe, `new\n${HELLO}755\nbin\nlib\nnew-file\nshare\n`);
   t.false(fs.existsSync(path.join(r.sysroot, 'composefs/objects/new-file')));
   t.false(b.after.some((m) => m.fstype === 'tmpfs' && m.target.startsWith('/run/cfsroot')), 'the tmpfs is detached');
-  t.regex(b.stderr, /, root transient, etc overlay, var bind\)/);
+  t.regex(b.stderr, /, root transient, etc overlay, var bind; image: private copy, user-space digest\)/);
 });
 
 test.serial('systemd.volatile=state: /var is left to systemd (no /var mount), /etc as configured', (t) => {
@@ -223,7 +223,7 @@ test.serial('systemd.volatile=state: /var is left to systemd (no /var mount), /e
   const b = boot(r, karg(r, 'sha512'), { kargs: 'systemd.volatile=state' });
   assertBooted(t, r, b);
   t.deepEqual(under(b.after, '/sysroot').map((m) => m.target), ['/sysroot', '/sysroot/sysroot', '/sysroot/etc']);
-  t.regex(b.stderr, /var none \(systemd\.volatile=state\)\)/);
+  t.regex(b.stderr, /var none \(systemd\.volatile=state\); image: private copy, user-space digest\)/);
 });
 
 test.serial('--target /run/nextroot: the new root at the target, SYSROOT untouched, no run state written', (t) => {
