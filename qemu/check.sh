@@ -16,7 +16,7 @@ set -uo pipefail
 all=(plain-root signed-ok digest-ok digest-mismatch bad-signature tampered-object
      legacy-off maybe-no-image minimal-initramfs dracut-hook dracut-hook-bad-signature
      native-ok native-sha256 native-tampered-image native-tampered-object native-insecure
-     native-etc-transient preflight-ok preflight-no-verity)
+     native-etc-transient preflight-ok preflight-no-verity image-no-verity)
 if (($#)); then scenarios=("$@"); else scenarios=("${all[@]}"); fi
 limit=${QEMU_TIMEOUT:-300}
 
@@ -241,7 +241,7 @@ run() {
     dracut-hook|dracut-hook-bad-signature) initrd=$OUT/initrd-dracut-hook.img ;;
     legacy-off) initrd=$OUT/initrd-dracut-unsigned.img; args="$args ot-composefs=off" ;;
     maybe-no-image) initrd=$OUT/initrd-dracut-unsigned.img; args="$args ot-composefs=maybe" ;;
-    digest-ok) args="$args ot-composefs=digest=$IMAGE_DIGEST" ;;
+    digest-ok|image-no-verity) args="$args ot-composefs=digest=$IMAGE_DIGEST" ;;
     digest-mismatch)
       # The real digest with its last hex digit changed.
       local last=${IMAGE_DIGEST: -1} other=0
@@ -263,6 +263,17 @@ EOF
       ;;
     maybe-no-image)
       debugfs -w -R "rm /$DEPLOY_REL/.ostree.cfs" "$disk" >/dev/null 2>"$dir/debugfs.err" ;;
+    image-no-verity)
+      # The same image bytes, written anew by debugfs: the file has no fs-verity
+      # now, so the boot must take the copy path (issue 15) and still boot.
+      local cfs=$DEPLOY_REL/.ostree.cfs
+      debugfs -R "dump /$cfs $dir/image.cfs" "$disk" >/dev/null 2>&1
+      debugfs -w -f - "$disk" >/dev/null 2>"$dir/debugfs.err" <<EOF
+rm /$cfs
+write $dir/image.cfs /$cfs
+EOF
+      [[ $(native_has_verity "$disk" "$cfs") == no ]] || reasons+=("the rewritten image is missing or still has fs-verity")
+      ;;
     preflight-ok) preflight_prepare "$disk" "$initrd" "$args" "$dir" ;;
     preflight-no-verity)
       preflight_prepare "$disk" "$initrd" "$args" "$dir"
@@ -295,13 +306,19 @@ EOF
       victim_ok ;;
     signed-ok|minimal-initramfs|dracut-hook)
       booted; ostree_common; composefs_root yes; victim_ok
+      expect_console 'cfsroot: .*image: fs-verity \(kernel-measured\)' 'the fs-verity path (the kernel measured the image)'
       expect_console 'cfsroot: .*signed commit' "cfsroot's note that the signed commit verified"
       if [[ $name == dracut-hook ]]; then
         expect_console 'cfsroot: preparing /sysroot' 'the pre-pivot hook ran cfsroot'
         expect_console_not 'systemd\[1\].*(initrd|Initrd)' 'systemd in the initramfs'
       fi ;;
     digest-ok)
-      booted; ostree_common; composefs_root yes; victim_ok ;;
+      booted; ostree_common; composefs_root yes; victim_ok
+      expect_console 'cfsroot: .*image: fs-verity \(kernel-measured\)' 'the fs-verity path (the kernel measured the image)' ;;
+    image-no-verity)
+      booted; ostree_common; composefs_root yes; victim_ok
+      expect_console 'cfsroot: .*image: private copy, user-space digest' 'the copy path (the image has no fs-verity)'
+      expect_console_not 'image: fs-verity \(kernel-measured\)' 'the fs-verity path' ;;
     tampered-object)
       booted; ostree_common; composefs_root yes
       expect '^CFSTEST read /usr/share/cfstest/victim.txt fail .*(I/O error|Input/output error)' \
