@@ -12,7 +12,8 @@ import { CfsError, describeSystemError } from './errors.js';
 import { decideBoot } from './ostree/decide.js';
 import { detectPlanEnv, type PlanEnv } from './plan/steps.js';
 import { planMounts } from './ostree/plan.js';
-import { describeImagePath, imagePathOf, probeImage } from './image/plan.js';
+import { describeImagePath, imagePathOf, probeImage, type ImagePath } from './image/plan.js';
+import { checkCopySpace } from './image/space.js';
 import { executePlan } from './sys/index.js';
 // mount(2) through the embedded addon when it loads, else mount(8) (src/sys/native.ts).
 import { armBootDeadline, bootSys, loadNativeAddon, type NativeAddon } from './sys/native.js';
@@ -99,10 +100,11 @@ async function bootOstree(opts: BootOptions, sys: Sys, log: Logger, runDir: stri
   // The image path (src/image/plan.ts) from a probe through the backend that will mount it.
   const env = { ...detectPlanEnv(decision, runDir), ...(decision.composefs ? probeImage(sys, decision.composefs.image) : {}) };
   const steps = planMounts(decision, where(env));
+  const imagePath = imagePathOf(steps);
+  if (decision.composefs && isCopy(imagePath)) checkCopySpace(decision.composefs.image, runDir);
   mark('plan');
   const result = await executePlan(steps, sys);
   const cfs = decision.composefs;
-  const imagePath = imagePathOf(steps);
   const line = cfs
     ? `mounted composefs root of ${decision.deployment.relDir} (image fs-verity sha256:${result.imageDigest ?? 'unchecked'}` +
       `${cfs.expectedDigestSource ? `, matching the ${cfs.expectedDigestSource}` : ', not pinned'}` +
@@ -139,9 +141,10 @@ async function bootNative(
   for (const w of decision.warnings) log.warn(`warning: ${w}`);
   const env = { ...detectNativeEnv(decision, runDir), ...probeImage(sys, decision.image.file) };
   const steps = planNative(decision, where(env));
+  const imagePath = imagePathOf(steps);
+  if (isCopy(imagePath)) checkCopySpace(decision.image.file, runDir);
   mark('plan');
   const result = await executePlan(steps, sys);
-  const imagePath = imagePathOf(steps);
   const mode = (s: NativeDecision['etc']) => (s.skippedFor ? `none (${s.skippedFor})` : s.mount);
   const line =
     `mounted composefs-native root ${decision.overlay.source} (image fs-verity ${decision.image.alg}:${result.imageDigest ?? 'unchecked'} matching its name, ` +
@@ -150,6 +153,9 @@ async function bootNative(
     `image: ${imagePath ? describeImagePath(imagePath) : 'none'})`;
   return { result, line };
 }
+
+/** The plan copies the image into memory (src/image/space.ts: only then is the free space of /run its bound). */
+const isCopy = (p: ImagePath | null) => p === 'private-copy' || p === 'named-copy';
 
 /** FS_IOC_MEASURE_VERITY through the addon, as decideNative asks it: null when the image (or its filesystem) has no fs-verity. */
 export function kernelVerity(measure: (file: string) => string | null) {

@@ -14,7 +14,7 @@
 import * as path from 'node:path';
 import { CfsError, fail, withContext } from '../errors.js';
 import { splitKernelCmdline } from '../cmdline.js';
-import { checkRunSpace } from '../ostree/decide.js';
+import { checkImageSize } from '../image/space.js';
 import type { VerityAlg } from '../ostree/model.js';
 import { parseNativeKargs } from './kargs.js';
 import { loadSetupRootConf } from './setup-root-conf.js';
@@ -85,7 +85,7 @@ export async function decideNative(opts: DecideNativeOptions): Promise<NativeDec
         `(to add the metadata: cfsctl init, or write {"version":1,"algorithm":"fsverity-${karg.alg}-12"})`,
     );
   }
-  checkRunSpace(image.file, opts.runDir ?? '/run');
+  checkImageSize(image.file);
 
   // 3. The image is its name: the digest of its bytes (always fatal if not), and what the kernel says.
   let measuredDigest: string | null = null;

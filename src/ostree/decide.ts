@@ -18,7 +18,8 @@ import type { BootDecision, ComposefsDecision, SignedCommit } from './model.js';
 import { parseKernelCmdline } from '../cmdline.js';
 import { loadPrepareRootConf, resolveBootConfig, unknownConfigKeys } from './config.js';
 import { resolveDeployment } from './deployment.js';
-import { IMAGE_SIZE_MAX, readComposefsHeader } from '../image/header.js';
+import { readComposefsHeader } from '../image/header.js';
+import { checkImageSize } from '../image/space.js';
 import { fsverityDigestFile } from '../image/fsverity.js';
 import { loadPublicKeys } from './keys.js';
 import { verifySignedCommit } from './signature.js';
@@ -33,7 +34,7 @@ export interface DecideOptions {
   initramfsRoot: string;
   /** Also compute the image's fs-verity digest on disk and compare (verify does; the boot digests its copy instead). */
   measure: boolean;
-  /** Where the boot copies the image (default /run, the initramfs tmpfs); its free space bounds the image size. */
+  /** The boot's run directory (default /run, the initramfs tmpfs). */
   runDir?: string;
   /** How `measure` computes the image digest (default src/image/fsverity.ts). */
   digestImage?: (image: string, alg: 'sha256') => Promise<Uint8Array>;
@@ -70,7 +71,7 @@ export async function decideBoot(opts: DecideOptions): Promise<BootDecision> {
       }
       const header = step(`checking the composefs image ${image}`, () => readComposefsHeader(image));
       // Before the digest: measuring a huge image would take as long as copying it.
-      checkRunSpace(image, opts.runDir ?? '/run');
+      checkImageSize(image);
 
       let signed: SignedCommit | null = null;
       if (config.composefsSigned) {
@@ -147,41 +148,6 @@ export async function decideBoot(opts: DecideOptions): Promise<BootDecision> {
   }
 
   return { sysroot, initramfsRoot, config, deployment, composefs, usrOverlay, warnings };
-}
-
-/**
- * The boot copies the image into /run (SPEC §3: verify the copy, mount the
- * copy), so an image larger than the free space there would fail half-way
- * through the copy with ENOSPC, or fill the initramfs' memory. Refuse it up
- * front, naming both sizes. A missing runDir (verify on a machine without
- * /run) skips the check: there is nothing to compare with.
- */
-export function checkRunSpace(image: string, runDir: string): void {
-  let size: number;
-  let free: number;
-  try {
-    size = fs.statSync(image).size;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw withContext(`checking the size of ${image}`, e);
-  }
-  if (size > IMAGE_SIZE_MAX) {
-    fail('ELIMIT', `composefs image ${image} is ${size} bytes, over the limit of ${IMAGE_SIZE_MAX} bytes (1 GiB) cfsroot copies and verifies`);
-  }
-  try {
-    const st = fs.statfsSync(runDir);
-    free = st.bavail * st.bsize;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw withContext(`checking the free space in ${runDir} for ${image}`, e);
-  }
-  if (size > free) {
-    fail(
-      'ELIMIT',
-      `composefs image ${image} is ${size} bytes but ${runDir} has only ${free} bytes free: the boot copies the image ` +
-        `into ${runDir} to verify and mount it; give the initramfs more memory (a larger /run tmpfs) or make the image smaller`,
-    );
-  }
 }
 
 /**

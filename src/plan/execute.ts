@@ -24,7 +24,7 @@
 import { CfsError, describeSystemError } from '../errors.js';
 import { noteActivity } from '../activity.js';
 import { COMPOSEFS_PREFIX_SIZE, composefsHeaderOf } from '../image/header.js';
-import { describeStep, type MountStep } from './steps.js';
+import { describeStep, stepSubject, type MountStep } from './steps.js';
 import type { Beneath, ImageCopy, ImageFile, MountHandle, Sys } from '../sys/types.js';
 import { checkBeneath } from '../sys/beneath.js';
 
@@ -109,11 +109,12 @@ export async function executePlan(steps: readonly MountStep[], sys: Sys): Promis
   };
 
   for (const [index, step] of steps.entries()) {
-    // Only a log line or an error needs the text (about 0.3 ms for a whole plan at boot).
+    // Only an error needs the whole text (about 0.3 ms for a whole plan at boot);
+    // the boot's deadline is told the step's kind and the path it concerns.
     const describe = () => describeStep(step);
     const t0 = process.hrtime.bigint();
     try {
-      noteActivity(() => `at step ${index + 1}/${steps.length}: ${describe()}`);
+      noteActivity(() => `at step ${index + 1}/${steps.length}: ${step.kind} ${stepSubject(step)}`);
       switch (step.kind) {
         case 'mkdir':
           if (step.beneath !== undefined) {
@@ -298,7 +299,19 @@ export async function executePlan(steps: readonly MountStep[], sys: Sys): Promis
           break;
         case 'write-file': {
           const previous = sys.readFileOrNull(step.path);
-          sys.writeFile(step.path, Buffer.from(step.contentBase64, 'base64'), step.mode);
+          try {
+            sys.writeFile(step.path, Buffer.from(step.contentBase64, 'base64'), step.mode);
+          } catch (e) {
+            // A write that failed part-way (ENOSPC in a full /run) leaves a
+            // partial file: ours, so it goes, or the old contents come back.
+            try {
+              if (previous === null) sys.unlink(step.path);
+              else sys.writeFile(step.path, previous, step.mode);
+            } catch {
+              /* nothing was created, or the rollback's own listing reports what is left */
+            }
+            throw e;
+          }
           undo.push(
             previous === null
               ? { description: `rm ${step.path}`, run: () => sys.unlink(step.path) }
