@@ -17,6 +17,8 @@ import { CfsError, describeSystemError, fail } from './errors.js';
 import { VERSION } from './version.js';
 import { oneLine, writeToFd } from './log.js';
 import type { Io } from './io.js';
+import type { BootDeps } from './boot.js';
+import type { Logger } from './log.js';
 import type { BootDecision, VerityAlg } from './ostree/model.js';
 
 export const EXIT_OK = 0;
@@ -110,9 +112,23 @@ function readProcCmdline(): string {
   }
 }
 
-export async function run(argv: string[], io: Io = defaultIo): Promise<number> {
+/**
+ * What the boot form takes from the machine, replaceable only for the
+ * snapshot's warm-up (src/startup/warmup.ts), which runs the boot form
+ * through this very dispatch with mounts that do nothing.
+ */
+export interface RunDeps {
+  boot?: BootDeps;
+  logger?: Logger;
+  /** Default /: where prepare-root.conf and the key are read. */
+  initramfsRoot?: string;
+  /** Default INITRD_RELEASE. */
+  initrdRelease?: string;
+}
+
+export async function run(argv: string[], io: Io = defaultIo, deps: RunDeps = {}): Promise<number> {
   try {
-    return await dispatch(argv, io);
+    return await dispatch(argv, io, deps);
   } catch (e) {
     return reportError(e, io, argv.includes('--json') && (argv[0] === 'verify' || argv[0] === 'plan'));
   }
@@ -127,7 +143,7 @@ function reportError(e: unknown, io: Io, json: boolean): number {
   return err.code === 'EUSAGE' ? EXIT_USAGE : EXIT_REFUSED;
 }
 
-async function dispatch(argv: string[], io: Io): Promise<number> {
+async function dispatch(argv: string[], io: Io, deps: RunDeps): Promise<number> {
   const [first, ...rest] = argv;
   switch (first) {
     case undefined:
@@ -161,7 +177,7 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
     case 'preflight':
       return (await import('./preflight/command.js')).commandPreflight(rest, io);
     default:
-      return commandBoot(parseBootForm(argv), io);
+      return commandBoot(parseBootForm(argv, deps.initrdRelease), io, deps);
   }
 }
 
@@ -343,9 +359,10 @@ async function commandPlan(o: PlanOptions, io: Io): Promise<number> {
   return EXIT_OK;
 }
 
-async function commandBoot(f: BootForm, io: Io): Promise<number> {
+async function commandBoot(f: BootForm, io: Io, deps: RunDeps): Promise<number> {
   const { boot } = await import('./boot.js');
-  return boot({ sysroot: f.sysroot, cmdline: f.cmdline ?? readProcCmdline(), initramfsRoot: '/', ...(f.target !== null ? { target: f.target } : {}) }, io);
+  const opts = { sysroot: f.sysroot, cmdline: f.cmdline ?? readProcCmdline(), initramfsRoot: deps.initramfsRoot ?? '/', ...(f.target !== null ? { target: f.target } : {}) };
+  return boot(opts, io, deps.logger, deps.boot);
 }
 
 /** JSON with bigints as strings and byte arrays as hex. */

@@ -117,9 +117,17 @@ export function allOutputWritten(): boolean {
  * from the disk, which may contain any byte but `/` and NUL.
  */
 export function oneLine(msg: string): string {
-  return msg.replace(/[\x00-\x1f\x7f]/g, (c) =>
-    c === '\n' ? '\\n' : c === '\r' ? '\\r' : c === '\t' ? '\\t' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
-  );
+  // A scan, not a regular expression: a snapshot keeps no compiled
+  // expression, and compiling one would cost every boot's closing line.
+  let out = '';
+  let from = 0;
+  for (let i = 0; i < msg.length; i++) {
+    const c = msg.charCodeAt(i);
+    if (c >= 0x20 && c !== 0x7f) continue;
+    out += msg.slice(from, i) + (c === 10 ? '\\n' : c === 13 ? '\\r' : c === 9 ? '\\t' : `\\x${c.toString(16).padStart(2, '0')}`);
+    from = i + 1;
+  }
+  return from === 0 ? msg : out + msg.slice(from);
 }
 
 /** A logger that drops everything (tests, `plan`). */

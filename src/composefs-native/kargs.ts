@@ -22,6 +22,7 @@
 
 import { fail } from '../errors.js';
 import type { VerityAlg } from '../ostree/model.js';
+import { isHex, isLowerHex } from '../text.js';
 
 /** `composefs=` (the short form) and `composefs.digest=` (the self-describing one). */
 export const KARG_NATIVE = 'composefs';
@@ -41,7 +42,6 @@ export interface NativeKarg {
   insecure: boolean;
 }
 
-const LOWER_HEX = /^[0-9a-f]*$/;
 /** v1 = the EROFS format version the digest is of; 12 = log2 of the 4096-byte fs-verity block. */
 const DESCRIPTOR = /^v1-(sha256|sha512)-12:(.*)$/s;
 
@@ -67,8 +67,8 @@ function malformed(arg: string, why: string): never {
 }
 
 function checkHex(arg: string, hex: string, alg: VerityAlg | null): VerityAlg {
-  if (!LOWER_HEX.test(hex)) {
-    const upper = /^[0-9a-fA-F]*$/.test(hex);
+  if (!isLowerHex(hex)) {
+    const upper = isHex(hex);
     malformed(
       arg,
       upper

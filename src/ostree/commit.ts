@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CfsError, describeSystemError } from '../errors.js';
 import { decode, encode, locateMembers, locateVardict, validate, whole, type GValue, type Located, type Variant } from './gvariant.js';
+import { isLowerHex } from '../text.js';
 
 export const COMMIT_TYPE = '(a{sv}aya(say)sstayay)';
 
@@ -34,11 +35,10 @@ export interface Commit {
   rootMeta: Uint8Array;
 }
 
-const CHECKSUM = /^[0-9a-f]{64}$/;
 
 /** True if `s` is a 64-character lowercase hex SHA-256 checksum. */
 export function isChecksum(s: string): boolean {
-  return CHECKSUM.test(s);
+  return isLowerHex(s, 64);
 }
 
 /** `<repo>/objects/<first 2 hex>/<remaining 62 hex>.<type>` */

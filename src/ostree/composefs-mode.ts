@@ -27,6 +27,7 @@ import { fail } from '../errors.js';
 import { formatKarg } from '../cmdline.js';
 import { trimTrailingBlanks } from './keyfile.js';
 import type { KernelArgs, Tristate } from './model.js';
+import { asciiLower, isLowerHex } from '../text.js';
 
 export const KARG_COMPOSEFS = 'ostree.prepare-root.composefs';
 export const KARG_OT_COMPOSEFS = 'ot-composefs';
@@ -40,7 +41,7 @@ export const TRISTATE_ACCEPTED = 'yes, no, maybe, true, false, 1, 0';
 
 /** A value word as compared: trailing key-file blanks dropped, ASCII letters lowercased. */
 export function valueWord(value: string): string {
-  return trimTrailingBlanks(value).replace(/[A-Z]/g, (c) => c.toLowerCase());
+  return asciiLower(trimTrailingBlanks(value));
 }
 
 /** Parse a tristate word; null if it is not one. */
@@ -159,7 +160,7 @@ function askFromOtKarg(v: string | null): Ask {
   }
   if (!word.startsWith('digest=')) badKarg(KARG_OT_COMPOSEFS, v, accepted);
   const hex = word.slice('digest='.length);
-  if (!/^[0-9a-f]*$/.test(hex)) {
+  if (!isLowerHex(hex)) {
     badKarg(KARG_OT_COMPOSEFS, v, 'digest= followed by 64 hex digits (0-9, a-f), found a non-hex character');
   }
   if (hex.length !== 64) {

@@ -25,9 +25,22 @@ import { lstatSync, realpathSync, statSync, type BigIntStats, type Stats } from 
 import { isAbsolute, join, relative, sep } from 'node:path';
 import { describeSystemError, fail } from '../errors.js';
 import type { Deployment } from './model.js';
+import { isDigits, isLowerHex } from '../text.js';
 
-/** ostree/deploy/<stateroot>/deploy/<64 lowercase hex>.<serial>, relative to SYSROOT. */
-const DEPLOY_DIR_RE = /^ostree\/deploy\/([^/]+)\/deploy\/([0-9a-f]{64})\.([0-9]+)$/;
+/**
+ * ostree/deploy/<stateroot>/deploy/<64 lowercase hex>.<serial>, relative to
+ * SYSROOT (/^ostree\/deploy\/([^/]+)\/deploy\/([0-9a-f]{64})\.([0-9]+)$/,
+ * as a split: src/text.ts says why): [stateroot, commit, serial] or null.
+ */
+function deployDirParts(relDir: string): [string, string, string] | null {
+  const parts = relDir.split('/');
+  if (parts.length !== 5 || parts[0] !== 'ostree' || parts[1] !== 'deploy' || parts[2] === '' || parts[3] !== 'deploy') return null;
+  const last = parts[4]!;
+  const commit = last.slice(0, 64);
+  const serial = last.slice(65);
+  if (last[64] !== '.' || !isLowerHex(commit, 64) || !isDigits(serial)) return null;
+  return [parts[2]!, commit, serial];
+}
 const DEPLOY_DIR_SHAPE = 'SYSROOT/ostree/deploy/<stateroot>/deploy/<64 lowercase hex>.<serial>';
 
 function errnoOf(e: unknown): string | undefined {
@@ -124,11 +137,11 @@ export function resolveDeployment(sysroot: string, ostreeTarget: string): Deploy
 
   // Compare with `/` separators: the shape is ostree's on-disk layout.
   const relDir = relative(root, dir).split(sep).join('/');
-  const m = DEPLOY_DIR_RE.exec(relDir);
+  const m = deployDirParts(relDir);
   if (!m) {
     fail('EDEPLOY', `ostree=${ostreeTarget}: ${link} resolves to ${dir}: expected ${DEPLOY_DIR_SHAPE}`);
   }
-  const [, stateroot, commit, serialText] = m as unknown as [string, string, string, string];
+  const [stateroot, commit, serialText] = m;
   const serial = Number(serialText);
   if (!Number.isSafeInteger(serial)) {
     fail('EDEPLOY', `ostree=${ostreeTarget}: ${dir}: deployment serial ${serialText} is out of range: expected a small integer`);

@@ -37,6 +37,7 @@
  */
 
 import { fail } from '../errors.js';
+import { asciiLower } from '../text.js';
 
 /** One value and the line it was read from (the last one, for a repeated key). */
 export interface KeyFileEntry {
@@ -68,8 +69,18 @@ export function trimTrailingBlanks(s: string): string {
 function groupHeaderName(line: string): string | null {
   if (!line.startsWith('[')) return null;
   const close = line.indexOf(']');
-  if (close < 0 || !/^[ \t]*$/.test(line.slice(close + 1))) return null;
+  if (close < 0) return null;
+  for (let i = close + 1; i < line.length; i++) if (line[i] !== ' ' && line[i] !== '\t') return null;
   return line.slice(1, close);
+}
+
+/** A group name holds [, ] or a control character. */
+function badGroupChar(name: string): boolean {
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f || c === 0x5b || c === 0x5d) return true;
+  }
+  return false;
 }
 
 /**
@@ -110,7 +121,7 @@ export function parseKeyFile(text: string, file: string): KeyFileGroups {
     const n = i + 1;
     const where = `${file}: line ${n}`;
     // Only a line that a `\n` ended loses one `\r`.
-    const full = i < lines.length - 1 || text.endsWith('\n') ? raw.replace(/\r$/, '') : raw;
+    const full = i < lines.length - 1 || text.endsWith('\n') ? (raw.endsWith('\r') ? raw.slice(0, -1) : raw) : raw;
     if (full.includes('\0')) fail('ECONFIG', `${where}: a NUL character: expected text`);
     if (n === 1 && full.startsWith(BOM)) {
       fail('ECONFIG', `${where}: starts with a byte-order mark, which GKeyFile (and so ostree) refuses: expected the file without it`);
@@ -120,7 +131,7 @@ export function parseKeyFile(text: string, file: string): KeyFileGroups {
 
     const name = groupHeaderName(line);
     if (name !== null) {
-      if (name === '' || /[[\]\x00-\x1f\x7f]/.test(name)) {
+      if (name === '' || badGroupChar(name)) {
         fail('ECONFIG', `${where}: invalid group name ${JSON.stringify(name)}: expected [name], non-empty, without [, ] or control characters`);
       }
       current = groups.get(name) ?? new Map<string, KeyFileEntry>();
@@ -140,7 +151,7 @@ export function parseKeyFile(text: string, file: string): KeyFileGroups {
     const why = badKeyName(key);
     if (why !== null) fail('ECONFIG', `${where}: invalid key name ${JSON.stringify(key)} (${why}): expected key or key[locale]`);
     const value = skipBlanks(line.slice(eq + 1));
-    if (current === first && key === 'Encoding' && value.replace(/[A-Z]/g, (c) => c.toLowerCase()) !== 'utf-8') {
+    if (current === first && key === 'Encoding' && asciiLower(value) !== 'utf-8') {
       fail('ECONFIG', `${where}: Encoding = ${JSON.stringify(value)}: expected UTF-8, the only encoding GKeyFile reads`);
     }
     current.set(key, { value, line: n });

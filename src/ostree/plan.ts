@@ -13,6 +13,7 @@ import type { BootDecision, VerityAlg } from './model.js';
 import { encodeOstreeBooted } from './booted.js';
 import { imagePathOf, planImageSteps, type ImageEnv, type ImageToMount } from '../image/plan.js';
 import { escapeOverlayPath, kernelFeatures, type MountStep, type PlanEnv } from '../plan/steps.js';
+import { isAlnum } from '../text.js';
 
 /** The image digest composefs pins (ostree.composefs.digest.v0 is a SHA-256 fs-verity digest). */
 const IMAGE_DIGEST_ALG = 'sha256' satisfies VerityAlg;
@@ -48,7 +49,7 @@ export function planPaths(env: PlanEnv) {
 
 /** The steps of SPEC §4, in order. Throws CfsError when this kernel cannot do what the decision asks. */
 export function planMounts(d: BootDecision, env: PlanEnv): MountStep[] {
-  if (!/^[A-Za-z0-9]{6}$/.test(env.randomSuffix)) {
+  if (!isAlnum(env.randomSuffix, 6)) {
     fail('EUSAGE', `transient-etc suffix "${env.randomSuffix}": expected 6 characters [A-Za-z0-9]`);
   }
   const P = planPaths(env);

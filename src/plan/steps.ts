@@ -18,6 +18,7 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fail } from '../errors.js';
 import type { BootDecision, VerityAlg } from '../ostree/model.js';
+import { isDigits } from '../text.js';
 
 /** One action on the mount namespace or on /run. Plain data: JSON-serialisable as is. */
 export type MountStep =
@@ -166,9 +167,14 @@ export interface KernelFeatures {
 }
 
 export function parseKernelVersion(release: string): KernelVersion {
-  const m = /^(\d+)\.(\d+)/.exec(release);
-  if (!m) fail('EUSAGE', `kernel release "${release}" does not start with MAJOR.MINOR`);
-  return { major: Number(m[1]), minor: Number(m[2]) };
+  // /^(\d+)\.(\d+)/
+  const dot = release.indexOf('.');
+  const major = release.slice(0, dot);
+  let end = dot + 1;
+  while (end < release.length && release.charCodeAt(end) >= 0x30 && release.charCodeAt(end) <= 0x39) end++;
+  const minor = release.slice(dot + 1, end);
+  if (dot < 0 || !isDigits(major) || !isDigits(minor)) fail('EUSAGE', `kernel release "${release}" does not start with MAJOR.MINOR`);
+  return { major: Number(major), minor: Number(minor) };
 }
 
 export function kernelFeatures(kernel: string | KernelVersion): KernelFeatures {
@@ -187,7 +193,29 @@ export function kernelFeatures(kernel: string | KernelVersion): KernelFeatures {
  * string on `,` and lowerdir on `:`, and takes `\` as the escape for both.
  */
 export function escapeOverlayPath(p: string): string {
-  return p.replace(/[\\,:]/g, (c) => `\\${c}`);
+  let out = '';
+  for (const c of p) out += c === '\\' || c === ',' || c === ':' ? `\\${c}` : c;
+  return out;
+}
+
+/** A lowerdir value as its entries (escapes kept) and the unescaped ':' between them, in order. */
+function lowerdirEntries(value: string): string[] {
+  const out: string[] = [];
+  let entry = '';
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i]!;
+    if (c === ':') {
+      if (entry !== '') out.push(entry);
+      entry = '';
+      out.push(':');
+    } else if (c === '\\' && i + 1 < value.length) {
+      entry += c + value[++i]!;
+    } else {
+      entry += c;
+    }
+  }
+  if (entry !== '') out.push(entry);
+  return out;
 }
 
 /**
@@ -204,7 +232,7 @@ export function replaceOverlayPaths(options: readonly string[], replace: Readonl
     if (key === 'upperdir' || key === 'workdir') return `${key}=${replace.get(value) ?? value}`;
     if (key !== 'lowerdir') return o;
     // Entries (escaped characters kept) and the unescaped ':' between them, in order.
-    const entries = value.match(/(?:\\.|[^\\:])+|:/g) ?? [];
+    const entries = lowerdirEntries(value);
     return `lowerdir=${entries.map((e) => (e === ':' ? e : (replace.get(e) ?? e))).join('')}`;
   });
 }
@@ -289,6 +317,11 @@ export function describeStep(s: MountStep): string {
     case 'write-file':
       return `write ${s.what} to ${s.path} (${Buffer.from(s.contentBase64, 'base64').length} bytes, mode ${octal(s.mode)})`;
   }
+}
+
+/** The path a step concerns (its target, the path it makes, or the image it opens), for the boot's deadline message. */
+export function stepSubject(s: MountStep): string {
+  return 'target' in s ? s.target : 'path' in s ? s.path : s.image;
 }
 
 /** The plan as text, one numbered line per step. */

@@ -18,11 +18,22 @@
 import { isSea } from 'node:sea';
 import { loadNativeAddon } from '../sys/native.js';
 
-/** Read by Node itself, libuv or OpenSSL; cfsroot's own knobs are CFSROOT_*. */
-const NODE_VARIABLE = /^(NODE_|UV_|OPENSSL_)/;
+/**
+ * The names in `env` that Node itself, libuv or OpenSSL read; cfsroot's own
+ * knobs are CFSROOT_*. (startsWith, not a regular expression: a snapshot
+ * keeps no compiled expression, and every run, --version too, pays for
+ * compiling one.)
+ */
+export function nodeVariables(env: NodeJS.ProcessEnv): string[] {
+  const names: string[] = [];
+  for (const name in env) {
+    if (name.startsWith('NODE_') || name.startsWith('UV_') || name.startsWith('OPENSSL_')) names.push(name);
+  }
+  return names;
+}
 
 export function ignoreNodeEnvironment(): void {
-  const names = Object.keys(process.env).filter((name) => NODE_VARIABLE.test(name));
+  const names = nodeVariables(process.env);
   if (names.length === 0) return;
   for (const name of names) delete process.env[name];
   if (!isSea()) return;

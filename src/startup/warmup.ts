@@ -25,10 +25,12 @@ import { decideBoot } from '../ostree/decide.js';
 import { fsverityDigest, fsverityDigestFile } from '../image/fsverity.js';
 import { encodeVardict } from '../ostree/gvariant.js';
 import { COMPOSEFS_MAGIC, COMPOSEFS_VERSION, EROFS_SUPER_MAGIC, EROFS_SUPER_OFFSET } from '../image/header.js';
-import { createLogger } from '../log.js';
+import { createLogger, writeToFd } from '../log.js';
+import { noteActivity } from '../activity.js';
+import { nodeVariables } from './environment.js';
 import { detectPlanEnv, formatPlan } from '../plan/steps.js';
 import { planMounts } from '../ostree/plan.js';
-import { nativeSysFrom, type NativeAddon } from '../sys/native.js';
+import { armBootDeadline, bootSys, loadNativeAddon, nativeSysFrom, type NativeAddon } from '../sys/native.js';
 import { spawnSys } from '../sys/spawn.js';
 import type { Sys } from '../sys/types.js';
 
@@ -93,7 +95,7 @@ function writeDeployment(sysroot: string, initramfs: string): string {
  * measures as having fs-verity with `verity` as its digest (the fs-verity
  * path), else as having none (the private copy path).
  */
-function dryRunSys(dir: string, verity: string | null): { sys: Sys; descriptorMounts: () => number } {
+function dryRunSys(dir: string, verity: string | null): { sys: Sys; addon: NativeAddon; descriptorMounts: () => number } {
   const files = spawnSys();
   const noop = () => {};
   // Mount by descriptor as the boot does (src/sys/native.ts descriptorMounts),
@@ -133,7 +135,7 @@ function dryRunSys(dir: string, verity: string | null): { sys: Sys; descriptorMo
       return { digest: Buffer.from(fsverityDigest(bytes, alg)), fd: openReal(copy) };
     },
   };
-  return { sys: nativeSysFrom(addon, files), descriptorMounts: () => mounts };
+  return { sys: nativeSysFrom(addon, files), addon, descriptorMounts: () => mounts };
 }
 
 /** Run decide -> plan -> execute (dry) -> the CLI's formatting once. Resolves when done. */
@@ -176,6 +178,43 @@ export async function warmUp(): Promise<void> {
       // The snapshot must hold the code the boot runs: the mounts by descriptor.
       if (dry.descriptorMounts() === 0) throw new Error('the warm-up boot made no mount by descriptor');
     }
+    // The boot form through the command line, as the initramfs runs it
+    // (argv -> parseBootForm -> boot), with `enabled = yes`: the unpinned
+    // path (the image mounted as it is), logging to a kernel log that is a
+    // file here.
+    const initramfsYes = path.join(dir, 'initramfs-yes');
+    fs.mkdirSync(path.join(initramfsYes, 'etc/ostree'), { recursive: true });
+    fs.writeFileSync(path.join(initramfsYes, 'etc/ostree/prepare-root.conf'), '[composefs]\nenabled = yes\n');
+    const initrdRelease = path.join(initramfsYes, 'etc/initrd-release');
+    fs.writeFileSync(initrdRelease, 'NAME=warm-up\n');
+    const said: string[] = [];
+    const kmsgLogger = createLogger({ stderr: (line) => void said.push(line), kmsgPath: path.join(dir, 'kmsg') });
+    const yes = dryRunSys(dir, null);
+    fs.mkdirSync(path.join(dir, 'run-yes'));
+    const cliStatus = await run([sysroot, cmdline], nullIo, {
+      boot: { sys: yes.sys, runDir: path.join(dir, 'run-yes'), stagingDir: path.join(dir, 'staging-yes') },
+      logger: kmsgLogger,
+      initramfsRoot: initramfsYes,
+      initrdRelease,
+    });
+    if (cliStatus !== 0) throw new Error(`the warm-up boot form failed (status ${cliStatus}): ${said.join('').trim()}`);
+    writeToFd(2, ''); // compiled, writes nothing
+    // What a real boot runs before and around the plan, which the injected
+    // Sys above skips: the addon's extraction (an asset that is no library:
+    // written, refused by dlopen, removed), the backend's choice, the
+    // deadline (an addon whose watchdog does nothing), the environment check.
+    try {
+      loadNativeAddon({ asset: new ArrayBuffer(64), extractDirs: [dir] });
+      throw new Error('the warm-up loaded an addon from 64 zero bytes');
+    } catch (e) {
+      if (e instanceof Error && e.message.startsWith('the warm-up')) throw e;
+    }
+    const watchdog = { ...yes.addon, watchdogStart: () => {}, watchdogNote: () => {}, watchdogStop: () => {} };
+    bootSys({ addon: watchdog, fallback: spawnSys() });
+    const disarm = armBootDeadline(watchdog);
+    noteActivity(() => 'warm-up');
+    disarm();
+    nodeVariables({ PATH: '/bin', NODE_WARM_UP: '1' });
     // The command line's dispatch, on the one command that touches nothing.
     if ((await run(['--version'], nullIo)) !== 0) throw new Error('the warm-up --version failed');
   } finally {

@@ -47,6 +47,7 @@ import { escapeOverlayPath, replaceOverlayPaths } from '../plan/steps.js';
 import { spawnSys } from './spawn.js';
 import type { VerityAlg } from '../ostree/model.js';
 import type { Beneath, MountCall, Propagation, Sys } from './types.js';
+import { isDigits } from '../text.js';
 
 /** What the addon exports (native/sys.c, native/verity.c). */
 export interface NativeAddon extends WatchdogAddon {
@@ -186,8 +187,7 @@ export const BOOT_DEADLINE_MS = 60_000;
  * boots have no deadline). $CFSROOT_TEST_STALL=<text>, for tests only, makes
  * the boot block for good in a step whose description contains <text>.
  */
-export function armBootDeadline(): () => void {
-  const a = loadedAddon;
+export function armBootDeadline(a: NativeAddon | null = loadedAddon): () => void {
   if (!a?.watchdogStart || !a.watchdogNote || !a.watchdogStop) return () => {};
   const env = Number(process.env['CFSROOT_BOOT_DEADLINE_MS']);
   a.watchdogStart(Number.isSafeInteger(env) && env > 0 ? env : BOOT_DEADLINE_MS);
@@ -257,7 +257,6 @@ function removeQuietly(file: string): void {
 
 /** The path that names descriptor `fd` of this process (what a handle is, src/sys/types.ts). */
 const fdPath = (fd: number) => `/proc/self/fd/${fd}`;
-const FD_PATH_RE = /^\/proc\/self\/fd\/(\d+)$/;
 
 /** Why a directory taken from beneath another could not be opened, in one clause. */
 function beneathError(e: unknown, ref: Beneath): Error {
@@ -338,8 +337,9 @@ function descriptorMounts(ops: DescriptorOps): Pick<Sys, 'mount' | 'bind' | 'rel
       );
     },
     release(handle) {
-      const m = FD_PATH_RE.exec(handle);
-      if (m) ops.closeFd(Number(m[1]));
+      // The handles fdPath made: /proc/self/fd/<digits>.
+      const fd = handle.startsWith('/proc/self/fd/') ? handle.slice('/proc/self/fd/'.length) : '';
+      if (isDigits(fd)) ops.closeFd(Number(fd));
     },
   };
 }

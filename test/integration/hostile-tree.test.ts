@@ -182,7 +182,7 @@ test.serial('item 6: a correctly signed 300 MiB image (over the addon head start
  */
 for (const [where, stallAt, names] of [
   ['the image header check (decision)', 'checking the composefs image', /blocked while checking the composefs image \/sysroot\/\S+\/\.ostree\.cfs/],
-  ['the overlay mount (a mount step)', 'mount -t overlay', /blocked while at step \d+\/\d+: mount -t overlay .* composefs \/sysroot\.tmp/],
+  ['the overlay mount (a mount step)', 'mount-overlay', /blocked while at step \d+\/\d+: mount-overlay \/sysroot\.tmp /],
 ] as const) {
   test.serial(`item 11: a boot stuck in ${where} past its deadline prints one line naming the step and exits 1`, (t) => {
     const info = sysrootWith({}, true);
