@@ -74,7 +74,11 @@ build/native/cfsroot_sys.node: $(NATIVE_SRC) $(wildcard native/*.h) node_modules
 # bench/RESULTS.md). execArgv: the V8 flags of every run, baked in;
 # execArgvExtension "none": NODE_OPTIONS is never read (issue 12).
 #   --no-sparkplug: a run is too short for V8's baseline compiler to pay off (bench/RESULTS.md).
-SEA_EXEC_ARGV := "--no-sparkplug"
+#   --no-maglev: nor for the mid-tier optimiser, whose jobs the boot's few
+#   warm functions (path normalisation, the executor) started on the main
+#   thread: without it, a boot's own work with enabled=yes went from 2.5 to
+#   1.3-1.5 ms (paired medians, 41-61 interleaved rounds, issue 15's notes).
+SEA_EXEC_ARGV := "--no-sparkplug","--no-maglev"
 dist/sea-config.json: dist/cfsroot.cjs Makefile
 	@printf '{"main":"dist/cfsroot.cjs","output":"dist/cfsroot.blob","disableExperimentalSEAWarning":true,"useSnapshot":true,"execArgv":[%s],"execArgvExtension":"none","assets":{"cfsroot_sys.node":"build/native/cfsroot_sys.node"}}\n' '$(SEA_EXEC_ARGV)' > $@
 
