@@ -15,11 +15,11 @@
 import * as fs from 'node:fs';
 import { CfsError, describeSystemError, fail } from './errors.js';
 import { VERSION } from './version.js';
-import { oneLine, writeToFd } from './log.js';
+import { oneLine, writeToFd, type Logger } from './log.js';
 import type { Io } from './io.js';
 import type { BootDeps } from './boot.js';
-import type { Logger } from './log.js';
-import type { BootDecision, VerityAlg } from './ostree/model.js';
+import type { BootDecision } from './ostree/model.js';
+import type { VerityAlg } from './image/fsverity.js';
 
 export const EXIT_OK = 0;
 export const EXIT_REFUSED = 1;
@@ -303,7 +303,7 @@ async function verifyNative(o: CommonOptions & { cmdline: string }, io: Io): Pro
   } catch {
     addon = null;
   }
-  const { kernelVerity } = await import('./boot.js');
+  const { kernelVerity } = await import('./boot-plan.js');
   const d = await decideNative({
     sysroot: o.sysroot,
     cmdline: o.cmdline,
@@ -319,43 +319,28 @@ async function verifyNative(o: CommonOptions & { cmdline: string }, io: Io): Pro
 
 async function commandPlan(o: PlanOptions, io: Io): Promise<number> {
   const cmdline = o.cmdline ?? readProcCmdline();
-  const { formatPlan, detectPlanEnv } = await import('./plan/steps.js');
-  const { planMounts } = await import('./ostree/plan.js');
-  const { splitKernelCmdline } = await import('./cmdline.js');
-  const { selectsNativeMode } = await import('./composefs-native/kargs.js');
-  // The image path from the same probe the boot makes, through the backend the boot would use.
-  const { probeImage } = await import('./image/plan.js');
-  const { bootSys } = await import('./sys/native.js');
-  const sys = bootSys();
-  let steps: import('./plan/steps.js').MountStep[];
-  let warnings: string[];
-  if (selectsNativeMode(splitKernelCmdline(cmdline))) {
-    const { decideNative } = await import('./composefs-native/decide.js');
-    const { planNative, detectNativeEnv } = await import('./composefs-native/plan.js');
-    // As the boot decides (no digest here: the image step of the plan takes it).
-    const d = await decideNative({
-      sysroot: o.sysroot,
-      cmdline,
-      initramfsRoot: o.initramfsRoot,
-      measure: false,
-      digestImage: async () => {
-        throw new Error('not used: measure is false');
-      },
-    });
-    const env = { ...detectNativeEnv(d), ...probeImage(sys, d.image.file) };
-    if (o.target !== null) env.target = o.target;
-    steps = planNative(d, env);
-    warnings = d.warnings;
-  } else {
-    const d = await decideFor({ ...o, cmdline }, false);
-    const env = { ...detectPlanEnv(d), ...(d.composefs ? probeImage(sys, d.composefs.image) : {}) };
-    if (o.target !== null) env.target = o.target;
-    steps = planMounts(d, env);
-    warnings = d.warnings;
+  const { formatPlan } = await import('./plan/steps.js');
+  const { isNativeBoot, planBoot } = await import('./boot-plan.js');
+  // The plan the boot would make (src/boot-plan.ts): the same decision, and
+  // the image path from the same probe through the backend the boot would use.
+  const { bootSys, loadNativeAddon } = await import('./sys/native.js');
+  let addon = null;
+  if (isNativeBoot(cmdline) && process.env['CFSROOT_SYS'] !== 'spawn') {
+    try {
+      addon = loadNativeAddon();
+    } catch {
+      addon = null;
+    }
   }
+  const sys = bootSys(addon ? { addon } : {});
+  const { steps, decision } = await planBoot(
+    { sysroot: o.sysroot, cmdline, initramfsRoot: o.initramfsRoot, ...(o.target !== null ? { target: o.target } : {}) },
+    sys,
+    addon,
+  );
   if (o.json) io.out(toJson({ ok: true, steps }) + '\n');
   else io.out(formatPlan(steps));
-  for (const w of warnings) io.err(`cfsroot: warning: ${oneLine(w)}\n`);
+  for (const w of decision.warnings) io.err(`cfsroot: warning: ${oneLine(w)}\n`);
   return EXIT_OK;
 }
 

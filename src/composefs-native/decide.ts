@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { CfsError, fail, withContext } from '../errors.js';
 import { splitKernelCmdline } from '../cmdline.js';
 import { checkImageSize } from '../image/space.js';
-import type { VerityAlg } from '../ostree/model.js';
+import type { VerityAlg } from '../image/fsverity.js';
 import { parseNativeKargs } from './kargs.js';
 import { loadSetupRootConf } from './setup-root-conf.js';
 import { checkKargAlgorithm, checkOptionalDir, findImage, openRepository, requireRealDir, stateDirFor } from './repository.js';

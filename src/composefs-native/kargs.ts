@@ -21,7 +21,7 @@
  */
 
 import { fail } from '../errors.js';
-import type { VerityAlg } from '../ostree/model.js';
+import type { VerityAlg } from '../image/fsverity.js';
 import { isHex, isLowerHex } from '../text.js';
 
 /** `composefs=` (the short form) and `composefs.digest=` (the self-describing one). */

@@ -4,7 +4,8 @@
  * data (`verify --json` prints it).
  */
 
-import type { ComposefsHeader, VerityAlg } from '../ostree/model.js';
+import type { ComposefsHeader } from '../image/header.js';
+import type { VerityAlg } from '../image/fsverity.js';
 import type { NativeKarg } from './kargs.js';
 import type { NativeRepository } from './repository.js';
 import type { SubdirMount } from './setup-root-conf.js';

@@ -18,8 +18,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describeSystemError, fail } from '../errors.js';
-import type { ComposefsHeader, VerityAlg } from '../ostree/model.js';
-import { readComposefsHeader } from '../image/header.js';
+import type { VerityAlg } from '../image/fsverity.js';
+import { readComposefsHeader, type ComposefsHeader } from '../image/header.js';
 import { DIGEST_HEX_LENGTH, type NativeKarg } from './kargs.js';
 
 export const REPOSITORY_DIR = 'composefs';

@@ -41,10 +41,10 @@ import * as fs from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { isSea } from 'node:sea';
 import { describeSystemError, fail } from '../errors.js';
-import type { VerityAlg } from '../ostree/model.js';
 import type { Worker } from 'node:worker_threads';
 
-export type { VerityAlg } from '../ostree/model.js';
+/** The fs-verity hash of an image: ostree's are sha256; composefs-native names them in either. */
+export type VerityAlg = 'sha256' | 'sha512';
 
 /** fs-verity block size used by composefs and `fsverity digest` defaults (log2 = 12). */
 const BLOCK_SIZE = 4096;

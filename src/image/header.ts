@@ -8,7 +8,15 @@
 
 import * as fs from 'node:fs';
 import { describeSystemError, fail } from '../errors.js';
-import type { ComposefsHeader } from '../ostree/model.js';
+
+/** Parsed 32-byte composefs image header (little-endian, at offset 0 of the image). */
+export interface ComposefsHeader {
+  version: number;
+  flags: number;
+  composefsVersion: number;
+  /** flags bit 0: the image carries ACLs (else EROFS is mounted with noacl). */
+  hasAcl: boolean;
+}
 
 /** struct lcfs_erofs_header_s: u32 magic, version, flags, composefs_version, unused[4]. */
 export const COMPOSEFS_MAGIC = 0xd078629a;

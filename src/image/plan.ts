@@ -26,7 +26,7 @@
  */
 
 import { fail } from '../errors.js';
-import type { VerityAlg } from '../ostree/model.js';
+import type { VerityAlg } from '../image/fsverity.js';
 import type { MountStep } from '../plan/steps.js';
 
 /** What is to be mounted, and what it is pinned to. */

@@ -6,8 +6,9 @@
  * functions, no file handles, so `verify --json` and `plan --json` can print it.
  */
 
+import type { ComposefsHeader } from '../image/header.js';
+
 export type Tristate = 'yes' | 'no' | 'maybe';
-export type VerityAlg = 'sha256' | 'sha512';
 
 /** Parsed kernel command line: key -> value (null for a bare `key`). First occurrence wins. */
 export interface KernelArgs extends ReadonlyMap<string, string | null> {
@@ -66,15 +67,6 @@ export interface Deployment {
   /** st_dev and st_ino of the deployment dir (for /run/ostree-booted). */
   dev: bigint;
   ino: bigint;
-}
-
-/** Parsed 32-byte composefs image header (little-endian, at offset 0 of the image). */
-export interface ComposefsHeader {
-  version: number;
-  flags: number;
-  composefsVersion: number;
-  /** flags bit 0: the image carries ACLs (else EROFS is mounted with noacl). */
-  hasAcl: boolean;
 }
 
 /** Result of a successful signed-commit check. */

@@ -9,7 +9,8 @@
 
 import * as path from 'node:path';
 import { fail } from '../errors.js';
-import type { BootDecision, VerityAlg } from './model.js';
+import type { BootDecision } from './model.js';
+import type { VerityAlg } from '../image/fsverity.js';
 import { encodeOstreeBooted } from './booted.js';
 import { imagePathOf, planImageSteps, type ImageEnv, type ImageToMount } from '../image/plan.js';
 import { escapeOverlayPath, kernelFeatures, type MountStep, type PlanEnv } from '../plan/steps.js';

@@ -17,7 +17,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fail } from '../errors.js';
-import type { BootDecision, VerityAlg } from '../ostree/model.js';
+import type { BootDecision } from '../ostree/model.js';
+import type { VerityAlg } from '../image/fsverity.js';
 import { isDigits } from '../text.js';
 
 /** One action on the mount namespace or on /run. Plain data: JSON-serialisable as is. */

@@ -45,7 +45,7 @@ import { describeSystemError } from '../errors.js';
 import { onActivity } from '../activity.js';
 import { escapeOverlayPath, replaceOverlayPaths } from '../plan/steps.js';
 import { spawnSys } from './spawn.js';
-import type { VerityAlg } from '../ostree/model.js';
+import type { VerityAlg } from '../image/fsverity.js';
 import type { Beneath, MountCall, Propagation, Sys } from './types.js';
 import { isDigits } from '../text.js';
 

@@ -9,7 +9,7 @@
  * executor adds which step failed).
  */
 
-import type { VerityAlg } from '../ostree/model.js';
+import type { VerityAlg } from '../image/fsverity.js';
 
 export type Propagation = 'rprivate' | 'private' | 'slave' | 'shared';
 

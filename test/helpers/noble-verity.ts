@@ -3,7 +3,7 @@
  * native addon, for the tests to hold both to (SPEC §3).
  */
 import { sha256, sha512 } from '@noble/hashes/sha2.js';
-import type { VerityAlg } from '../../src/ostree/model.js';
+import type { VerityAlg } from '../../src/image/fsverity.js';
 
 const B = 4096;
 

@@ -7,7 +7,7 @@
  * inode), measured from `verity`, and copied with `copyDigest` as the
  * digest of the copy's content.
  */
-import type { VerityAlg } from '../../src/ostree/model.js';
+import type { VerityAlg } from '../../src/image/fsverity.js';
 import type { Beneath, ImageCopy, MountCall, Propagation, Sys } from '../../src/sys/types.js';
 import { DIGEST } from './fixtures.js';
 
