@@ -513,8 +513,10 @@ static void fs_log(int fsfd, char *buf, size_t len) {
 }
 
 /*
- * mountAt(fstype, source|null, options[], readonly, targetFd, loop) -> mountFd
- * A new filesystem (fsopen/fsconfig/fsmount), attached on targetFd. Each
+ * mountAt(fstype, source|null, options[], readonly, targetFd|null, loop) -> mountFd
+ * A new filesystem (fsopen/fsconfig/fsmount), attached on targetFd, or left
+ * detached (null: no mount point; Linux 6.18 takes it as an overlay layer
+ * by its /proc/self/fd path, src/plan/steps.ts kernelFeatures). Each
  * option is one fsconfig call: "key=value" a string, "key" a flag. With
  * loop, source (a regular file, or /proc/self/fd/N) is attached to a
  * read-only autoclear loop device first, whose name becomes the source.
@@ -537,7 +539,12 @@ static napi_value js_mount_at(napi_env env, napi_callback_info info) {
         cfs_throw_type(env, "readonly and loop must be booleans");
         goto out;
     }
-    if (cfs_get_fd(env, argv[4], "targetFd", &tfd) != 0) goto out;
+    napi_valuetype ttype;
+    if (napi_typeof(env, argv[4], &ttype) != napi_ok) goto out;
+    if (ttype == napi_null)
+        tfd = -1; /* left detached: the caller names it by the returned descriptor (an overlay layer) */
+    else if (cfs_get_fd(env, argv[4], "targetFd", &tfd) != 0)
+        goto out;
     if (loop) {
         if (source == NULL) {
             cfs_throw_type(env, "a loop mount needs a source");
@@ -611,7 +618,7 @@ static napi_value js_mount_at(napi_env env, napi_callback_info info) {
         throw_sys(env, "fsmount(2)", fstype, errno);
         goto out;
     }
-    if (attach_at(mfd, tfd) != 0) {
+    if (tfd >= 0 && attach_at(mfd, tfd) != 0) {
         int e = errno;
         close(mfd);
         throw_sys(env, "move_mount(2)", "", e);

@@ -90,12 +90,12 @@ test('planImageSteps: requireVerity (composefs-native secure mode) never copies'
 });
 
 test('probeImage: only a digest in a known hash counts; errors and "unsupported" mean the copy path', (t) => {
-  t.deepEqual(probeImage({ measurePath: () => `sha256:${DIGEST}`, privateCopies: true }, '/i'), { imageVerity: 'sha256', privateCopies: true });
-  t.deepEqual(probeImage({ measurePath: () => 'sha512:00' }, '/i'), { imageVerity: 'sha512', privateCopies: false });
+  t.deepEqual(probeImage({ measurePath: () => `sha256:${DIGEST}`, privateCopies: true, detachedMounts: true }, '/i'), { imageVerity: 'sha256', privateCopies: true, detachedMounts: true });
+  t.deepEqual(probeImage({ measurePath: () => 'sha512:00' }, '/i'), { imageVerity: 'sha512', privateCopies: false, detachedMounts: false });
   t.deepEqual(probeImage({ measurePath: () => null }, '/i').imageVerity, null);
   t.deepEqual(probeImage({ measurePath: () => 'unsupported' }, '/i').imageVerity, null);
   t.deepEqual(probeImage({ measurePath: () => { throw new Error('EACCES'); } }, '/i').imageVerity, null);
-  t.deepEqual(probeImage({}, '/i'), { imageVerity: null, privateCopies: false });
+  t.deepEqual(probeImage({}, '/i'), { imageVerity: null, privateCopies: false, detachedMounts: false });
 });
 
 test('planMounts: the image path is in the plan, its text and the run-state file, per mode and probe', (t) => {
@@ -222,4 +222,24 @@ test('executePlan: open-image refuses a symlink where the image was (ELOOP), bef
   t.true(isCfsError(err) && err.code === 'EMOUNT');
   t.regex(err!.message, /^open .*\.ostree\.cfs .*ELOOP; all earlier steps were undone$/);
   t.deepEqual(sys.snapshot(), before);
+});
+
+test('detached EROFS lower (Linux 6.18, a backend that can): no mount point, no lazy unmount; the overlay still names it', (t) => {
+  for (const [mode, probe] of [['yes', {}], ['signed', { imageVerity: 'sha256' }], ['signed', { privateCopies: true }]] as const) {
+    const steps = planMounts(makeDecision({ mode }), { ...ENV, ...probe, detachedMounts: true });
+    const erofs = steps.filter((s) => s.kind === 'mount-erofs');
+    t.is(erofs.length, 1);
+    t.true(erofs[0]!.kind === 'mount-erofs' && erofs[0]!.detached === true && erofs[0]!.target === LOWER, mode);
+    t.false(steps.some((s) => (s.kind === 'mkdir' || s.kind === 'umount-lazy') && ('path' in s ? s.path : s.target) === LOWER), mode);
+    const ov = steps.find((s) => s.kind === 'mount-overlay');
+    t.true(ov?.kind === 'mount-overlay' && ov.options.includes(`lowerdir=${LOWER}::/sysroot/ostree/repo/objects`));
+    t.regex(formatPlan(steps), new RegExp(`mount -t erofs -o ro,noacl(,loop)? <[^>]+> \\(detached, named ${LOWER.replace(/\./g, '\\.')}: the overlay's lower, no mount point\\)`));
+  }
+  // 6.17, or a backend without detached mounts (mount(8)): the attached form.
+  for (const env of [{ ...ENV, kernel: '6.17.2', detachedMounts: true }, { ...ENV, detachedMounts: false }]) {
+    const steps = planMounts(makeDecision({ mode: 'yes' }), env);
+    t.true(steps.some((s) => s.kind === 'mkdir' && s.path === LOWER));
+    t.true(steps.some((s) => s.kind === 'umount-lazy' && s.target === LOWER));
+    t.false(steps.some((s) => s.kind === 'mount-erofs' && s.detached === true));
+  }
 });

@@ -70,7 +70,8 @@ export function planNative(d: NativeDecision, env: PlanEnv): MountStep[] {
   if (d.verity.require && !k.overlayVerity) {
     fail('EMOUNT', `${d.karg.karg} requires verity=require, which overlayfs has from Linux 6.6 (running ${k.release}); boot the insecure form ?<digest>, or a newer kernel`);
   }
-  add({ kind: 'mkdir', path: P.lower, mode: 0o755 });
+  // The EROFS lower needs a mount point only where the kernel takes no detached layer.
+  if (!detachedLower(env)) add({ kind: 'mkdir', path: P.lower, mode: 0o755 });
   const imageSteps = nativeImageSteps(d, env, P.lower);
   const imagePath = imagePathOf(imageSteps);
   add(...imageSteps);
@@ -100,7 +101,7 @@ export function planNative(d: NativeDecision, env: PlanEnv): MountStep[] {
     dirsBeneath: [{ path: objects, beneath: S }],
   });
   // The overlay holds the EROFS superblock (and the tmpfs); the mount points are not needed.
-  add({ kind: 'umount-lazy', target: P.lower, restoreFrom: null });
+  if (!detachedLower(env)) add({ kind: 'umount-lazy', target: P.lower, restoreFrom: null });
   if (d.rootTransient.value) add({ kind: 'umount-lazy', target: tmp, restoreFrom: null });
 
   // The physical root, recursively, at NEW/sysroot (made read-only at the end, below).
@@ -163,9 +164,15 @@ export function nativeImageSteps(d: NativeDecision, env: PlanEnv, lowerTarget: s
       imageVerity: env.imageVerity ?? null,
       privateCopies: env.privateCopies ?? false,
       namedCopy: P.imageCopy,
+      detachedLower: detachedLower(env),
     },
     lowerTarget,
   );
+}
+
+/** The EROFS lower is left detached (src/plan/steps.ts kernelFeatures detachedLayers; a backend that can). */
+export function detachedLower(env: PlanEnv): boolean {
+  return kernelFeatures(env.kernel).detachedLayers && env.detachedMounts === true;
 }
 
 /** A fresh tmpfs at `tmp` with the upper and work of a transient overlay. */

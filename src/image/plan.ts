@@ -61,6 +61,8 @@ export interface ImageEnv {
   privateCopies: boolean;
   /** Where the copy goes when it cannot be private (mount(8) backend): a path in /run the boot creates. */
   namedCopy: string;
+  /** Leave the EROFS mount detached, `lowerTarget` only its name (the caller makes no directory; src/plan/steps.ts kernelFeatures). */
+  detachedLower?: boolean;
 }
 
 /** The path a plan takes, as the run-state file /run/cfsroot/image-path records it. */
@@ -75,6 +77,7 @@ export function planImageSteps(image: ImageToMount, env: ImageEnv, lowerTarget: 
   const steps: MountStep[] = [{ kind: 'open-image', image: image.path, beneath: image.beneath }];
   const pinned = image.expectedDigest !== null;
   const options = image.hasAcl ? [] : ['noacl'];
+  const detached = env.detachedLower ? { detached: true as const } : {};
   const direct = (): MountStep => ({
     kind: 'mount-erofs',
     image: image.path,
@@ -82,6 +85,7 @@ export function planImageSteps(image: ImageToMount, env: ImageEnv, lowerTarget: 
     target: lowerTarget,
     options,
     loop: !env.fileBackedErofs,
+    ...detached,
   });
   const measurable = env.imageVerity === image.alg;
   if (image.requireVerity && !measurable) {
@@ -110,7 +114,7 @@ export function planImageSteps(image: ImageToMount, env: ImageEnv, lowerTarget: 
       expectedDigestSource: image.expectedDigestSource,
     });
     // Always a loop device: tmpfs has no read_folio (see the top of this file).
-    steps.push({ kind: 'mount-erofs', image: image.path, from: 'copy', target: lowerTarget, options, loop: true });
+    steps.push({ kind: 'mount-erofs', image: image.path, from: 'copy', target: lowerTarget, options, loop: true, ...detached });
   } else {
     steps.push(direct());
   }
@@ -146,6 +150,7 @@ export function describeImagePath(path: ImagePath): string {
 export interface ImageProber {
   measurePath?(path: string): string | null;
   readonly privateCopies?: boolean;
+  readonly detachedMounts?: boolean;
 }
 
 /**
@@ -154,7 +159,7 @@ export interface ImageProber {
  * the probe), and whether copies can be private. Only picks a path:
  * measure-image checks the descriptor it mounts.
  */
-export function probeImage(sys: ImageProber, image: string): { imageVerity: VerityAlg | null; privateCopies: boolean } {
+export function probeImage(sys: ImageProber, image: string): { imageVerity: VerityAlg | null; privateCopies: boolean; detachedMounts: boolean } {
   let measured: string | null = null;
   try {
     measured = sys.measurePath?.(image) ?? null;
@@ -162,5 +167,9 @@ export function probeImage(sys: ImageProber, image: string): { imageVerity: Veri
     measured = null;
   }
   const alg = measured?.split(':')[0];
-  return { imageVerity: alg === 'sha256' || alg === 'sha512' ? alg : null, privateCopies: sys.privateCopies === true };
+  return {
+    imageVerity: alg === 'sha256' || alg === 'sha512' ? alg : null,
+    privateCopies: sys.privateCopies === true,
+    detachedMounts: sys.detachedMounts === true,
+  };
 }

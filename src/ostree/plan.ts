@@ -85,7 +85,9 @@ export function planMounts(d: BootDecision, env: PlanEnv): MountStep[] {
     if (cfs.verity && !k.overlayVerity) {
       fail('EMOUNT', `composefs verity is required but overlayfs verity=require needs Linux >= 6.6 (running ${k.release})`);
     }
-    add({ kind: 'mkdir', path: P.lower, mode: 0o755 });
+    // The EROFS lower needs a mount point only where the kernel takes no detached layer.
+    const detached = k.detachedLayers && env.detachedMounts === true;
+    if (!detached) add({ kind: 'mkdir', path: P.lower, mode: 0o755 });
     const image: ImageToMount = {
       // The image as a path beneath SYSROOT, opened from there (decide.ts resolved it under the deployment).
       path: `${deployDir}/.ostree.cfs`,
@@ -101,6 +103,7 @@ export function planMounts(d: BootDecision, env: PlanEnv): MountStep[] {
       imageVerity: env.imageVerity ?? null,
       privateCopies: env.privateCopies ?? false,
       namedCopy: P.imageCopy,
+      detachedLower: detached,
     };
     const imageSteps = planImageSteps(image, imageEnv, P.lower);
     imagePath = imagePathOf(imageSteps);
@@ -131,7 +134,7 @@ export function planMounts(d: BootDecision, env: PlanEnv): MountStep[] {
       dirsBeneath: [{ path: objects, beneath: S }],
     });
     // The overlay holds the EROFS superblock; the mount point itself is not needed.
-    add({ kind: 'umount-lazy', target: P.lower, restoreFrom: null });
+    if (!detached) add({ kind: 'umount-lazy', target: P.lower, restoreFrom: null });
     if (env.rootDevice && !targeted) {
       add({ kind: 'mkdir', path: path.dirname(P.volatileRoot), mode: 0o755 });
       add({

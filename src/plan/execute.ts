@@ -24,7 +24,7 @@
 import { CfsError, describeSystemError } from '../errors.js';
 import { noteActivity } from '../activity.js';
 import { COMPOSEFS_PREFIX_SIZE, composefsHeaderOf } from '../image/header.js';
-import { describeStep, stepSubject, type MountStep } from './steps.js';
+import { describeStep, escapeOverlayPath, replaceOverlayPaths, stepSubject, type MountStep } from './steps.js';
 import type { Beneath, ImageCopy, ImageFile, MountHandle, Sys } from '../sys/types.js';
 import { checkBeneath } from '../sys/beneath.js';
 
@@ -71,6 +71,8 @@ export async function executePlan(steps: readonly MountStep[], sys: Sys): Promis
   // handle, never through the path again: in the new root a path's meaning
   // is the disk's to decide (issue 13).
   const handles = new Map<string, MountHandle>();
+  // Detached mounts (mount-erofs detached) by the escaped path the plan names them with -> their handle.
+  const detachedLayers = new Map<string, string>();
   const held = new Set<MountHandle>();
   const at = (p: string): string => handles.get(p) ?? p;
   const beneath = (root: string | null, p: string): Beneath | undefined =>
@@ -208,8 +210,17 @@ export async function executePlan(steps: readonly MountStep[], sys: Sys): Promis
             options,
             readonly: true,
             loop: step.loop,
+            ...(step.detached ? { detached: true } : {}),
           });
-          pushUnmount(step.target, remember(step.target, h));
+          if (step.detached) {
+            if (typeof h !== 'string' || h === step.target) throw new CfsError('EINTERNAL', `the backend left ${step.target} attached, or named it by its path`);
+            // No mount point: closing its last handle drops it, and an overlay holds its own reference.
+            remember(step.target, h);
+            detachedLayers.set(escapeOverlayPath(step.target), h);
+            undo.push({ description: `close the detached ${step.target}`, mountAt: step.target, run: () => release(h) });
+          } else {
+            pushUnmount(step.target, remember(step.target, h));
+          }
           break;
         }
         case 'mount-overlay': {
@@ -217,7 +228,8 @@ export async function executePlan(steps: readonly MountStep[], sys: Sys): Promis
             fstype: 'overlay',
             source: step.source,
             target: step.target,
-            options: step.options,
+            // A detached layer is given to the kernel as the mount itself (its handle's path).
+            options: detachedLayers.size ? replaceOverlayPaths(step.options, detachedLayers) : step.options,
             readonly: step.readonly,
             ...(step.targetBeneath !== null ? { targetBeneath: beneath(step.targetBeneath, step.target)! } : {}),
             ...(step.dirsBeneath.length ? { dirsBeneath: step.dirsBeneath.map((l) => beneath(l.beneath, l.path)!) } : {}),

@@ -77,6 +77,12 @@ export type MountStep =
       options: string[];
       /** Through a read-only loop device on the descriptor (before 6.12, and always for a copy on tmpfs). */
       loop: boolean;
+      /**
+       * Left detached (Linux 6.18 with the addon): no mount point; `target`
+       * only names the mount, and the overlay that lists `target` as a layer
+       * is given the mount itself (src/plan/execute.ts). Absent: attached on `target`.
+       */
+      detached?: true;
     }
   | {
       kind: 'mount-overlay';
@@ -155,6 +161,8 @@ export interface PlanEnv {
   imageVerity?: VerityAlg | null;
   /** The backend can copy the image privately (the addon); absent/false: a named copy in /run (mount(8) backend). */
   privateCopies?: boolean;
+  /** The backend can leave a mount detached (the addon's fsmount); with kernelFeatures.detachedLayers, the EROFS lower is. */
+  detachedMounts?: boolean;
 }
 
 export interface KernelFeatures {
@@ -165,6 +173,13 @@ export interface KernelFeatures {
   overlayVerity: boolean;
   /** EROFS mounted straight from a regular file, no loop device (Linux 6.12). */
   fileBackedErofs: boolean;
+  /**
+   * overlayfs takes a detached mount (fsmount(2), never attached) as a layer,
+   * named by its /proc/self/fd path: checked on 6.18; earlier releases refuse
+   * detached layers (clone_private_mount), and where they began to accept
+   * them is not checked here, so 6.18 is the release this needs.
+   */
+  detachedLayers: boolean;
 }
 
 export function parseKernelVersion(release: string): KernelVersion {
@@ -186,6 +201,7 @@ export function kernelFeatures(kernel: string | KernelVersion): KernelFeatures {
     dataOnlyLowers: atLeast(6, 5),
     overlayVerity: atLeast(6, 6),
     fileBackedErofs: atLeast(6, 12),
+    detachedLayers: atLeast(6, 18),
   };
 }
 
@@ -297,7 +313,8 @@ export function describeStep(s: MountStep): string {
     case 'mount-erofs':
       return (
         `mount -t erofs -o ${['ro', ...s.options, ...(s.loop ? ['loop'] : [])].join(',')} ` +
-        `${s.from === 'copy' ? `<the copy of ${s.image}>` : `<the open ${s.image}>`} ${s.target}`
+        `${s.from === 'copy' ? `<the copy of ${s.image}>` : `<the open ${s.image}>`} ` +
+        (s.detached ? `(detached, named ${s.target}: the overlay's lower, no mount point)` : s.target)
       );
     case 'mount-overlay':
       return `mount -t overlay -o ${[s.readonly ? 'ro' : 'rw', ...s.options].join(',')} ${s.source} ${s.target}`;

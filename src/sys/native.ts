@@ -87,7 +87,7 @@ export interface NativeAddon extends WatchdogAddon {
   openImage?(root: string, rel: string): number;
   closeFd?(fd: number): void;
   bindAt?(sourceFd: number, targetFd: number, recursive: boolean): number;
-  mountAt?(fstype: string, source: string | null, options: readonly string[], readonly: boolean, targetFd: number, loop: boolean): number;
+  mountAt?(fstype: string, source: string | null, options: readonly string[], readonly: boolean, targetFd: number | null, loop: boolean): number;
 }
 
 /** The boot's deadline (issue 13 item 11): see the watchdog section of native/sys.c. */
@@ -289,7 +289,7 @@ interface DescriptorOps {
   openDir(root: string, rel: string): number;
   closeFd(fd: number): void;
   bindAt(sourceFd: number, targetFd: number, recursive: boolean): number;
-  mountAt(fstype: string, source: string | null, options: readonly string[], readonly: boolean, targetFd: number, loop: boolean): number;
+  mountAt(fstype: string, source: string | null, options: readonly string[], readonly: boolean, targetFd: number | null, loop: boolean): number;
 }
 
 /** mount/bind/release by descriptor: each directory opened once, mounted from and on that descriptor. */
@@ -325,6 +325,7 @@ function descriptorMounts(ops: DescriptorOps): Pick<Sys, 'mount' | 'bind' | 'rel
         // An open file (the image, a private copy) is named by its descriptor: the loop device is
         // configured on it, and file-backed EROFS opens the magic link, the same open file.
         const source = m.sourceFd === undefined ? m.source : fdPath(m.sourceFd);
+        if (m.detached) return fdPath(ops.mountAt(m.fstype, source, options, m.readonly, null, m.loop ?? false));
         return withDir(m.target, m.targetBeneath, (tfd) => fdPath(ops.mountAt(m.fstype, source, options, m.readonly, tfd, m.loop ?? false)));
       } finally {
         // The overlay holds its layers itself once mounted.
@@ -379,7 +380,7 @@ export function nativeSysFrom(addon: NativeAddon, fallback: Sys = spawnSys()): S
     ...fallback,
     ...image,
     ...byDescriptor,
-    ...(byDescriptor ? {} : pathMounts(addon)),
+    ...(byDescriptor ? { detachedMounts: true } : pathMounts(addon)),
     remount(target, readonly) {
       addon.setReadonly(target, readonly);
     },

@@ -49,6 +49,8 @@ export interface MountCall {
   loop?: boolean;
   /** Resolve `target` this way instead of as a trusted path. */
   targetBeneath?: Beneath;
+  /** Leave the new mount detached (no mount point; `target` only names it): only with detachedMounts. */
+  detached?: boolean;
   /** Layer directories named in `options` (by their escaped paths) to be resolved this way (overlay). */
   dirsBeneath?: readonly Beneath[];
 }
@@ -108,6 +110,8 @@ export interface Sys {
   measurePath?(path: string): string | null;
   /** copyImage can make private copies (`to` 'private'). */
   readonly privateCopies?: boolean;
+  /** mount can leave a new filesystem detached (MountCall.detached), named by the handle it returns. */
+  readonly detachedMounts?: boolean;
   /**
    * Copy the open image and return the fs-verity digest of exactly the
    * copy's bytes. `to`: 'private' (only with privateCopies) or a path to
