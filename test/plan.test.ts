@@ -4,9 +4,10 @@
  * fail, a failure leaves mounts, dirs, files and links exactly as found.
  */
 import test from 'ava';
+import * as fs from 'node:fs';
 import { isCfsError } from '../src/errors.js';
 import { decodeVardict } from '../src/ostree/gvariant.js';
-import { describeStep, escapeOverlayPath, formatPlan, kernelFeatures, replaceOverlayPaths, type MountStep, type PlanEnv } from '../src/plan/steps.js';
+import { describeStep, escapeOverlayPath, formatPlan, kernelFeatures, replaceOverlayPaths, runningKernelRelease, type MountStep, type PlanEnv } from '../src/plan/steps.js';
 import { planMounts, planPaths } from '../src/ostree/plan.js';
 import { executePlan } from '../src/plan/execute.js';
 import { DIGEST, makeDecision, type DecisionOptions } from './integration/fixtures.js';
@@ -354,4 +355,10 @@ test('--target (ostree): the root assembled at the target; SYSROOT stays, / keep
       t.is(find(steps, 'write-file')[0]!.contentBase64, find(boot, 'write-file', (w) => w.path === '/run/ostree-booted')[0]!.contentBase64);
     }
   }
+});
+
+test('the kernel release the plan uses is the running kernel\'s, read from /proc (os.release() is frozen in the startup snapshot)', (t) => {
+  t.is(runningKernelRelease(), fs.readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim());
+  const err = t.throws(() => runningKernelRelease('/nonexistent/osrelease'));
+  t.true(isCfsError(err) && err.code === 'EIO' && /expected \/proc to be mounted/.test(err.message));
 });

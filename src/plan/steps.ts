@@ -13,7 +13,6 @@
  */
 
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fail } from '../errors.js';
@@ -256,13 +255,30 @@ export function replaceOverlayPaths(options: readonly string[], replace: Readonl
 
 
 /**
+ * The running kernel's release, from /proc. Not os.release(): Node reads
+ * uname once, when node:os loads, so in the single executable it is the
+ * release of the machine that built the startup snapshot (measured:
+ * 6.18 reported under a 2.6 uname personality; and a 6.12 guest was
+ * planned as 6.18). Every kernel fallback (kernelFeatures) hangs on this.
+ */
+export function runningKernelRelease(file = '/proc/sys/kernel/osrelease'): string {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    fail('EIO', `reading the running kernel's release from ${file}: ${(e as Error).message}: expected /proc to be mounted`);
+  }
+  return text.trim();
+}
+
+/**
  * The facts about this machine the plan needs, read from the system (not
  * pure: uname, stat of SYSROOT, random bytes).
  */
 export function detectPlanEnv(d: Pick<BootDecision, 'sysroot'>, runDir = '/run'): PlanEnv {
   const st = fs.statSync(d.sysroot, { bigint: true });
   return {
-    kernel: os.release(),
+    kernel: runningKernelRelease(),
     rootDevice: { major: devMajor(st.dev), minor: devMinor(st.dev) },
     runDir,
     randomSuffix: randomSuffix(),
