@@ -13,7 +13,7 @@ import { isNativeBoot, planBoot } from './boot-plan.js';
 import { describeImagePath, type ImagePath } from './image/plan.js';
 import { executePlan, type ExecResult } from './plan/execute.js';
 // mount(2) through the embedded addon when it loads, else mount(8) (src/sys/native.ts).
-import { armBootDeadline, bootSys, loadNativeAddon, type NativeAddon } from './sys/native.js';
+import { armBootDeadline, bootSys, loadNativeAddonQuietly } from './sys/native.js';
 import { createLogger, type Logger } from './log.js';
 import type { BootDecision } from './ostree/model.js';
 import type { NativeDecision } from './composefs-native/model.js';
@@ -52,7 +52,7 @@ export async function boot(opts: BootOptions, io: Io, logger?: Logger, deps: Boo
   let disarm = () => {};
   try {
     // The addon once, for the mounts and (native mode) the kernel's fs-verity of the image.
-    const addon = deps.sys || !isNativeBoot(opts.cmdline) ? null : loadAddonQuietly();
+    const addon = deps.sys || !isNativeBoot(opts.cmdline) ? null : loadNativeAddonQuietly();
     const sys = deps.sys ?? bootSys({ warn: (m) => log.warn(m), ...(addon ? { addon } : {}) });
     // A real boot with the addon gets a deadline (issue 13 item 11); the warm-up's injected Sys does not.
     if (!deps.sys) disarm = armBootDeadline();
@@ -109,14 +109,4 @@ function nativeLine(decision: NativeDecision, result: ExecResult, imagePath: Ima
     `${decision.insecure ? 'insecure: fs-verity not required' : `secure: verity=require, image fs-verity ${decision.verity.kernel === 'matches' ? 'checked by the kernel' : 'not checked by the kernel'}`}` +
     `${decision.rootTransient.value ? ', root transient' : ''}, etc ${mode(decision.etc)}, var ${mode(decision.var)}; ${imageWords(imagePath)})`
   );
-}
-
-/** The addon, or null (none embedded, or it cannot be written and loaded: bootSys then says why). */
-function loadAddonQuietly(): NativeAddon | null {
-  if (process.env['CFSROOT_SYS'] === 'spawn') return null;
-  try {
-    return loadNativeAddon();
-  } catch {
-    return null;
-  }
 }

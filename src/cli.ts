@@ -293,16 +293,11 @@ async function commandVerify(o: CommonOptions, io: Io): Promise<number> {
 async function verifyNative(o: CommonOptions & { cmdline: string }, io: Io): Promise<number> {
   const { decideNative } = await import('./composefs-native/decide.js');
   const { describeNativeDecision } = await import('./composefs-native/describe.js');
-  const { fileDigester, loadNativeAddon } = await import('./sys/native.js');
+  const { fileDigester, loadNativeAddonQuietly } = await import('./sys/native.js');
   const digester = fileDigester();
   // The kernel's fs-verity of the image, as the boot asks it (secure form: required). Without the
   // addon (CFSROOT_SYS=spawn) it cannot be asked, and the output says so.
-  let addon: ReturnType<typeof loadNativeAddon> = null;
-  try {
-    if (process.env['CFSROOT_SYS'] !== 'spawn') addon = loadNativeAddon();
-  } catch {
-    addon = null;
-  }
+  const addon = loadNativeAddonQuietly();
   const { kernelVerity } = await import('./boot-plan.js');
   const d = await decideNative({
     sysroot: o.sysroot,
@@ -323,15 +318,8 @@ async function commandPlan(o: PlanOptions, io: Io): Promise<number> {
   const { isNativeBoot, planBoot } = await import('./boot-plan.js');
   // The plan the boot would make (src/boot-plan.ts): the same decision, and
   // the image path from the same probe through the backend the boot would use.
-  const { bootSys, loadNativeAddon } = await import('./sys/native.js');
-  let addon = null;
-  if (isNativeBoot(cmdline) && process.env['CFSROOT_SYS'] !== 'spawn') {
-    try {
-      addon = loadNativeAddon();
-    } catch {
-      addon = null;
-    }
-  }
+  const { bootSys, loadNativeAddonQuietly } = await import('./sys/native.js');
+  const addon = isNativeBoot(cmdline) ? loadNativeAddonQuietly() : null;
   const sys = bootSys(addon ? { addon } : {});
   const { steps, decision } = await planBoot(
     { sysroot: o.sysroot, cmdline, initramfsRoot: o.initramfsRoot, ...(o.target !== null ? { target: o.target } : {}) },

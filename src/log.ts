@@ -8,6 +8,7 @@
  */
 
 import * as fs from 'node:fs';
+import { isControlCode } from './text.js';
 
 export interface Logger {
   info(msg: string): void;
@@ -123,7 +124,7 @@ export function oneLine(msg: string): string {
   let from = 0;
   for (let i = 0; i < msg.length; i++) {
     const c = msg.charCodeAt(i);
-    if (c >= 0x20 && c !== 0x7f) continue;
+    if (!isControlCode(c)) continue;
     out += msg.slice(from, i) + (c === 10 ? '\\n' : c === 13 ? '\\r' : c === 9 ? '\\t' : `\\x${c.toString(16).padStart(2, '0')}`);
     from = i + 1;
   }

@@ -21,6 +21,11 @@ export function isHex(s: string): boolean {
   return isLowerHex(asciiLower(s));
 }
 
+/** A control character's UTF-16 code: /[\x00-\x1f\x7f]/ */
+export function isControlCode(c: number): boolean {
+  return c < 0x20 || c === 0x7f;
+}
+
 /** /^[0-9]+$/ */
 export function isDigits(s: string): boolean {
   if (s.length === 0) return false;

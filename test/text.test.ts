@@ -4,7 +4,7 @@
  * small alphabet up to length 4 and on random strings.
  */
 import test from 'ava';
-import { asciiLower, isAlnum, isDigits, isHex, isLowerHex } from '../src/text.js';
+import { asciiLower, isAlnum, isControlCode, isDigits, isHex, isLowerHex } from '../src/text.js';
 import { escapeOverlayPath, parseKernelVersion, replaceOverlayPaths } from '../src/plan/steps.js';
 
 const ALPHABET = ['', '0', '9', 'a', 'f', 'g', 'A', 'F', 'Z', 'z', '.', ':', ',', '\\', '/', '\n', 'é', '٣'];
@@ -70,4 +70,11 @@ test('parseKernelVersion: MAJOR.MINOR at the start, as /^(\\d+)\\.(\\d+)/', (t) 
     }
     t.deepEqual(got, m ? { major: Number(m[1]), minor: Number(m[2]) } : null, JSON.stringify(s));
   }
+});
+
+test('isControlCode agrees with /[\\x00-\\x1f\\x7f]/ on every UTF-16 code unit', (t) => {
+  for (let c = 0; c < 0x10000; c++) {
+    if (isControlCode(c) !== /[\x00-\x1f\x7f]/.test(String.fromCharCode(c))) t.fail(`code ${c}`);
+  }
+  t.pass();
 });

@@ -19,7 +19,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fail } from '../errors.js';
-import { detectPlanEnv, devMajor, devMinor, escapeOverlayPath, kernelFeatures, type MountStep, type PlanEnv } from '../plan/steps.js';
+import { detachedLower, detectPlanEnv, devMajor, devMinor, escapeOverlayPath, kernelFeatures, type MountStep, type PlanEnv } from '../plan/steps.js';
 import { imagePathOf, planImageSteps } from '../image/plan.js';
 import type { NativeDecision, NativeSubdir } from './model.js';
 
@@ -71,7 +71,8 @@ export function planNative(d: NativeDecision, env: PlanEnv): MountStep[] {
     fail('EMOUNT', `${d.karg.karg} requires verity=require, which overlayfs has from Linux 6.6 (running ${k.release}); boot the insecure form ?<digest>, or a newer kernel`);
   }
   // The EROFS lower needs a mount point only where the kernel takes no detached layer.
-  if (!detachedLower(env)) add({ kind: 'mkdir', path: P.lower, mode: 0o755 });
+  const detached = detachedLower(env);
+  if (!detached) add({ kind: 'mkdir', path: P.lower, mode: 0o755 });
   const imageSteps = nativeImageSteps(d, env, P.lower);
   const imagePath = imagePathOf(imageSteps);
   add(...imageSteps);
@@ -101,7 +102,7 @@ export function planNative(d: NativeDecision, env: PlanEnv): MountStep[] {
     dirsBeneath: [{ path: objects, beneath: S }],
   });
   // The overlay holds the EROFS superblock (and the tmpfs); the mount points are not needed.
-  if (!detachedLower(env)) add({ kind: 'umount-lazy', target: P.lower, restoreFrom: null });
+  if (!detached) add({ kind: 'umount-lazy', target: P.lower, restoreFrom: null });
   if (d.rootTransient.value) add({ kind: 'umount-lazy', target: tmp, restoreFrom: null });
 
   // The physical root, recursively, at NEW/sysroot (made read-only at the end, below).
@@ -168,11 +169,6 @@ export function nativeImageSteps(d: NativeDecision, env: PlanEnv, lowerTarget: s
     },
     lowerTarget,
   );
-}
-
-/** The EROFS lower is left detached (src/plan/steps.ts kernelFeatures detachedLayers; a backend that can). */
-export function detachedLower(env: PlanEnv): boolean {
-  return kernelFeatures(env.kernel).detachedLayers && env.detachedMounts === true;
 }
 
 /** A fresh tmpfs at `tmp` with the upper and work of a transient overlay. */

@@ -37,7 +37,7 @@
  */
 
 import { fail } from '../errors.js';
-import { asciiLower } from '../text.js';
+import { asciiLower, isControlCode } from '../text.js';
 
 /** One value and the line it was read from (the last one, for a repeated key). */
 export interface KeyFileEntry {
@@ -78,7 +78,7 @@ function groupHeaderName(line: string): string | null {
 function badGroupChar(name: string): boolean {
   for (let i = 0; i < name.length; i++) {
     const c = name.charCodeAt(i);
-    if (c < 0x20 || c === 0x7f || c === 0x5b || c === 0x5d) return true;
+    if (isControlCode(c) || c === 0x5b || c === 0x5d) return true;
   }
   return false;
 }

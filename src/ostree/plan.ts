@@ -13,7 +13,7 @@ import type { BootDecision } from './model.js';
 import type { VerityAlg } from '../image/fsverity.js';
 import { encodeOstreeBooted } from './booted.js';
 import { imagePathOf, planImageSteps, type ImageEnv, type ImageToMount } from '../image/plan.js';
-import { escapeOverlayPath, kernelFeatures, type MountStep, type PlanEnv } from '../plan/steps.js';
+import { detachedLower, escapeOverlayPath, kernelFeatures, type MountStep, type PlanEnv } from '../plan/steps.js';
 import { isAlnum } from '../text.js';
 
 /** The image digest composefs pins (ostree.composefs.digest.v0 is a SHA-256 fs-verity digest). */
@@ -86,7 +86,7 @@ export function planMounts(d: BootDecision, env: PlanEnv): MountStep[] {
       fail('EMOUNT', `composefs verity is required but overlayfs verity=require needs Linux >= 6.6 (running ${k.release})`);
     }
     // The EROFS lower needs a mount point only where the kernel takes no detached layer.
-    const detached = k.detachedLayers && env.detachedMounts === true;
+    const detached = detachedLower(env);
     if (!detached) add({ kind: 'mkdir', path: P.lower, mode: 0o755 });
     const image: ImageToMount = {
       // The image as a path beneath SYSROOT, opened from there (decide.ts resolved it under the deployment).

@@ -15,7 +15,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { fail } from '../errors.js';
+import { describeSystemError, fail } from '../errors.js';
 import type { BootDecision } from '../ostree/model.js';
 import type { VerityAlg } from '../image/fsverity.js';
 import { isDigits } from '../text.js';
@@ -204,6 +204,11 @@ export function kernelFeatures(kernel: string | KernelVersion): KernelFeatures {
   };
 }
 
+/** The plan leaves the EROFS lower detached: the kernel takes detached layers, and the backend can make one. */
+export function detachedLower(env: PlanEnv): boolean {
+  return kernelFeatures(env.kernel).detachedLayers && env.detachedMounts === true;
+}
+
 /**
  * Escape a path for an overlayfs option value. The kernel splits the option
  * string on `,` and lowerdir on `:`, and takes `\` as the escape for both.
@@ -266,7 +271,7 @@ export function runningKernelRelease(file = '/proc/sys/kernel/osrelease'): strin
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
-    fail('EIO', `reading the running kernel's release from ${file}: ${(e as Error).message}: expected /proc to be mounted`);
+    fail('EIO', `reading the running kernel's release from ${file}: ${describeSystemError(e)}: expected /proc to be mounted`);
   }
   return text.trim();
 }

@@ -203,12 +203,13 @@ export async function warmUp(): Promise<void> {
     // Sys above skips: the addon's extraction (an asset that is no library:
     // written, refused by dlopen, removed), the backend's choice, the
     // deadline (an addon whose watchdog does nothing), the environment check.
+    let loaded: NativeAddon | null = null;
     try {
-      loadNativeAddon({ asset: new ArrayBuffer(64), extractDirs: [dir] });
-      throw new Error('the warm-up loaded an addon from 64 zero bytes');
-    } catch (e) {
-      if (e instanceof Error && e.message.startsWith('the warm-up')) throw e;
+      loaded = loadNativeAddon({ asset: new ArrayBuffer(64), extractDirs: [dir] });
+    } catch {
+      /* refused, as it must be */
     }
+    if (loaded !== null) throw new Error('the warm-up loaded an addon from 64 zero bytes');
     const watchdog = { ...yes.addon, watchdogStart: () => {}, watchdogNote: () => {}, watchdogStop: () => {} };
     bootSys({ addon: watchdog, fallback: spawnSys() });
     const disarm = armBootDeadline(watchdog);

@@ -185,7 +185,7 @@ export const BOOT_DEADLINE_MS = 60_000;
  * and exits 1, even if the main thread is stuck in a read that never
  * returns. Returns the disarm function (a no-op without the addon: mount(8)
  * boots have no deadline). $CFSROOT_TEST_STALL=<text>, for tests only, makes
- * the boot block for good in a step whose description contains <text>.
+ * the boot block for good in a step whose activity note (src/plan/execute.ts) contains <text>.
  */
 export function armBootDeadline(a: NativeAddon | null = loadedAddon): () => void {
   if (!a?.watchdogStart || !a.watchdogNote || !a.watchdogStop) return () => {};
@@ -245,6 +245,21 @@ export function loadNativeAddon(opts: NativeSysOptions = {}): NativeAddon | null
     }
   }
   throw new Error(`cannot load the embedded mount addon (${reasons.join('; ')})`);
+}
+
+/**
+ * The addon, or null: $CFSROOT_SYS=spawn, none embedded, or it cannot be
+ * written and loaded (a noexec /run and temp dir). For callers that have a
+ * way without it (mount(8), the JavaScript digest); bootSys says why when
+ * it falls back.
+ */
+export function loadNativeAddonQuietly(opts: NativeSysOptions = {}): NativeAddon | null {
+  if (process.env['CFSROOT_SYS'] === 'spawn') return null;
+  try {
+    return opts.addon ?? loadNativeAddon(opts);
+  } catch {
+    return null;
+  }
 }
 
 function removeQuietly(file: string): void {
@@ -466,14 +481,7 @@ export interface FileDigester {
  * worded the same either way. $CFSROOT_SYS=spawn keeps it all in JavaScript.
  */
 export function fileDigester(opts: NativeSysOptions = {}): FileDigester {
-  let addon: NativeAddon | null = null;
-  if (process.env['CFSROOT_SYS'] !== 'spawn') {
-    try {
-      addon = opts.addon ?? loadNativeAddon(opts);
-    } catch {
-      addon = null; // e.g. a noexec /run and temp dir: the JavaScript digest still works
-    }
-  }
+  const addon = loadNativeAddonQuietly(opts);
   const js = async (path: string, alg: VerityAlg): Promise<Buffer> => (await import('../image/fsverity.js')).fsverityDigestFile(path, alg);
   return {
     async digest(path, alg) {
