@@ -114,6 +114,10 @@ export interface NsRun {
   /** argv inside the chroot (argv[0] an absolute path there). */
   argv: string[];
   env?: Record<string, string>;
+  /** A file bound over the chroot's /proc/cmdline (a tool that reads the kernel command line only there). */
+  procCmdline?: string;
+  /** The exit status that counts as a run (default 0): a usage line used as a baseline exits 1. */
+  status?: number;
 }
 
 /**
@@ -132,16 +136,17 @@ export function runInNamespace(root: BenchRoot, sysroot: string, run: NsRun): Sa
     'mount -t tmpfs -o mode=0755 tmpfs "$R/run"',
     'mount --bind "$SYSROOT" "$R/sysroot"',
     'mount -t proc proc "$R/proc"',
+    'if [ -n "$PROC_CMDLINE" ]; then mount --bind "$PROC_CMDLINE" "$R/proc/cmdline"; fi',
     'mount --rbind /dev "$R/dev"',
     'mount --rbind /sys "$R/sys"',
     'mount --bind "$OUT" "$R/out"',
     'exec chroot "$R" /bench/tcmd /out/result "$@" >"$OUT/stdout" 2>"$OUT/stderr"',
   ].join('\n');
   const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', outer, 'sh', ...run.argv], {
-    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', R, SYSROOT: sysroot, OUT: out, ...run.env },
+    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', R, SYSROOT: sysroot, OUT: out, PROC_CMDLINE: run.procCmdline ?? '', ...run.env },
     encoding: 'utf8',
   });
-  const sample = readTcmdResult(path.join(out, 'result'));
+  const sample = readTcmdResult(path.join(out, 'result'), run.status ?? 0);
   if (sample === null) {
     const stderr = fs.existsSync(path.join(out, 'stderr')) ? fs.readFileSync(path.join(out, 'stderr'), 'utf8') : '';
     throw new Error(`${run.argv.join(' ')} failed (harness ${r.status}): ${stderr.trim() || r.stderr.trim()}`);
@@ -149,11 +154,11 @@ export function runInNamespace(root: BenchRoot, sysroot: string, run: NsRun): Sa
   return sample;
 }
 
-/** tcmd's line (bench/tcmd.c) as a Sample; null when it is missing or the command did not exit 0. */
-function readTcmdResult(file: string): Sample | null {
+/** tcmd's line (bench/tcmd.c) as a Sample; null when it is missing or the command did not exit with `status`. */
+function readTcmdResult(file: string, status = 0): Sample | null {
   const m = /^(\d+) (\d+) (\d+) (\d+) (\d+)$/m.exec(fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '');
-  if (!m || m[3] !== '0') return null;
-  return { ms: Number(m[1]) / 1e6, maxRssKiB: Number(m[2]), rc: 0, cpuMs: (Number(m[4]) + Number(m[5])) / 1e3 };
+  if (!m || m[3] !== String(status)) return null;
+  return { ms: Number(m[1]) / 1e6, maxRssKiB: Number(m[2]), rc: status, cpuMs: (Number(m[4]) + Number(m[5])) / 1e3 };
 }
 
 /** Run argv once under tcmd on the host (no namespace). */

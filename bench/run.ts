@@ -14,9 +14,11 @@
  *       startup snapshot, and an empty-script SEA (Node's own floor); bundle size.
  *   (e) node:crypto vs @noble/hashes / tweetnacl on the boot's real inputs.
  *   (f) peak RSS of a full setup (wait4 ru_maxrss).
+ *   (g) the deployment the real ostree made: cfsroot's signed, `yes` and `no`
+ *       boots beside Debian's C ostree-prepare-root (bench/real-ostree.ts).
  *
  * Environment: BENCH_ROUNDS (default 21), BENCH_DIGEST_ROUNDS (default 7),
- * BENCH_ONLY=a,b,c,d,e (subset), BENCH_COMPARE=<another cfsroot binary> (its
+ * BENCH_ONLY=a,b,c,d,e,g (subset), BENCH_COMPARE=<another cfsroot binary> (its
  * boot and --version interleaved with ours, for before/after), BENCH_NO_SPAWN=1
  * (skip the mount(8) backend variant), BENCH_VARIANT_ENV='{"NAME":"value"}'
  * (our boot once more with that environment added, interleaved: for trying a
@@ -31,10 +33,11 @@ import { execFileSync } from 'node:child_process';
 import { BENCH_DIR, REPO, buildBenchRoot, fmt, interleave, iqr, median, runInNamespace, runOnHost, versus, type Sample } from './harness.js';
 import { buildSea } from './sea.js';
 import { cryptoFigures } from './crypto.js';
+import { realOstreeFigures } from './real-ostree.js';
 
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 21);
 const DIGEST_ROUNDS = Number(process.env['BENCH_DIGEST_ROUNDS'] ?? 7);
-const only = new Set((process.env['BENCH_ONLY'] ?? 'a,b,c,d,e').split(','));
+const only = new Set((process.env['BENCH_ONLY'] ?? 'a,b,c,d,e,g').split(','));
 const results: Record<string, unknown> = {
   date: new Date().toISOString(),
   machine: `${os.cpus()[0]?.model ?? '?'} x${os.availableParallelism()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Linux ${os.release()}, Node ${process.version}`,
@@ -243,6 +246,7 @@ async function main(): Promise<void> {
   if (only.has('c')) figuresDigest();
   if (only.has('d')) figuresStartup();
   if (only.has('e')) results['crypto'] = await cryptoFigures(sys, ROUNDS);
+  if (only.has('g')) results['realOstree'] = realOstreeFigures(ROUNDS, table);
   fs.writeFileSync(path.join(BENCH_DIR, 'results.json'), JSON.stringify(results, null, 2) + '\n');
   console.log(`\nresults: ${path.relative(REPO, path.join(BENCH_DIR, 'results.json'))}`);
 }

@@ -1,0 +1,94 @@
+/**
+ * (g) of `make bench`: boots of a deployment the real ostree made
+ * (test/helpers/real-ostree.ts: Debian's ostree 2.022.7 layout, a composefs
+ * image of a few KiB, a signed commit), the kind issue 15 measured the C
+ * tool on, with the C tool beside cfsroot on the same deployment.
+ *
+ * The C tool is Debian 12's `ostree-prepare-root` (ostree 2022.7, package
+ * ostree-boot), unpacked into build/bench/ostree-boot with `apt-get
+ * download` + `dpkg-deb -x`, never installed: the package would add a
+ * dracut module and a dracut.conf.d file to this machine, which the QEMU
+ * initrd builds must not see. It has no composefs support, so what it does
+ * here (bind the deployment, /etc, /var, /sysroot read-only) is compared
+ * with cfsroot's `enabled = no` boot, which does the same work; cfsroot's
+ * `yes` and signed boots of the same deployment are beside them. It reads
+ * the kernel command line only from /proc/cmdline, so the harness binds the
+ * BLS entry's `options` line there. Own work: each tool's boot minus its
+ * own usage run (cfsroot `--version`; the C tool's `--help`, which exits 1
+ * after its usage error), interleaved round by round.
+ *
+ * With an image this small the signed boot's private copy and digest cost
+ * microseconds, so its own work is close to what the signed boot costs on
+ * the fs-verity path, which this host's kernel cannot take (no fs-verity):
+ * the key, the commit, the signature, the mounts.
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { makeRealOstreeSysroot } from '../test/helpers/real-ostree.js';
+import { BENCH_DIR, REPO, buildBenchRoot, interleave, runInNamespace, type Sample } from './harness.js';
+
+/** Debian's ostree-prepare-root, unpacked once; null (with the reason printed) when it cannot be had. */
+function cTool(): string | null {
+  const dir = path.join(BENCH_DIR, 'ostree-boot');
+  const bin = path.join(dir, 'usr/lib/ostree/ostree-prepare-root');
+  if (fs.existsSync(bin)) return bin;
+  try {
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.mkdirSync(dir, { recursive: true });
+    execFileSync('apt-get', ['download', 'ostree-boot'], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    const deb = fs.readdirSync(dir).find((f) => f.endsWith('.deb'));
+    if (!deb) throw new Error('apt-get download left no .deb');
+    execFileSync('dpkg-deb', ['-x', path.join(dir, deb), dir]);
+    if (!fs.existsSync(bin)) throw new Error(`${deb} has no usr/lib/ostree/ostree-prepare-root`);
+    return bin;
+  } catch (e) {
+    console.log(`  (the C tool is left out: ${e instanceof Error ? e.message.split('\n')[0] : String(e)})`);
+    return null;
+  }
+}
+
+export function realOstreeFigures(
+  rounds: number,
+  table: (title: string, samples: Record<string, Sample[]>, base: string) => Record<string, unknown>,
+): Record<string, unknown> {
+  const real = makeRealOstreeSysroot();
+  const c = cTool();
+  const cmdlineFile = path.join(BENCH_DIR, 'real-ostree-cmdline');
+  fs.writeFileSync(cmdlineFile, `${real.bootOptions}\n`);
+  const bins: Record<string, string> = { cfsroot: path.join(REPO, 'dist/cfsroot'), ...(c ? { 'ostree-prepare-root': c } : {}) };
+  const roots = Object.fromEntries(
+    (['signed', 'yes', 'no'] as const).map((enabled) => [enabled, buildBenchRoot(bins, real.publicKeyBase64, { enabled, name: `real-${enabled}` })]),
+  );
+  try {
+    const imageBytes = fs.statSync(real.image).size;
+    const cfs = (enabled: keyof typeof roots) => () =>
+      runInNamespace(roots[enabled]!, real.sysroot, { argv: ['/usr/bin/cfsroot', '/sysroot', real.bootOptions], env: { CFSROOT_SYS: 'native' } });
+    const variants: Record<string, () => Sample> = {
+      'cfsroot --version': () => runInNamespace(roots['no']!, real.sysroot, { argv: ['/usr/bin/cfsroot', '--version'] }),
+      'cfsroot boot, signed (copy path)': cfs('signed'),
+      'cfsroot boot, enabled = yes': cfs('yes'),
+      'cfsroot boot, enabled = no': cfs('no'),
+      ...(c
+        ? {
+            'C ostree-prepare-root --help (exit 1)': () =>
+              runInNamespace(roots['no']!, real.sysroot, { argv: ['/usr/bin/ostree-prepare-root', '--help'], status: 1, procCmdline: cmdlineFile }),
+            'C ostree-prepare-root /sysroot (2022.7)': () =>
+              runInNamespace(roots['no']!, real.sysroot, { argv: ['/usr/bin/ostree-prepare-root', '/sysroot'], procCmdline: cmdlineFile }),
+          }
+        : {}),
+    };
+    const s = interleave(rounds, variants);
+    const title = `(g) the deployment the real ostree made (image ${imageBytes} bytes, signed commit); ${rounds} interleaved rounds`;
+    const out: Record<string, unknown> = { imageBytes, cfsroot: table(`${title}: cfsroot`, pick(s, (k) => k.startsWith('cfsroot')), 'cfsroot --version') };
+    if (c) out['cTool'] = table(`${title}: the C tool`, pick(s, (k) => k.startsWith('C ')), 'C ostree-prepare-root --help (exit 1)');
+    return out;
+  } finally {
+    for (const r of Object.values(roots)) r.remove();
+    real.remove();
+  }
+}
+
+function pick(s: Record<string, Sample[]>, keep: (k: string) => boolean): Record<string, Sample[]> {
+  return Object.fromEntries(Object.entries(s).filter(([k]) => keep(k)));
+}
