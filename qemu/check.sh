@@ -16,7 +16,7 @@ set -uo pipefail
 all=(plain-root signed-ok digest-ok digest-mismatch bad-signature tampered-object
      legacy-off maybe-no-image minimal-initramfs dracut-hook dracut-hook-bad-signature
      native-ok native-sha256 native-tampered-image native-tampered-object native-insecure
-     native-etc-transient preflight-ok preflight-no-verity image-no-verity)
+     native-etc-transient preflight-ok preflight-no-verity image-no-verity verity-small-run copy-small-run)
 if (($#)); then scenarios=("$@"); else scenarios=("${all[@]}"); fi
 limit=${QEMU_TIMEOUT:-300}
 
@@ -30,6 +30,19 @@ limit=${QEMU_TIMEOUT:-300}
 # no fsck, and a failed initramfs powers off instead of waiting at a shell.
 common="root=/dev/vda rw fsck.mode=skip rd.shell=0 rd.emergency=poweroff"
 ostree="ostree=$OSTREE_KARG"
+# The composefs image's size: the *-small-run scenarios leave /run less free space than this.
+image_bytes=$(debugfs -R "stat /$DEPLOY_REL/.ostree.cfs" "$OUT/base.img" 2>/dev/null | sed -n 's/.*Size: \([0-9][0-9]*\).*/\1/p' | head -n1)
+
+# On run()'s $disk: the file at path TARGET becomes the inode now at path
+# SOURCE (same size, its own fs-verity, made by the prepare boot), and SOURCE's
+# name goes. debugfs's messages land in run()'s $dir/debugfs.err.
+swap_in() { # TARGET SOURCE (paths on the disk, no leading slash)
+  debugfs -w -f - "$disk" >/dev/null 2>"$dir/debugfs.err" <<EOF
+rm /$1
+ln /$2 /$1
+unlink /$2
+EOF
+}
 
 # ---- assertions on one boot's console -----------------------------------
 lines='' console='' reasons=()
@@ -85,6 +98,13 @@ expect_console_not() { # REGEX DESCRIPTION: nowhere on the console
   grep -a -q -E -- "$1" <<< "$console" && reasons+=("unexpected on console: $2")
   return 0
 }
+run_free_below_image() { # the test module filled /run to below the image's size
+  local free
+  free=$(grep -o -E '^CFSTEST run-free [0-9]+' <<< "$lines" | awk '{print $3}')
+  if [[ -z $free ]]; then reasons+=("no CFSTEST run-free line: /run was not filled"); return 0; fi
+  ((free < image_bytes)) || reasons+=("/run kept $free bytes free, not less than the image's $image_bytes")
+  return 0
+}
 emergency() { # KEYWORD
   expect_console 'CFSTEST emergency' 'emergency marker (initramfs emergency mode)'
   expect_not '^CFSTEST start' 'the test root booted'
@@ -133,20 +153,12 @@ native_modify() { # NAME
   case $1 in
     native-tampered-object)
       # victim.txt's object replaced by a same-size file with its own fs-verity.
-      debugfs -w -f - "$disk" >/dev/null 2>"$dir/debugfs.err" <<EOF
-rm /$native_victim
-ln /cfstest-tampered /$native_victim
-unlink /cfstest-tampered
-EOF
+      swap_in "$native_victim" cfstest-tampered
       ;;
     native-tampered-image)
       # The image replaced by one with a byte changed (valid EROFS, fs-verity
       # enabled by the prepare boot): only its digest tells it apart.
-      debugfs -w -f - "$disk" >/dev/null 2>"$dir/debugfs.err" <<EOF
-rm /$native_image
-ln /cfstest-tampered-image /$native_image
-unlink /cfstest-tampered-image
-EOF
+      swap_in "$native_image" cfstest-tampered-image
       ;;
     native-insecure)
       # The same bytes rewritten by debugfs: a new inode, without fs-verity.
@@ -242,6 +254,8 @@ run() {
     legacy-off) initrd=$OUT/initrd-dracut-unsigned.img; args="$args ot-composefs=off" ;;
     maybe-no-image) initrd=$OUT/initrd-dracut-unsigned.img; args="$args ot-composefs=maybe" ;;
     digest-ok|image-no-verity) args="$args ot-composefs=digest=$IMAGE_DIGEST" ;;
+    # /run (the test module shrinks it, qemu/dracut/99cfstest) keeps a page less than the image free.
+    verity-small-run|copy-small-run) args="$args ot-composefs=digest=$IMAGE_DIGEST cfstest.run-free=$((image_bytes - 4096))" ;;
     digest-mismatch)
       # The real digest with its last hex digit changed.
       local last=${IMAGE_DIGEST: -1} other=0
@@ -255,15 +269,11 @@ run() {
       # Replace the victim's backing object by /cfstest-tampered (same size,
       # other bytes, fs-verity enabled by the prepare boot): the kernel must
       # refuse it because its verity digest is not the one in the image.
-      debugfs -w -f - "$disk" >/dev/null 2>"$dir/debugfs.err" <<EOF
-rm /$VICTIM_OBJ
-ln /cfstest-tampered /$VICTIM_OBJ
-unlink /cfstest-tampered
-EOF
+      swap_in "$VICTIM_OBJ" cfstest-tampered
       ;;
     maybe-no-image)
       debugfs -w -R "rm /$DEPLOY_REL/.ostree.cfs" "$disk" >/dev/null 2>"$dir/debugfs.err" ;;
-    image-no-verity)
+    image-no-verity|copy-small-run)
       # The same image bytes, written anew by debugfs: the file has no fs-verity
       # now, so the boot must take the copy path (issue 15) and still boot.
       local cfs=$DEPLOY_REL/.ostree.cfs
@@ -319,6 +329,14 @@ EOF
       booted; ostree_common; composefs_root yes; victim_ok
       expect_console 'cfsroot: .*image: private copy, user-space digest' 'the copy path (the image has no fs-verity)'
       expect_console_not 'image: fs-verity \(kernel-measured\)' 'the fs-verity path' ;;
+    verity-small-run)
+      # The fs-verity path copies nothing, so a /run too small for the image does not matter.
+      booted; ostree_common; composefs_root yes; victim_ok; run_free_below_image
+      expect_console 'cfsroot: .*image: fs-verity \(kernel-measured\)' 'the fs-verity path (the kernel measured the image)' ;;
+    copy-small-run)
+      # Without fs-verity the image must be copied, and the copy would not fit: refused before any mount.
+      emergency 'ELIMIT'; run_free_below_image
+      expect_console "cfsroot: composefs image .* is $image_bytes bytes but /run has only [0-9]+ bytes free" 'the copy-space refusal naming the sizes' ;;
     tampered-object)
       booted; ostree_common; composefs_root yes
       expect '^CFSTEST read /usr/share/cfstest/victim.txt fail .*(I/O error|Input/output error)' \

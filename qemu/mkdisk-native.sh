@@ -22,14 +22,6 @@ set -euo pipefail
 
 [[ -d $OUT/rootfs ]] || die "no test root tree in $OUT/rootfs: run qemu/mkdisk.sh first"
 
-# As mkdisk.sh: ext4 with 4096-byte blocks (fs-verity needs block = page size).
-mkext4() { # DIR IMG
-  local mb
-  mb=$(( $(du -sm "$1" | cut -f1) * 2 + 48 ))
-  rm -f "$2"
-  truncate -s "${mb}M" "$2"
-  mkfs.ext4 -q -b 4096 -O verity -L cfstest -d "$1" "$2"
-}
 
 # The prepare initramfs of mkdisk.sh plus erofs/overlay/loop, for the overlay check.
 prep=$OUT/initrd-prepare-native.img

@@ -16,16 +16,6 @@ set -euo pipefail
 os=cfstest
 bash "$QEMU_DIR/mkrootfs.sh" "$OUT/rootfs"
 
-# ext4 sized to the content with room for the tests' writes. fs-verity on
-# ext4 needs the block size to equal the page size (4096): small images
-# would otherwise get 1 KiB blocks and FS_IOC_ENABLE_VERITY fails (EINVAL).
-mkext4() { # DIR IMG
-  local mb
-  mb=$(( $(du -sm "$1" | cut -f1) * 2 + 48 ))
-  rm -f "$2"
-  truncate -s "${mb}M" "$2"
-  mkfs.ext4 -q -b 4096 -O verity -L cfstest -d "$1" "$2"
-}
 
 # The plain root needs /etc where a plain system has it: the tree keeps the
 # default configuration in usr/etc, as OSTree commits do.

@@ -56,6 +56,14 @@ for name in hello victim; do
   { echo "cfsroot boot test: $name"; seq 1 1200 | sed "s/^/$name line /"; } > "usr/share/cfstest/$name.txt"
 done
 
+# 3,000 more files of one content (one repo object): about 230 bytes of
+# composefs image each, so the image (about 0.7 MiB) is well above what a
+# boot itself keeps in /run (the addon while it is mapped, the state files).
+# The *-small-run scenarios shrink /run to just below the image's size.
+mkdir -p usr/share/cfstest/bulk
+line='a file of the bulk tree, there to make the composefs image larger than the boot'\''s own use of /run'
+for i in $(seq 1 3000); do echo "$line" > "usr/share/cfstest/bulk/$i"; done
+
 cd ..
 rm -rf "$dest"
 mv "$dest.tmp" "$dest"
