@@ -176,21 +176,33 @@ export function runOnHost(argv: string[], env?: Record<string, string>): Sample 
 }
 
 /**
- * Run each variant once per round (the order rotating from round to round), after
- * one unrecorded warm-up round (page cache, loop/erofs module state).
+ * The orders of a balanced Latin square (Williams design) on n variants:
+ * over its rows, each variant runs once in each position and right after
+ * each other variant equally often (n rows for even n, 2n for odd n).
+ */
+export function balancedOrders(n: number): number[][] {
+  // First row 0, 1, n-1, 2, n-2, ...; row r adds r to each entry (mod n).
+  const first: number[] = [];
+  for (let i = 0, lo = 1, hi = n - 1; i < n; i++) first.push(i === 0 ? 0 : i % 2 === 1 ? lo++ : hi--);
+  const rows = Array.from({ length: n }, (_, r) => first.map((v) => (v + r) % n));
+  return n % 2 === 0 ? rows : [...rows, ...rows.map((row) => [...row].reverse())];
+}
+
+/**
+ * Run each variant once per round, in the orders of balancedOrders, after one
+ * unrecorded warm-up round (page cache, loop/erofs module state).
  */
 export function interleave<K extends string>(rounds: number, variants: Record<K, () => Sample>): Record<K, Sample[]> {
   const names = Object.keys(variants) as K[];
   for (const n of names) variants[n]();
   const out = Object.fromEntries(names.map((n) => [n, [] as Sample[]])) as Record<K, Sample[]>;
-  // The order rotates each round, so that no variant always runs right after
-  // the same other one (a boot leaves the page cache and the CPU caches different
-  // from a --version).
+  // Whatever a run leaves behind (its mounts torn down after it exits, the
+  // page cache, the CPU caches) falls on the run after it. A plain rotation
+  // keeps the cyclic order, so each variant would always follow the same
+  // other one; here each follows each other one equally often.
+  const orders = balancedOrders(names.length);
   for (let r = 0; r < rounds; r++) {
-    for (let i = 0; i < names.length; i++) {
-      const n = names[(r + i) % names.length]!;
-      out[n].push(variants[n]());
-    }
+    for (const i of orders[r % orders.length]!) out[names[i]!].push(variants[names[i]!]());
   }
   return out;
 }
