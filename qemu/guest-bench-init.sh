@@ -34,7 +34,9 @@ use_image() { ln -f "/sysroot/cfsbench-$1.cfs" "$img"; }
 
 
 # One run: VARIANT, then cfsroot's arguments. Timed by tcmd (posix_spawn ->
-# wait4), which appends "<wall ns> <rss KiB> <status> <user us> <sys us>".
+# wait4), which appends "<wall ns> <rss KiB> <status> <user us> <sys us>";
+# a boot also prints its phases (CFSROOT_TIMINGS=1), the same extra line for
+# every path.
 # The namespace lives until the shell exits, so the Shmem growth it measures
 # after cfsroot is what the mounted root keeps in RAM (the image copy).
 run() {
@@ -44,7 +46,7 @@ run() {
     mount --make-rprivate /
     mount -t tmpfs -o mode=0755 tmpfs /run
     before=$(awk "/^Shmem:/ { print \$2 }" /proc/meminfo)
-    tcmd /tmp/res "$@" >/tmp/out 2>&1
+    CFSROOT_TIMINGS=1 tcmd /tmp/res "$@" >/tmp/out 2>&1
     after=$(awk "/^Shmem:/ { print \$2 }" /proc/meminfo)
     echo "$((after - before))" > /tmp/held
   ' sh "$@"
@@ -54,6 +56,8 @@ run() {
   sleep 0.3
   res=$(cat /tmp/res 2>/dev/null)
   echo "CFSBENCH run $variant $res held=$(cat /tmp/held 2>/dev/null)"
+  # The boot's own phases (CFSROOT_TIMINGS): its work without the start-up and exit around it.
+  grep -q 'timings (ms):' /tmp/out && echo "CFSBENCH tim $variant $(grep -o 'timings (ms): [^;]*' /tmp/out)"
   case $res in
     *" 0 "*) ;;
     *) echo "CFSBENCH fail $variant: $(tail -n 3 /tmp/out | tr '\n' ' ')" ;;
