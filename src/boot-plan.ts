@@ -39,6 +39,8 @@ export interface BootPlanInput {
   stagingDir?: string;
   /** Told the decision's warnings as soon as it is made, before planning (the boot logs them then). */
   onWarnings?: (warnings: readonly string[]) => void;
+  /** Told when an ostree boot's configuration turns out signed (src/ostree/decide.ts, passed on with the rest). */
+  onSignedBoot?: () => void;
 }
 
 export type BootPlan =

@@ -13,7 +13,7 @@ import { isNativeBoot, planBoot } from './boot-plan.js';
 import { describeImagePath, type ImagePath } from './image/plan.js';
 import { executePlan, type ExecResult } from './plan/execute.js';
 // mount(2) through the embedded addon when it loads, else mount(8) (src/sys/native.ts).
-import { armBootDeadline, bootSys, loadNativeAddonQuietly } from './sys/native.js';
+import { armBootDeadline, bootSys, loadNativeAddonQuietly, warmCryptoIfLoaded } from './sys/native.js';
 import { createLogger, type Logger } from './log.js';
 import type { BootDecision } from './ostree/model.js';
 import type { NativeDecision } from './composefs-native/model.js';
@@ -65,6 +65,9 @@ export async function boot(opts: BootOptions, io: Io, logger?: Logger, deps: Boo
         onWarnings: (ws) => {
           for (const w of ws) log.warn(`warning: ${w}`);
         },
+        // A signed boot's first node:crypto calls fill OpenSSL's algorithm cache (about 1 ms);
+        // the addon starts doing that on another CPU as soon as the configuration says signed.
+        ...(deps.sys ? {} : { onSignedBoot: warmCryptoIfLoaded }),
       },
       sys,
       addon,

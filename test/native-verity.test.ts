@@ -1,5 +1,5 @@
 /**
- * The addon's fs-verity part (native/verity.c: digestFile, copyImage),
+ * The addon's fs-verity part (native/verity.c: digestFile, copyImage, warmCrypto),
  * which the boot and `verify`/`digest` use instead of src/image/fsverity.ts when
  * it loads (issues 5, 15). Its digests must equal src/image/fsverity.ts, the
  * independent @noble/hashes reference and `fsverity digest`, on every
@@ -93,6 +93,25 @@ test('the hashing exports exist (Node exports OpenSSL SHA256/SHA512)', (t) => {
   for (const f of ['copyImage', 'digestFile'] as const) t.is(typeof addon[f], 'function', f);
   // This Node exports the low-level functions: the tests below exercise the fast path.
   t.is(addon.hashFunctions, 'SHA256_Init/Update/Final');
+});
+
+test('warmCrypto starts its thread, and node:crypto verifies as before while and after it runs', async (t) => {
+  const { generateKeyPairSync, sign, verify, createHash } = await import('node:crypto');
+  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+  const msg = Buffer.from('a commit');
+  const sig = sign(null, msg, privateKey);
+  const bad = Buffer.from(sig);
+  bad[0]! ^= 1;
+  for (let i = 0; i < 3; i++) {
+    t.true(addon.warmCrypto(), 'the thread started (the executable exports the EVP functions)');
+    // At once, while the thread may still be filling the cache, and again after it.
+    t.true(verify(null, msg, publicKey, sig));
+    t.false(verify(null, msg, publicKey, bad));
+    t.is(createHash('sha256').update('abc').digest('hex'), 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  t.true(verify(null, msg, publicKey, sig));
+  t.false(verify(null, msg, publicKey, bad));
 });
 
 test('SPEC §3 vectors, every native path', (t) => {

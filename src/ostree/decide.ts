@@ -38,6 +38,8 @@ export interface DecideOptions {
   runDir?: string;
   /** How `measure` computes the image digest (default src/image/fsverity.ts). */
   digestImage?: (image: string, alg: 'sha256') => Promise<Uint8Array>;
+  /** Told as soon as the configuration says the commit's signature will be checked (the boot warms OpenSSL then). */
+  onSignedBoot?: () => void;
 }
 
 export async function decideBoot(opts: DecideOptions): Promise<BootDecision> {
@@ -49,6 +51,7 @@ export async function decideBoot(opts: DecideOptions): Promise<BootDecision> {
   const conf = step('reading prepare-root.conf', () => loadPrepareRootConf(initramfsRoot));
   for (const k of unknownConfigKeys(conf)) warnings.push(`${conf.path}: unknown key ${k} (ignored)`);
   const config = step('resolving the boot configuration', () => resolveBootConfig(kargs, conf, sysroot));
+  if (config.composefs !== 'no' && config.composefsSigned) opts.onSignedBoot?.();
   const deployment = step('resolving the deployment', () => resolveDeployment(sysroot, config.ostreeTarget));
 
   let composefs: ComposefsDecision | null = null;

@@ -66,6 +66,8 @@ export interface NativeAddon extends WatchdogAddon {
   measureVerity?(path: string): string | null;
   /** The same on a descriptor (openImage's). */
   measureVerityFd?(fd: number): string | null;
+  /** Start filling OpenSSL's algorithm cache on a thread of its own (native/verity.c); false when it cannot. Optional: test fakes. */
+  warmCrypto?(): boolean;
   /** "SHA256_Init/Update/Final" (the fast path) or "SHA256()": what hashes each block. */
   hashFunctions?: string;
   /**
@@ -170,6 +172,11 @@ let loadedAddon: NativeAddon | null = null;
  */
 export function exitNowIfLoaded(code: number): void {
   loadedAddon?.exitNow?.(code);
+}
+
+/** The addon's warmCrypto, when a run loaded the addon: a signed boot's OpenSSL set-up off the main thread. */
+export function warmCryptoIfLoaded(): void {
+  loadedAddon?.warmCrypto?.();
 }
 
 /**
