@@ -2,10 +2,10 @@
  * A/B of two cfsroot binaries on the bench deployment (not part of `make
  * bench`): `npx tsx bench/ab.ts A B [enabled] [rounds]`, as root, after
  * `make bench` has generated build/bench/sysroot. Each round runs A's and
- * B's `--version` and boot (prepare-root.conf `enabled`, default yes), the
- * order rotating; prints each binary's own work (boot - its own --version)
- * and B - A for the boot and for --version, all as medians of per-round
- * differences. For changes under a millisecond, where `make bench`'s 21
+ * B's `--version` and boot (prepare-root.conf `enabled`, default yes), in
+ * the balanced orders of harness.ts interleave; prints each binary's own
+ * work (boot - its own --version) and B - A for the boot and for
+ * --version, all as medians of per-round differences. For changes under a millisecond, where `make bench`'s 21
  * rounds are too few on this noisy machine.
  */
 import * as fs from 'node:fs';

@@ -1,7 +1,7 @@
 /**
  * (g) of `make bench`: boots of a deployment the real ostree made
- * (test/helpers/real-ostree.ts: Debian's ostree 2.022.7 layout, a composefs
- * image of a few KiB, a signed commit), the kind issue 15 measured the C
+ * (test/helpers/real-ostree.ts: Debian's ostree 2022.7 layout, a composefs
+ * image of 28 KiB, a signed commit), the kind issue 15 measured the C
  * tool on, with the C tool beside cfsroot on the same deployment.
  *
  * The C tool is Debian 12's `ostree-prepare-root` (ostree 2022.7, package

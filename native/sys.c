@@ -703,15 +703,21 @@ static napi_value js_watchdog_start(napi_env env, napi_callback_info info) {
     pthread_cond_signal(&wd_cond);
     pthread_mutex_unlock(&wd_lock);
     if (start) {
-        pthread_t t;
-        pthread_attr_t a;
-        pthread_attr_init(&a);
-        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-        int rc = pthread_create(&t, &a, watchdog_thread, NULL);
-        pthread_attr_destroy(&a);
+        int rc = cfs_start_detached_thread(watchdog_thread, NULL);
         if (rc != 0) return cfs_throw_errno(env, "pthread_create", "the boot's watchdog", rc);
     }
     return NULL;
+}
+
+int cfs_start_detached_thread(void *(*fn)(void *), void *arg) {
+    pthread_t t;
+    pthread_attr_t a;
+    int rc = pthread_attr_init(&a);
+    if (rc != 0) return rc;
+    rc = pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    if (rc == 0) rc = pthread_create(&t, &a, fn, arg);
+    pthread_attr_destroy(&a);
+    return rc;
 }
 
 static napi_value js_watchdog_note(napi_env env, napi_callback_info info) {

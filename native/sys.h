@@ -1,6 +1,6 @@
 /*
  * native/sys.c's interface to the rest of the addon: its exports, and the
- * two kernel interfaces the verity part (verity.c) needs.
+ * kernel interfaces the verity part (verity.c) needs.
  */
 #ifndef CFSROOT_SYS_H
 #define CFSROOT_SYS_H
@@ -13,5 +13,7 @@ void cfs_sys_register(napi_env env, napi_value exports);
 int cfs_open_disk_file(const char *path);
 /* A new unnamed file (O_TMPFILE, read-write) on a private tmpfs mounted nowhere; -1 with errno. */
 int cfs_private_tmpfs_file(void);
+/* Run fn(arg) on a new detached thread; pthread_create's result (0, or an errno value). */
+int cfs_start_detached_thread(void *(*fn)(void *), void *arg);
 
 #endif

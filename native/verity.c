@@ -456,6 +456,24 @@ struct warm_fns {
     void (*err_clear)(void);
 };
 static struct warm_fns warm;
+static pthread_once_t warm_resolved = PTHREAD_ONCE_INIT;
+static int warm_available;
+
+/* The EVP entry points, looked up once: a second call must not rewrite them under a running thread. */
+static void resolve_warm_fns(void) {
+    warm.md_fetch = (void *(*)(void *, const char *, const char *))dlsym(RTLD_DEFAULT, "EVP_MD_fetch");
+    warm.digest = (int (*)(const void *, size_t, unsigned char *, unsigned int *, const void *, void *))dlsym(RTLD_DEFAULT, "EVP_Digest");
+    warm.md_free = (void (*)(void *))dlsym(RTLD_DEFAULT, "EVP_MD_free");
+    warm.pkey_new_raw_public = (void *(*)(int, void *, const unsigned char *, size_t))dlsym(RTLD_DEFAULT, "EVP_PKEY_new_raw_public_key");
+    warm.pkey_free = (void (*)(void *))dlsym(RTLD_DEFAULT, "EVP_PKEY_free");
+    warm.md_ctx_new = (void *(*)(void))dlsym(RTLD_DEFAULT, "EVP_MD_CTX_new");
+    warm.md_ctx_free = (void (*)(void *))dlsym(RTLD_DEFAULT, "EVP_MD_CTX_free");
+    warm.verify_init = (int (*)(void *, void **, const void *, void *, void *))dlsym(RTLD_DEFAULT, "EVP_DigestVerifyInit");
+    warm.verify = (int (*)(void *, const unsigned char *, size_t, const unsigned char *, size_t))dlsym(RTLD_DEFAULT, "EVP_DigestVerify");
+    warm.err_clear = (void (*)(void))dlsym(RTLD_DEFAULT, "ERR_clear_error");
+    warm_available = warm.md_fetch && warm.digest && warm.md_free && warm.pkey_new_raw_public && warm.pkey_free && warm.md_ctx_new &&
+                     warm.md_ctx_free && warm.verify_init && warm.verify && warm.err_clear;
+}
 
 static void *warm_crypto_thread(void *arg) {
     (void)arg;
@@ -479,26 +497,8 @@ static void *warm_crypto_thread(void *arg) {
 static napi_value js_warm_crypto(napi_env env, napi_callback_info info) {
     (void)info;
     napi_value result = NULL;
-    int ok = 0;
-    warm.md_fetch = (void *(*)(void *, const char *, const char *))dlsym(RTLD_DEFAULT, "EVP_MD_fetch");
-    warm.digest = (int (*)(const void *, size_t, unsigned char *, unsigned int *, const void *, void *))dlsym(RTLD_DEFAULT, "EVP_Digest");
-    warm.md_free = (void (*)(void *))dlsym(RTLD_DEFAULT, "EVP_MD_free");
-    warm.pkey_new_raw_public = (void *(*)(int, void *, const unsigned char *, size_t))dlsym(RTLD_DEFAULT, "EVP_PKEY_new_raw_public_key");
-    warm.pkey_free = (void (*)(void *))dlsym(RTLD_DEFAULT, "EVP_PKEY_free");
-    warm.md_ctx_new = (void *(*)(void))dlsym(RTLD_DEFAULT, "EVP_MD_CTX_new");
-    warm.md_ctx_free = (void (*)(void *))dlsym(RTLD_DEFAULT, "EVP_MD_CTX_free");
-    warm.verify_init = (int (*)(void *, void **, const void *, void *, void *))dlsym(RTLD_DEFAULT, "EVP_DigestVerifyInit");
-    warm.verify = (int (*)(void *, const unsigned char *, size_t, const unsigned char *, size_t))dlsym(RTLD_DEFAULT, "EVP_DigestVerify");
-    warm.err_clear = (void (*)(void))dlsym(RTLD_DEFAULT, "ERR_clear_error");
-    if (warm.md_fetch && warm.digest && warm.md_free && warm.pkey_new_raw_public && warm.pkey_free && warm.md_ctx_new &&
-        warm.md_ctx_free && warm.verify_init && warm.verify && warm.err_clear) {
-        pthread_t t;
-        pthread_attr_t a;
-        pthread_attr_init(&a);
-        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-        ok = pthread_create(&t, &a, warm_crypto_thread, NULL) == 0;
-        pthread_attr_destroy(&a);
-    }
+    pthread_once(&warm_resolved, resolve_warm_fns);
+    int ok = warm_available && cfs_start_detached_thread(warm_crypto_thread, NULL) == 0;
     napi_get_boolean(env, ok, &result);
     return result;
 }

@@ -56,8 +56,8 @@ for name in hello victim; do
   { echo "cfsroot boot test: $name"; seq 1 1200 | sed "s/^/$name line /"; } > "usr/share/cfstest/$name.txt"
 done
 
-# 3,000 more files of one content (one repo object): about 230 bytes of
-# composefs image each, so the image (about 0.7 MiB) is well above what a
+# 3,000 more files of one content (one repo object): about 80 bytes of
+# composefs image each, so the image (308 KiB, measured) is well above what a
 # boot itself keeps in /run (the addon while it is mapped, the state files).
 # The *-small-run scenarios shrink /run to just below the image's size.
 mkdir -p usr/share/cfstest/bulk

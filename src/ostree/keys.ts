@@ -14,7 +14,6 @@ export const ED25519_PUBLIC_KEY_BYTES = 32;
 /** A key file is a few lines; anything bigger is not one (and is not read into memory). */
 const MAX_KEY_FILE = 1024 * 1024;
 
-
 /**
  * Strict base64: standard alphabet, padded, and canonical (re-encoding gives
  * the same text). Node's own decoder skips junk characters silently, which
