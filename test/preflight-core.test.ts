@@ -4,14 +4,17 @@
  * (cpio -H newc, gzip, zstd, xz, lz4 -l), concatenated as dracut writes them.
  */
 import test from 'ava';
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as zlib from 'node:zlib';
 import { execFileSync } from 'node:child_process';
 import { compareVersions, defaultBlsEntry, parseBlsEntry } from '../src/preflight/bls.js';
 import { lookup, readInitramfs, type CpioEntry } from '../src/preflight/cpio.js';
 import { detectCompression } from '../src/preflight/decompress.js';
 import { CfsError } from '../src/errors.js';
+import { cpioOf, cpioOfDir } from './helpers/cpio.js';
 
 test('BLS entry: fields, several initrd and options lines', (t) => {
   const e = parseBlsEntry(
@@ -52,18 +55,6 @@ test('UAPI version comparison', (t) => {
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cfsroot-preflight-core-'));
 test.after.always(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-/** A newc archive of `files` (name -> content; a value starting with "->" is a symlink). */
-function cpioOf(dir: string, files: Record<string, string>): Buffer {
-  fs.mkdirSync(dir, { recursive: true });
-  for (const [name, content] of Object.entries(files)) {
-    const p = path.join(dir, name);
-    fs.mkdirSync(path.dirname(p), { recursive: true });
-    if (content.startsWith('->')) fs.symlinkSync(content.slice(2), p);
-    else fs.writeFileSync(p, content);
-  }
-  const list = execFileSync('find', ['.', '-mindepth', '1'], { cwd: dir }).toString();
-  return execFileSync('cpio', ['-o', '-H', 'newc', '--quiet'], { cwd: dir, input: list, maxBuffer: 1 << 28 });
-}
 
 const compressors: Record<string, string[]> = {
   gzip: ['gzip', '-c'],
@@ -188,6 +179,96 @@ test('EROFS redirect walker: hostile images are one-line EIMAGE errors', async (
   t.false(e?.message.includes('\n'));
 });
 
+/** zstd of `data` by node:zlib, with or without the frame's content checksum. */
+function zstdOf(data: Uint8Array, checksum: boolean): Buffer {
+  return zlib.zstdCompressSync(data, { params: { [zlib.constants.ZSTD_c_checksumFlag]: checksum ? 1 : 0 } });
+}
+
+test('initramfs: a zstd frame that ends in zero bytes is read whole, whatever the padding after it', async (t) => {
+  // A frame of raw blocks ends where the archive does: in cpio's zero
+  // padding. (Stripping zeros before the decoder cut such frames short: a
+  // CI run found one whose checksum ended in 0.)
+  const archive = cpioOf(path.join(tmp, 'zstd-zero-end'), { 'etc/random': crypto.randomBytes(105_000).toString('base64') });
+  const rawEnd = rawZstdFrame(archive);
+  t.deepEqual(zlib.zstdDecompressSync(rawEnd), archive, 'node:zlib reads the hand-made frame');
+  // A checksum whose last byte is 0: one archive in 256 or so, found by changing a file's contents in place.
+  const counted = cpioOf(path.join(tmp, 'zstd-sum'), { 'etc/n': 'try 00000\n' });
+  const digits = counted.indexOf('try 00000') + 4;
+  let checksumEnd: Buffer | null = null;
+  for (let i = 0; i < 100_000 && !checksumEnd; i++) {
+    counted.write(String(i).padStart(5, '0'), digits, 'latin1');
+    const c = zstdOf(counted, true);
+    if (c[c.length - 1] === 0) checksumEnd = c;
+  }
+  t.is(rawEnd[rawEnd.length - 1], 0, 'the raw block ends in a zero byte');
+  t.truthy(checksumEnd, 'a frame whose checksum ends in 0 was found');
+  t.true(rawEnd.length > (128 << 10), 'two raw blocks');
+  // Byte-sized pieces only for the small frame: the big one would take minutes so.
+  const cases = [['raw last block', rawEnd, 'etc/random', [4093, 65536]], ['checksum', checksumEnd!, 'etc/n', [1, 7]]] as const;
+  for (const [what, frame, file, pieces] of cases) {
+    for (const pad of [0, 3, 512]) {
+      const img = Buffer.concat([frame, Buffer.alloc(pad)]);
+      for (const piece of [...pieces, img.length]) {
+        const r = await readInitramfs(piecesOf(img, piece), 'z.img');
+        t.truthy(lookup(r.entries, file)?.data, `${what}, ${pad} bytes of padding, pieces of ${piece}`);
+        t.deepEqual(r.segments.map((s) => s.compression), ['zstd']);
+      }
+    }
+  }
+});
+
+test('initramfs: after a zstd segment the reader goes on, as the kernel does; what is neither padding nor a segment is an error naming its byte', async (t) => {
+  const first = zstdOf(cpioOf(path.join(tmp, 'zstd-then-a'), { 'etc/a': 'first' }), true);
+  const second = cpioOf(path.join(tmp, 'zstd-then-b'), { 'etc/b': 'second', 'etc/a': 'replaced' });
+  const third = zstdOf(cpioOf(path.join(tmp, 'zstd-then-c'), { 'etc/c': 'third' }), false);
+  const img = Buffer.concat([first, Buffer.alloc(4 - (first.length % 4)), second, third, Buffer.alloc(512)]);
+  for (const piece of [1, 13, img.length]) {
+    const r = await readInitramfs(piecesOf(img, piece), 'z.img');
+    t.deepEqual(r.segments.map((s) => [s.compression, s.offset]), [['zstd', 0], ['cpio', first.length + 4 - (first.length % 4)], ['zstd', img.length - 512 - third.length]]);
+    t.is(Buffer.from(lookup(r.entries, 'etc/a')!.data!).toString(), 'replaced');
+    t.is(Buffer.from(lookup(r.entries, 'etc/c')!.data!).toString(), 'third');
+  }
+  // Frames back to back are one segment.
+  const twice = await readInitramfs(Buffer.concat([zstdOf(Buffer.from(second.subarray(0, 512)), true), zstdOf(second.subarray(512), true)]), 'z2.img');
+  t.deepEqual(twice.segments.map((s) => s.compression), ['zstd']);
+  t.is(Buffer.from(lookup(twice.entries, 'etc/b')!.data!).toString(), 'second');
+  const junk = await t.throwsAsync(readInitramfs(Buffer.concat([first, Buffer.from('junk after the frame')]), 'j.img'), { instanceOf: CfsError });
+  t.is(junk?.message, `j.img: byte ${first.length}: neither a newc cpio archive nor compressed data the kernel reads`);
+  // A frame cut short, and a reserved block type, are one line each.
+  for (const [bad, re] of [[first.subarray(0, first.length - 2), /zstd data does not decompress/], [withReservedBlock(third), /block type 3 is reserved/]] as const) {
+    const e = await t.throwsAsync(readInitramfs(bad, 'b.img'), { instanceOf: CfsError });
+    t.is(e?.code, 'EIMAGE');
+    t.regex(e!.message, re);
+    t.false(e!.message.includes('\n'));
+  }
+});
+
+/** A zstd frame holding `data` in raw blocks of at most 128 KiB, its size in the header, no checksum (RFC 8878 3.1.1). */
+function rawZstdFrame(data: Uint8Array): Buffer {
+  const head = Buffer.alloc(9);
+  head.writeUInt32LE(0xfd2fb528, 0);
+  head[4] = 0xa0; // single segment; content size in 4 bytes
+  head.writeUInt32LE(data.length, 5);
+  const parts = [head];
+  for (let at = 0; at < data.length; at += 128 << 10) {
+    const block = data.subarray(at, at + (128 << 10));
+    const word = (block.length << 3) | (at + block.length >= data.length ? 1 : 0);
+    parts.push(Buffer.from([word & 0xff, (word >> 8) & 0xff, word >> 16]), Buffer.from(block));
+  }
+  return Buffer.concat(parts);
+}
+
+/** `frame` with its first block header's type set to 3 (reserved). */
+function withReservedBlock(frame: Buffer): Buffer {
+  const b = Buffer.from(frame);
+  const descriptor = b[4]!;
+  const single = (descriptor & 0x20) !== 0;
+  const flag = descriptor >> 6;
+  const at = 5 + (single ? 0 : 1) + [0, 1, 2, 4][descriptor & 3]! + (flag === 0 && single ? 1 : [0, 2, 4, 8][flag]!);
+  b[at] = b[at]! | 0x06;
+  return b;
+}
+
 /** `buf` as a stream of pieces of `size` bytes (the last one shorter). */
 async function* piecesOf(buf: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
   for (let i = 0; i < buf.length; i += size) yield buf.subarray(i, i + size);
@@ -199,8 +280,7 @@ test('initramfs as a stream: any piece size reads the same entries; unkept files
   const dir = path.join(tmp, 'stream');
   const main = cpioOf(dir, { 'usr/bin/cfsroot': 'placeholder', 'etc/ostree/prepare-root.conf': '[composefs]\nenabled = yes\n', 'bin': '->usr/bin' });
   fs.writeFileSync(path.join(dir, 'usr/bin/cfsroot'), binary);
-  const list = execFileSync('find', ['.', '-mindepth', '1'], { cwd: dir }).toString();
-  const archive = execFileSync('cpio', ['-o', '-H', 'newc', '--quiet'], { cwd: dir, input: list, maxBuffer: 1 << 28 });
+  const archive = cpioOfDir(dir);
   for (const [name, argv] of Object.entries(compressors)) {
     // Zero padding after the compressed data, as dracut and the kernel write it.
     const img = Buffer.concat([execFileSync(argv[0]!, argv.slice(1), { input: archive, maxBuffer: 1 << 28 }), Buffer.alloc(512)]);

@@ -91,6 +91,25 @@ export class ByteReader {
     return n - left;
   }
 
+  /**
+   * Consume up to n bytes and hand them on as views of the source's own
+   * pieces (no copy; the sources here never reuse a piece's memory). Fewer
+   * than n only at the end of the stream: the caller counts what came.
+   */
+  async *take(n: number): AsyncGenerator<Uint8Array> {
+    let left = n;
+    while (left > 0) {
+      if (this.held === 0) await this.fill(1);
+      if (this.held === 0) return;
+      const c = this.chunks[0]!;
+      const take = Math.min(c.length - this.used, left);
+      const piece = c.subarray(this.used, this.used + take);
+      this.consume(take);
+      left -= take;
+      yield piece;
+    }
+  }
+
   /** Consume a run of zero bytes; returns its length. */
   async skipZeros(): Promise<number> {
     let n = 0;

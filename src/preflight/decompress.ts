@@ -47,7 +47,8 @@ export function decompressStream(kind: Exclude<Compression, 'none'>, src: AsyncI
     case 'gzip':
       return viaZlib(zlib.createGunzip({ chunkSize: OUT_PIECE }), src, where, 'gzip');
     case 'zstd':
-      return viaZlib(zlib.createZstdDecompress({ chunkSize: OUT_PIECE }), withoutTrailingZeros(src), where, 'zstd');
+      // src is already cut at the end of the frames (zstdFrames).
+      return viaZlib(zlib.createZstdDecompress({ chunkSize: OUT_PIECE }), src, where, 'zstd');
     case 'xz':
       return xzStream(withoutTrailingZeros(src), where);
     case 'lz4':
@@ -72,10 +73,13 @@ async function* viaZlib(z: zlib.Gunzip | zlib.ZstdDecompress, src: AsyncIterable
 }
 
 /**
- * The input without the zero padding after the last frame (dracut and the
- * kernel pad archives to 4 or 512 bytes), which the xz and zstd decoders
- * would read as a bad next frame. A run of zeros is held back (as a count)
- * until something other than zeros follows it.
+ * The input without the zero padding after the last xz stream (dracut and
+ * the kernel pad archives to 4 or 512 bytes), which the xz decoder would
+ * read as a bad next stream. A run of zeros is held back (as a count) until
+ * something other than zeros follows it. This is only sound for xz, whose
+ * stream footer ends in the bytes "YZ": no xz stream ends in a zero byte.
+ * A zstd frame can (its checksum, or a raw block's last byte, may be 0),
+ * which is why zstd is cut at its frames' end instead (zstdFrames).
  */
 async function* withoutTrailingZeros(src: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
   let zeros = 0;
@@ -114,6 +118,63 @@ async function* xzStream(src: AsyncIterable<Uint8Array>, where: string): AsyncGe
   } finally {
     if (!finished) await reader.cancel().catch(() => undefined);
   }
+}
+
+const ZSTD_MAGIC = 0xfd2fb528;
+const ZSTD_FRAME_FIELD_BYTES = { dictionaryId: [0, 1, 2, 4], contentSize: [0, 2, 4, 8] } as const;
+
+/**
+ * The zstd frames that start at the reader's position, byte for byte, and
+ * not one byte past the last: where a frame ends is read off its format
+ * (RFC 8878 section 3.1.1: a 4-byte magic, a header whose first byte gives
+ * the size of the rest, blocks each led by 3 bytes giving its size, its
+ * type and whether it is the last, then a 4-byte checksum when the header
+ * says so). What follows the frames (zero padding, another segment) stays
+ * in the reader, for the cpio reader to go on with, as the kernel does
+ * after a compressed segment. Frames back to back are one segment. A frame
+ * cut short is handed on as it is, for the decoder to report.
+ */
+export async function* zstdFrames(r: ByteReader, where: string): AsyncGenerator<Uint8Array> {
+  for (;;) {
+    const magic = await r.peek(4);
+    if (magic.length < 4 || new DataView(magic.buffer).getUint32(0, true) !== ZSTD_MAGIC) return;
+    const frameAt = r.offset;
+    const head = await r.read(5);
+    yield head;
+    if (head.length < 5) return;
+    const descriptor = head[4]!;
+    if (descriptor & 0x08) fail('EIMAGE', `${where}: zstd frame at byte ${frameAt}: the reserved bit of its header is set`);
+    const singleSegment = (descriptor & 0x20) !== 0;
+    const contentSizeFlag = descriptor >> 6;
+    const headerRest =
+      (singleSegment ? 0 : 1) + // window descriptor
+      ZSTD_FRAME_FIELD_BYTES.dictionaryId[descriptor & 3]! +
+      (contentSizeFlag === 0 && singleSegment ? 1 : ZSTD_FRAME_FIELD_BYTES.contentSize[contentSizeFlag]!);
+    if (!(yield* handOn(r, headerRest))) return;
+    for (;;) {
+      const blockAt = r.offset;
+      const blockHead = await r.read(3);
+      yield blockHead;
+      if (blockHead.length < 3) return;
+      const word = blockHead[0]! | (blockHead[1]! << 8) | (blockHead[2]! << 16);
+      const type = (word >> 1) & 3;
+      if (type === 3) fail('EIMAGE', `${where}: zstd block at byte ${blockAt}: block type 3 is reserved`);
+      // An RLE block (type 1) is one byte, repeated; raw and compressed blocks are their size.
+      if (!(yield* handOn(r, type === 1 ? 1 : word >>> 3))) return;
+      if (word & 1) break;
+    }
+    if (descriptor & 0x04 && !(yield* handOn(r, 4))) return;
+  }
+}
+
+/** Hand on the reader's next n bytes; false when the stream ended first. */
+async function* handOn(r: ByteReader, n: number): AsyncGenerator<Uint8Array, boolean> {
+  let got = 0;
+  for await (const piece of r.take(n)) {
+    got += piece.length;
+    yield piece;
+  }
+  return got === n;
 }
 
 const LZ4_LEGACY_MAGIC = 0x184c2102;
