@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import nacl from 'tweetnacl';
-import { loadPublicKeys, parsePublicKeys } from '../src/ostree/keys.js';
+import { loadPublicKeys, parsePublicKeys, publicKeyObject } from '../src/ostree/keys.js';
 import { CfsError } from '../src/errors.js';
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
@@ -83,4 +83,17 @@ test('loadPublicKeys: empty, garbage and non-regular key files', (t) => {
   fs.writeFileSync(pem, '-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----\n');
   refuses(t, () => loadPublicKeys(pem), /pem\.key line 1: not valid base64/);
   refuses(t, () => loadPublicKeys(d), /is not a regular file/);
+});
+
+test('each parsed key is imported once, and a key changed since, or not parsed here, is imported afresh', (t) => {
+  const [a, b] = parsePublicKeys(`${b64(k1)}\n${b64(k2)}\n`, 'keys');
+  const raw = (k: import('node:crypto').KeyObject): Uint8Array => new Uint8Array(Buffer.from(k.export({ format: 'jwk' }).x!, 'base64url'));
+  t.is(publicKeyObject(a!), publicKeyObject(a!), 'the same KeyObject each time');
+  t.deepEqual(raw(publicKeyObject(a!)), k1);
+  t.deepEqual(raw(publicKeyObject(b!)), k2);
+  const copy = Uint8Array.from(k1);
+  t.not(publicKeyObject(copy), publicKeyObject(a!), 'an array of its own: its own import');
+  t.deepEqual(raw(publicKeyObject(copy)), k1);
+  a!.set(k2);
+  t.deepEqual(raw(publicKeyObject(a!)), k2, 'changed after parsing: the new bytes, not the old import');
 });

@@ -5,7 +5,7 @@
  */
 
 import * as fs from 'node:fs';
-import { createPublicKey } from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { CfsError, describeSystemError } from '../errors.js';
 import { isBase64Text } from '../text.js';
 
@@ -38,14 +38,16 @@ export function parsePublicKeys(text: string, where: string): Uint8Array[] {
     if (b.length !== ED25519_PUBLIC_KEY_BYTES) {
       throw new CfsError('EKEYS', `${at}: key decodes to ${b.length} bytes, an Ed25519 public key is ${ED25519_PUBLIC_KEY_BYTES}`);
     }
-    // Import once here so an unusable key is reported against its line,
-    // not later as a signature that merely fails to verify.
+    // Import here so an unusable key is reported against its line, not later
+    // as a signature that merely fails to verify; the verification reuses it.
+    const key = new Uint8Array(b);
     try {
-      ed25519KeyObject(b);
+      const x = jwkX(key);
+      imported.set(key, { key: importJwkX(x), x });
     } catch {
       throw new CfsError('EKEYS', `${at}: not a usable Ed25519 public key`);
     }
-    keys.push(new Uint8Array(b));
+    keys.push(key);
   });
   if (keys.length === 0) {
     throw new CfsError('EKEYS', `${where}: contains no public key (expected one base64 Ed25519 public key per line)`);
@@ -90,10 +92,28 @@ export function loadPublicKeys(file: string): Uint8Array[] {
   return parsePublicKeys(text, file);
 }
 
-/** Wrap a raw 32-byte Ed25519 public key as a node:crypto KeyObject (via JWK). */
-export function ed25519KeyObject(raw: Uint8Array) {
-  return createPublicKey({
-    key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(raw).toString('base64url') },
-    format: 'jwk',
-  });
+/**
+ * The KeyObject parsePublicKeys made of each key it returned: an import is
+ * ~130 us even with OpenSSL warm, and a signed boot would make it twice.
+ * Keyed by the array itself, so a key that did not come from here (or was
+ * changed since: the arrays are the caller's) is never matched to another's
+ * import.
+ */
+const imported = new WeakMap<Uint8Array, { key: KeyObject; x: string }>();
+
+/** The node:crypto KeyObject of a raw 32-byte Ed25519 public key, imported once per key parsePublicKeys returned. */
+export function publicKeyObject(raw: Uint8Array): KeyObject {
+  const x = jwkX(raw);
+  const hit = imported.get(raw);
+  return hit !== undefined && hit.x === x ? hit.key : importJwkX(x);
+}
+
+/** A raw key as the JWK "x" member: unpadded base64url. */
+function jwkX(raw: Uint8Array): string {
+  return Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64url');
+}
+
+/** node:crypto's import of an Ed25519 public key, given as a JWK. */
+function importJwkX(x: string): KeyObject {
+  return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x }, format: 'jwk' });
 }

@@ -16,7 +16,7 @@ import { CfsError, describeSystemError } from '../errors.js';
 import * as fs from 'node:fs';
 import { checksumToHex, objectPath, openCommit, readObject, readObjectIfExists, type CommitView } from './commit.js';
 import { countElements, decodeLocated, locateVardict, validate, whole } from './gvariant.js';
-import { ed25519KeyObject } from './keys.js';
+import { publicKeyObject } from './keys.js';
 import type { SignedCommit } from './model.js';
 
 export const SIGNATURE_KEY = 'ostree.sign.ed25519';
@@ -142,7 +142,7 @@ function verifyLoaded(
 
   const keyObjects = keys.map((k, i) => {
     if (k.length !== 32) throw new CfsError('EKEYS', `${keyPath}: key ${i} is ${k.length} bytes, an Ed25519 public key is 32`);
-    return ed25519KeyObject(k);
+    return publicKeyObject(k);
   });
   let keyIndex = -1;
   search: for (const sig of sigs) {
