@@ -428,6 +428,35 @@ static napi_value throw_sys(napi_env env, const char *call, const char *target, 
     return cfs_throw_errno(env, call, target, err);
 }
 
+#define CFS_BENEATH_CALL "openat2(2) RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS"
+
+/*
+ * The (root, rel) arguments of openDir and openImage, and `rel` opened
+ * with `oflags` beneath the trusted directory `root` (opened as given) by
+ * open_beneath. Returns the descriptor, or -1 after throwing (a bad
+ * argument, or the failed call with its errno).
+ */
+static int open_root_beneath(napi_env env, napi_callback_info info, int oflags, char **rel) {
+    napi_value argv[2];
+    char *root = NULL;
+    int fd = -1;
+    *rel = NULL;
+    if (cfs_get_args(env, info, 2, argv) == 0 && cfs_get_string(env, argv[0], 0, "root", &root) == 0 &&
+        cfs_get_string(env, argv[1], 0, "rel", rel) == 0) {
+        int rfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (rfd < 0) {
+            cfs_throw_errno(env, "open(2)", root, errno);
+        } else {
+            fd = open_beneath(rfd, *rel, oflags);
+            int e = errno;
+            close(rfd);
+            if (fd < 0) cfs_throw_errno(env, CFS_BENEATH_CALL, *rel, e);
+        }
+    }
+    free(root);
+    return fd;
+}
+
 /*
  * openDir(root, rel) -> fd: `root` (a trusted path, opened as given) and
  * then the directory `rel` beneath it with no symlink followed, O_PATH,
@@ -435,30 +464,18 @@ static napi_value throw_sys(napi_env env, const char *call, const char *target, 
  * reached through a symlink (ELOOP). With rel "" it opens root itself.
  */
 static napi_value js_open_dir(napi_env env, napi_callback_info info) {
-    napi_value argv[2], result = NULL;
-    char *root = NULL, *rel = NULL;
-    if (cfs_get_args(env, info, 2, argv) == 0 && cfs_get_string(env, argv[0], 0, "root", &root) == 0 &&
-        cfs_get_string(env, argv[1], 0, "rel", &rel) == 0) {
-        int rfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (rfd < 0) {
-            cfs_throw_errno(env, "open(2)", root, errno);
+    char *rel = NULL;
+    napi_value result = NULL;
+    int fd = open_root_beneath(env, info, O_PATH | O_DIRECTORY, &rel);
+    if (fd >= 0) {
+        struct stat st;
+        if (fstat(fd, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            close(fd);
+            cfs_throw_errno(env, CFS_BENEATH_CALL, rel, ENOTDIR);
         } else {
-            int fd = open_beneath(rfd, rel, O_PATH | O_DIRECTORY);
-            int e = errno;
-            close(rfd);
-            struct stat st;
-            if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISDIR(st.st_mode))) {
-                e = ENOTDIR;
-                close(fd);
-                fd = -1;
-            }
-            if (fd < 0)
-                cfs_throw_errno(env, "openat2(2) RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS", rel, e);
-            else
-                result = cfs_fd_value(env, fd);
+            result = cfs_fd_value(env, fd);
         }
     }
-    free(root);
     free(rel);
     return result;
 }
@@ -894,42 +911,28 @@ static napi_value js_measure_verity_fd(napi_env env, napi_callback_info info) {
  * Every later step reads, measures or mounts this descriptor.
  */
 static napi_value js_open_image(napi_env env, napi_callback_info info) {
-    napi_value argv[2], result = NULL;
-    char *root = NULL, *rel = NULL;
-    if (cfs_get_args(env, info, 2, argv) == 0 && cfs_get_string(env, argv[0], 0, "root", &root) == 0 &&
-        cfs_get_string(env, argv[1], 0, "rel", &rel) == 0) {
-        int rfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (rfd < 0) {
-            cfs_throw_errno(env, "open(2)", root, errno);
-        } else {
-            int fd = open_beneath(rfd, rel, O_RDONLY | O_NONBLOCK);
+    char *rel = NULL;
+    napi_value result = NULL;
+    int fd = open_root_beneath(env, info, O_RDONLY | O_NONBLOCK, &rel);
+    if (fd >= 0) {
+        struct stat st;
+        if (fstat(fd, &st) != 0) {
             int e = errno;
-            close(rfd);
-            struct stat st;
-            if (fd >= 0 && fstat(fd, &st) != 0) {
-                e = errno;
-                close(fd);
-                fd = -1;
-            } else if (fd >= 0 && !S_ISREG(st.st_mode)) {
-                close(fd);
-                char msg[512];
-                snprintf(msg, sizeof msg, "%s: not a regular file", rel);
-                napi_throw_error(env, "EINVAL", msg);
-                goto out;
-            }
-            if (fd >= 0 && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0) {
-                e = errno;
-                close(fd);
-                fd = -1;
-            }
-            if (fd < 0)
-                cfs_throw_errno(env, "openat2(2) RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS", rel, e);
-            else
-                result = cfs_fd_value(env, fd);
+            close(fd);
+            cfs_throw_errno(env, CFS_BENEATH_CALL, rel, e);
+        } else if (!S_ISREG(st.st_mode)) {
+            close(fd);
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s: not a regular file", rel);
+            napi_throw_error(env, "EINVAL", msg);
+        } else if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0) {
+            int e = errno;
+            close(fd);
+            cfs_throw_errno(env, CFS_BENEATH_CALL, rel, e);
+        } else {
+            result = cfs_fd_value(env, fd);
         }
     }
-out:
-    free(root);
     free(rel);
     return result;
 }

@@ -78,17 +78,12 @@ export class ByteReader {
 
   /** Consume up to n bytes, each piece shown to `sink` (a view, valid during the call); returns how many there were. */
   async skip(n: number, sink?: (piece: Uint8Array) => void): Promise<number> {
-    let left = n;
-    while (left > 0) {
-      if (this.held === 0) await this.fill(1);
-      if (this.held === 0) break;
-      const c = this.chunks[0]!;
-      const take = Math.min(c.length - this.used, left);
-      sink?.(c.subarray(this.used, this.used + take));
-      this.consume(take);
-      left -= take;
+    let got = 0;
+    for await (const piece of this.take(n)) {
+      sink?.(piece);
+      got += piece.length;
     }
-    return n - left;
+    return got;
   }
 
   /**
