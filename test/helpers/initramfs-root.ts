@@ -19,7 +19,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ExecutionContext } from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { parseMountinfo, type MountInfo } from '../../src/sys/mountinfo.js';
 import { tableLines } from './mountinfo.js';
 
@@ -31,6 +31,25 @@ export interface InitramfsRoot {
   /** How cfsroot got in: 'sea' (dist/cfsroot) or 'bundle' (node + boot-entry bundle). */
   flavour: 'sea' | 'bundle';
   remove(): void;
+}
+
+/**
+ * One initramfs root for a whole test file: built before its tests (and
+ * handed to `use`), removed after them, together with every directory the
+ * tests push onto the returned list.
+ */
+export function initramfsRootForFile(use: (root: InitramfsRoot) => void): string[] {
+  let root: InitramfsRoot | undefined;
+  const dirs: string[] = [];
+  test.before(() => {
+    root = buildInitramfsRoot();
+    use(root);
+  });
+  test.after.always(() => {
+    root?.remove();
+    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+  });
+  return dirs;
 }
 
 export function buildInitramfsRoot(): InitramfsRoot {

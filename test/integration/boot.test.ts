@@ -17,22 +17,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { makeSysroot, type SysrootInfo, type SysrootOptions } from '../../tools/mksysroot.js';
 import { decodeVardict } from '../../src/ostree/gvariant.js';
-import { assertNothingLeft, buildInitramfsRoot, bootInNamespace, type BootOptions, type InitramfsRoot } from '../helpers/initramfs-root.js';
+import { assertNothingLeft, initramfsRootForFile, bootInNamespace, type BootOptions, type InitramfsRoot } from '../helpers/initramfs-root.js';
 import { superOption, under } from '../helpers/mountinfo.js';
 import type { MountInfo } from '../../src/sys/mountinfo.js';
 import { kernelFeatures } from '../../src/plan/steps.js';
 
 const HELLO = 'hello from a composefs root\n';
 let root: InitramfsRoot;
-const cleanup: string[] = [];
-
-test.before(() => {
-  root = buildInitramfsRoot();
-});
-test.after.always(() => {
-  root?.remove();
-  for (const d of cleanup) fs.rmSync(d, { recursive: true, force: true });
-});
+const cleanup = initramfsRootForFile((r) => (root = r));
 
 function sysroot(opts: Partial<SysrootOptions> = {}): SysrootInfo {
   // Our own tree: small, and no top-level symlinks (see the report on mksysroot).

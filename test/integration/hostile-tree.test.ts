@@ -19,17 +19,10 @@ import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { makeSysroot, type SysrootInfo } from '../../tools/mksysroot.js';
-import { assertNothingLeft, buildInitramfsRoot, bootInNamespace, type BootRun, type InitramfsRoot } from '../helpers/initramfs-root.js';
+import { assertNothingLeft, initramfsRootForFile, bootInNamespace, type BootRun, type InitramfsRoot } from '../helpers/initramfs-root.js';
 
 let root: InitramfsRoot;
-const dirs: string[] = [];
-test.before(() => {
-  root = buildInitramfsRoot();
-});
-test.after.always(() => {
-  root?.remove();
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
+const dirs = initramfsRootForFile((r) => (root = r));
 
 const VERITY_CONF = '[composefs]\nenabled = verity\n';
 const SIGNED_CONF = '[composefs]\nenabled = signed\n';

@@ -16,7 +16,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeSysroot, type SysrootInfo } from '../../tools/mksysroot.js';
-import { buildInitramfsRoot, bootInNamespace, type BootOptions, type InitramfsRoot } from '../helpers/initramfs-root.js';
+import { initramfsRootForFile, bootInNamespace, type BootOptions, type InitramfsRoot } from '../helpers/initramfs-root.js';
 import { under } from '../helpers/mountinfo.js';
 import { kernelFeatures } from '../../src/plan/steps.js';
 
@@ -28,15 +28,7 @@ const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const ADDON = path.join(REPO, 'build/native/cfsroot_sys.node');
 const HELLO = 'hello from a composefs root\n';
 let root: InitramfsRoot;
-const cleanup: string[] = [];
-
-test.before(() => {
-  root = buildInitramfsRoot();
-});
-test.after.always(() => {
-  root?.remove();
-  for (const d of cleanup) fs.rmSync(d, { recursive: true, force: true });
-});
+const cleanup = initramfsRootForFile((r) => (root = r));
 
 function sysroot(sign: boolean): SysrootInfo {
   const tree = fs.mkdtempSync(path.join(os.tmpdir(), 'cfsroot-tree-'));

@@ -9,18 +9,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { makeSysroot, type SysrootInfo } from '../../tools/mksysroot.js';
-import { buildInitramfsRoot, bootInNamespace, type InitramfsRoot } from '../helpers/initramfs-root.js';
+import { initramfsRootForFile, bootInNamespace, type InitramfsRoot } from '../helpers/initramfs-root.js';
 import { superOption, under } from '../helpers/mountinfo.js';
 
 let root: InitramfsRoot;
-const dirs: string[] = [];
-test.before(() => {
-  root = buildInitramfsRoot();
-});
-test.after.always(() => {
-  root?.remove();
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
+const dirs = initramfsRootForFile((r) => (root = r));
 
 function unsignedSysroot(): SysrootInfo {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cfsroot-modes-'));

@@ -22,21 +22,16 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { makeSysroot, type SysrootInfo } from '../../tools/mksysroot.js';
-import { buildInitramfsRoot, type InitramfsRoot } from '../helpers/initramfs-root.js';
+import { initramfsRootForFile, type InitramfsRoot } from '../helpers/initramfs-root.js';
 
 /** Boots per case (the issue asks for at least 200). */
 const ATTEMPTS = 200;
 const SIGNED_CONF = '[composefs]\nenabled = signed\n';
 
 let root: InitramfsRoot;
-const dirs: string[] = [];
+const dirs = initramfsRootForFile((r) => (root = r));
 test.before(() => {
-  root = buildInitramfsRoot();
   fs.mkdirSync(path.join(root.dir, 'disk'));
-});
-test.after.always(() => {
-  root?.remove();
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
 });
 
 function signedSysroot(): SysrootInfo {
