@@ -143,6 +143,29 @@ export interface BootOptions {
   bootArgs?: string;
 }
 
+/**
+ * The shell that sets an initramfs root up inside a fresh mount namespace
+ * and runs `$INNER` chrooted in it: the root made a mount of its own (an
+ * initramfs' / is one, rootfs; a plain directory is not), a new tmpfs
+ * /run (`runOptions` added to its options), SYSROOT at /sysroot and at each
+ * of `binds` (a path inside the root), /proc, /dev, /sys, and `out` at /out.
+ */
+export function chrootScript(o: { root: string; sysroot: string; out: string; runOptions?: string; binds?: string[] }): string {
+  return [
+    'set -e',
+    `R='${o.root}'`,
+    'mount --bind "$R" "$R"',
+    `mount -t tmpfs -o mode=0755${o.runOptions ? `,${o.runOptions}` : ''} tmpfs "$R/run"`,
+    `mount --bind '${o.sysroot}' "$R/sysroot"`,
+    ...(o.binds ?? []).map((at) => `mount --bind '${o.sysroot}' "$R/${at}"`),
+    'mount -t proc proc "$R/proc"',
+    'mount --rbind /dev "$R/dev"',
+    'mount --rbind /sys "$R/sys"',
+    `mount --bind '${o.out}' "$R/out"`,
+    'exec chroot "$R" /bin/sh -c "$INNER"',
+  ].join('\n');
+}
+
 export function bootInNamespace(o: BootOptions): BootRun & { probe2: string; between: string } {
   const R = o.root.dir;
   const ostreeEtc = path.join(R, 'etc/ostree');
@@ -179,19 +202,7 @@ export function bootInNamespace(o: BootOptions): BootRun & { probe2: string; bet
     'sh /out/between.sh > /out/between 2>&1',
     'sh /out/probe2.sh > /out/probe2 2>&1',
   ].join('\n');
-  const outer = [
-    'set -e',
-    `R='${R}'`,
-    // An initramfs' / is a mount (rootfs); a plain directory under chroot is not.
-    'mount --bind "$R" "$R"',
-    `mount -t tmpfs -o mode=0755${o.runOptions ? `,${o.runOptions}` : ''} tmpfs "$R/run"`,
-    `mount --bind '${o.sysroot}' "$R/sysroot"`,
-    'mount -t proc proc "$R/proc"',
-    'mount --rbind /dev "$R/dev"',
-    'mount --rbind /sys "$R/sys"',
-    `mount --bind '${out}' "$R/out"`,
-    'exec chroot "$R" /bin/sh -c "$INNER"',
-  ].join('\n');
+  const outer = chrootScript({ root: R, sysroot: o.sysroot, out, runOptions: o.runOptions });
   const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', outer], {
     env: { ...o.env, PATH: '/usr/sbin:/usr/bin:/sbin:/bin', INNER: inner },
     encoding: 'utf8',

@@ -22,7 +22,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { makeSysroot, type SysrootInfo } from '../../tools/mksysroot.js';
-import { initramfsRootForFile, type InitramfsRoot } from '../helpers/initramfs-root.js';
+import { chrootScript, initramfsRootForFile, type InitramfsRoot } from '../helpers/initramfs-root.js';
 
 /** Boots per case (the issue asks for at least 200). */
 const ATTEMPTS = 200;
@@ -110,19 +110,7 @@ while [ $i -lt ${ATTEMPTS} ]; do
 done
 echo "$i $boots $refusals $atmount" > /out/result
 `;
-  const outer = [
-    'set -e',
-    `R='${R}'`,
-    'mount --bind "$R" "$R"',
-    'mount -t tmpfs -o mode=0755 tmpfs "$R/run"',
-    `mount --bind '${info.sysroot}' "$R/sysroot"`,
-    `mount --bind '${info.sysroot}' "$R/disk"`,
-    'mount -t proc proc "$R/proc"',
-    'mount --rbind /dev "$R/dev"',
-    'mount --rbind /sys "$R/sys"',
-    `mount --bind '${out}' "$R/out"`,
-    'exec chroot "$R" /bin/sh -c "$INNER"',
-  ].join('\n');
+  const outer = chrootScript({ root: R, sysroot: info.sysroot, out, binds: ['disk'] });
   const stop = path.join(out, 'stop');
   const racer = spawn('python3', ['-c', RACER, a, b, stop], { stdio: ['ignore', 'pipe', 'pipe'] });
   let racerOut = '';
