@@ -431,30 +431,43 @@ static napi_value throw_sys(napi_env env, const char *call, const char *target, 
 #define CFS_BENEATH_CALL "openat2(2) RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS"
 
 /*
- * The (root, rel) arguments of openDir and openImage, and `rel` opened
- * with `oflags` beneath the trusted directory `root` (opened as given) by
- * open_beneath. Returns the descriptor, or -1 after throwing (a bad
- * argument, or the failed call with its errno).
+ * openDir and openImage: their (root, rel) arguments, `rel` opened with
+ * `oflags` beneath the trusted directory `root` (opened as given) by
+ * open_beneath, then `check`, which may throw (and returns -1 then). The
+ * descriptor is handed out only when all of it succeeds, closed otherwise.
  */
-static int open_root_beneath(napi_env env, napi_callback_info info, int oflags, char **rel) {
-    napi_value argv[2];
-    char *root = NULL;
-    int fd = -1;
-    *rel = NULL;
+typedef int (*opened_check)(napi_env env, int fd, const char *rel);
+static napi_value open_root_beneath(napi_env env, napi_callback_info info, int oflags, opened_check check) {
+    napi_value argv[2], result = NULL;
+    char *root = NULL, *rel = NULL;
     if (cfs_get_args(env, info, 2, argv) == 0 && cfs_get_string(env, argv[0], 0, "root", &root) == 0 &&
-        cfs_get_string(env, argv[1], 0, "rel", rel) == 0) {
+        cfs_get_string(env, argv[1], 0, "rel", &rel) == 0) {
         int rfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (rfd < 0) {
             cfs_throw_errno(env, "open(2)", root, errno);
         } else {
-            fd = open_beneath(rfd, *rel, oflags);
+            int fd = open_beneath(rfd, rel, oflags);
             int e = errno;
             close(rfd);
-            if (fd < 0) cfs_throw_errno(env, CFS_BENEATH_CALL, *rel, e);
+            if (fd < 0)
+                cfs_throw_errno(env, CFS_BENEATH_CALL, rel, e);
+            else if (check(env, fd, rel) != 0)
+                close(fd);
+            else
+                result = cfs_fd_value(env, fd);
         }
     }
     free(root);
-    return fd;
+    free(rel);
+    return result;
+}
+
+/* openDir's check: a directory, else ENOTDIR. */
+static int check_dir(napi_env env, int fd, const char *rel) {
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
+    cfs_throw_errno(env, CFS_BENEATH_CALL, rel, ENOTDIR);
+    return -1;
 }
 
 /*
@@ -464,20 +477,7 @@ static int open_root_beneath(napi_env env, napi_callback_info info, int oflags, 
  * reached through a symlink (ELOOP). With rel "" it opens root itself.
  */
 static napi_value js_open_dir(napi_env env, napi_callback_info info) {
-    char *rel = NULL;
-    napi_value result = NULL;
-    int fd = open_root_beneath(env, info, O_PATH | O_DIRECTORY, &rel);
-    if (fd >= 0) {
-        struct stat st;
-        if (fstat(fd, &st) != 0 || !S_ISDIR(st.st_mode)) {
-            close(fd);
-            cfs_throw_errno(env, CFS_BENEATH_CALL, rel, ENOTDIR);
-        } else {
-            result = cfs_fd_value(env, fd);
-        }
-    }
-    free(rel);
-    return result;
+    return open_root_beneath(env, info, O_PATH | O_DIRECTORY, check_dir);
 }
 
 /* closeFd(fd) */
@@ -903,6 +903,26 @@ static napi_value js_measure_verity_fd(napi_env env, napi_callback_info info) {
     return measure_fd(env, fd, "");
 }
 
+/* openImage's check: a regular file (EINVAL otherwise), then O_NONBLOCK cleared. */
+static int check_image(napi_env env, int fd, const char *rel) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        cfs_throw_errno(env, CFS_BENEATH_CALL, rel, errno);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s: not a regular file", rel);
+        napi_throw_error(env, "EINVAL", msg);
+        return -1;
+    }
+    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0) {
+        cfs_throw_errno(env, CFS_BENEATH_CALL, rel, errno);
+        return -1;
+    }
+    return 0;
+}
+
 /*
  * openImage(root, rel) -> fd: the image, opened once for the whole boot:
  * `rel` beneath the trusted directory `root` (open_beneath: no symlink
@@ -911,30 +931,7 @@ static napi_value js_measure_verity_fd(napi_env env, napi_callback_info info) {
  * Every later step reads, measures or mounts this descriptor.
  */
 static napi_value js_open_image(napi_env env, napi_callback_info info) {
-    char *rel = NULL;
-    napi_value result = NULL;
-    int fd = open_root_beneath(env, info, O_RDONLY | O_NONBLOCK, &rel);
-    if (fd >= 0) {
-        struct stat st;
-        if (fstat(fd, &st) != 0) {
-            int e = errno;
-            close(fd);
-            cfs_throw_errno(env, CFS_BENEATH_CALL, rel, e);
-        } else if (!S_ISREG(st.st_mode)) {
-            close(fd);
-            char msg[512];
-            snprintf(msg, sizeof msg, "%s: not a regular file", rel);
-            napi_throw_error(env, "EINVAL", msg);
-        } else if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0) {
-            int e = errno;
-            close(fd);
-            cfs_throw_errno(env, CFS_BENEATH_CALL, rel, e);
-        } else {
-            result = cfs_fd_value(env, fd);
-        }
-    }
-    free(rel);
-    return result;
+    return open_root_beneath(env, info, O_RDONLY | O_NONBLOCK, check_image);
 }
 
 void cfs_sys_register(napi_env env, napi_value exports) {
