@@ -14,7 +14,7 @@ import { compareVersions, defaultBlsEntry, parseBlsEntry } from '../src/prefligh
 import { lookup, readInitramfs, type CpioEntry } from '../src/preflight/cpio.js';
 import { detectCompression } from '../src/preflight/decompress.js';
 import { CfsError } from '../src/errors.js';
-import { cpioOf, cpioOfDir } from './helpers/cpio.js';
+import { cpioOf, cpioOfDir, piecesOf } from './helpers/cpio.js';
 
 test('BLS entry: fields, several initrd and options lines', (t) => {
   const e = parseBlsEntry(
@@ -54,7 +54,6 @@ test('UAPI version comparison', (t) => {
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cfsroot-preflight-core-'));
 test.after.always(() => fs.rmSync(tmp, { recursive: true, force: true }));
-
 
 const compressors: Record<string, string[]> = {
   gzip: ['gzip', '-c'],
@@ -267,11 +266,6 @@ function withReservedBlock(frame: Buffer): Buffer {
   const at = 5 + (single ? 0 : 1) + [0, 1, 2, 4][descriptor & 3]! + (flag === 0 && single ? 1 : [0, 2, 4, 8][flag]!);
   b[at] = b[at]! | 0x06;
   return b;
-}
-
-/** `buf` as a stream of pieces of `size` bytes (the last one shorter). */
-async function* piecesOf(buf: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
-  for (let i = 0; i < buf.length; i += size) yield buf.subarray(i, i + size);
 }
 
 test('initramfs as a stream: any piece size reads the same entries; unkept files keep their size; a scanner sees every byte', async (t) => {

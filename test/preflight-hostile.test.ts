@@ -20,7 +20,7 @@ import { execFileSync } from 'node:child_process';
 import { readInitramfs } from '../src/preflight/cpio.js';
 import { CfsError } from '../src/errors.js';
 import { mutate, mutationArb } from './fuzz/arbitraries.js';
-import { cpioOf } from './helpers/cpio.js';
+import { cpioOf, piecesOf } from './helpers/cpio.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cfsroot-preflight-hostile-'));
 test.after.always(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -48,10 +48,6 @@ function seeds(): Record<string, Buffer> {
     'cpio + xz': Buffer.concat([early, run(['xz', '-c', '--check=crc32'], main), Buffer.alloc(512)]),
     'cpio + lz4 -l': Buffer.concat([early, run(['lz4', '-l', '-q', '-c'], main), Buffer.alloc(512)]),
   };
-}
-
-async function* piecesOf(buf: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
-  for (let i = 0; i < buf.length; i += size) yield buf.subarray(i, i + size);
 }
 
 /**

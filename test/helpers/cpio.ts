@@ -1,8 +1,9 @@
 /**
- * newc archives made by GNU cpio, as dracut makes them, for the initramfs
- * reader's tests. Times and inode numbers are fixed, names sorted: the same
- * files give the same bytes on every run, so a fast-check counterexample
- * replays.
+ * For the initramfs reader's tests: newc archives made by GNU cpio, as
+ * dracut makes them, and bytes handed over in pieces as a file read would.
+ * The archives' times and inode numbers are fixed and their names sorted:
+ * the same files give the same bytes on every run, so a fast-check
+ * counterexample replays.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -24,4 +25,9 @@ export function cpioOfDir(dir: string): Buffer {
   execFileSync('find', ['.', '-exec', 'touch', '-h', '-d', '@1700000000', '{}', '+'], { cwd: dir });
   const list = execFileSync('find', ['.', '-mindepth', '1'], { cwd: dir }).toString().split('\n').filter(Boolean).sort().join('\n');
   return execFileSync('cpio', ['-o', '-H', 'newc', '--quiet', '--reproducible'], { cwd: dir, input: `${list}\n`, maxBuffer: 1 << 28 });
+}
+
+/** `buf` as a stream of pieces of `size` bytes (the last one shorter). */
+export async function* piecesOf(buf: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
+  for (let i = 0; i < buf.length; i += size) yield buf.subarray(i, i + size);
 }
