@@ -16,9 +16,3 @@ $(BENCH_BASELINE):
 
 bench: deps dist/cfsroot build/bench/tcmd $(BENCH_BASELINE)
 	BENCH_COMPARE="$${BENCH_COMPARE:-$(BENCH_BASELINE)}" npx tsx bench/run.ts
-
-# The guest-side benchmark (issue 15): the boot repeated inside a QEMU guest,
-# whose kernel has fs-verity, for the verity, copy and unpinned image paths
-# (qemu/guest-bench.sh, bench/guest.ts; results in build/bench/guest.json).
-bench-guest: deps dist/cfsroot build/bench/tcmd $(QEMU_OUT)/kernel/kver
-	bash qemu/guest-bench.sh

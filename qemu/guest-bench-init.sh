@@ -8,8 +8,11 @@
 #   unpinned  ot-composefs=on: the image mounted straight from its descriptor
 #   verity    ot-composefs=digest=<its digest>, the image has fs-verity:
 #             the kernel measures it, no copy
-#   copy      the same karg, the image a copy without fs-verity (same bytes,
-#             swapped in by hard link): private copy + user-space digest
+#   signed    ot-composefs=signed, the image has fs-verity: the commit's
+#             Ed25519 signature checked against the initramfs's key, then
+#             the kernel measures the image against the digest it pins
+#   copy      ot-composefs=digest=, the image a copy without fs-verity (same
+#             bytes, swapped in by hard link): private copy + user-space digest
 export PATH=/usr/bin:/usr/sbin:/bin:/sbin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -67,32 +70,46 @@ run() {
 ostree="ostree=$OSTREE_KARG"
 unpinned="$ostree ot-composefs=on"
 pinned="$ostree ot-composefs=digest=$IMAGE_DIGEST"
+signed="$ostree ot-composefs=signed"
 
 # Once each, untimed, with the timings line: which image path each took.
-for v in unpinned verity copy; do
-  case $v in unpinned) use_image verity; c=$unpinned ;; verity) use_image verity; c=$pinned ;; copy) use_image plain; c=$pinned ;; esac
+for v in unpinned verity signed copy; do
+  case $v in
+    unpinned) use_image verity; c=$unpinned ;;
+    verity) use_image verity; c=$pinned ;;
+    signed) use_image verity; c=$signed ;;
+    copy) use_image plain; c=$pinned ;;
+  esac
   unshare -m sh -c 'mount --make-rprivate /; mount -t tmpfs tmpfs /run; CFSROOT_TIMINGS=1 cfsroot /sysroot "$1"' sh "$c" > /tmp/info 2>&1
   echo "CFSBENCH info $v status=$? $(grep -v '^$' /tmp/info | tail -n 2 | tr '\n' ' ')"
 done
 
 i=0
 while [ $i -lt "$ROUNDS" ]; do
-  # A balanced Latin square (Williams): over four rounds each variant runs
-  # once in each position and right after each other variant once. A plain
+  # A balanced design (Williams, for five variants: two Latin squares, the
+  # second the first reversed): over ten rounds each variant runs twice in
+  # each position, and right after each other variant twice. A plain
   # rotation kept the cyclic order, so --version always followed the copy
   # and paid for its teardown (the loop device, 6 MiB freed), and unpinned
   # always followed --version, which leaves nothing to tear down.
-  case $((i % 4)) in
-    0) order="version unpinned copy verity" ;;
-    1) order="unpinned verity version copy" ;;
-    2) order="verity copy unpinned version" ;;
-    3) order="copy version verity unpinned" ;;
+  case $((i % 10)) in
+    0) order="version unpinned copy verity signed" ;;
+    1) order="unpinned verity version signed copy" ;;
+    2) order="verity signed unpinned copy version" ;;
+    3) order="signed copy verity version unpinned" ;;
+    4) order="copy version signed unpinned verity" ;;
+    5) order="signed verity copy unpinned version" ;;
+    6) order="copy signed version verity unpinned" ;;
+    7) order="version copy unpinned signed verity" ;;
+    8) order="unpinned version verity copy signed" ;;
+    9) order="verity unpinned signed version copy" ;;
   esac
   for v in $order; do
     case $v in
       version) run version /usr/bin/cfsroot --version ;;
       unpinned) use_image verity; run unpinned /usr/bin/cfsroot /sysroot "$unpinned" ;;
       verity) use_image verity; run verity /usr/bin/cfsroot /sysroot "$pinned" ;;
+      signed) use_image verity; run signed /usr/bin/cfsroot /sysroot "$signed" ;;
       copy) use_image plain; run copy /usr/bin/cfsroot /sysroot "$pinned" ;;
     esac
   done

@@ -3,17 +3,18 @@
 # only kernel here with fs-verity) whose init (qemu/guest-bench-init.sh) runs
 # cfsroot's boot repeatedly on the test disk's deployment, each run in its
 # own mount namespace, and prints one CFSBENCH line per run; bench/guest.ts
-# turns them into own work per image path (verity, copy, unpinned) and the
+# turns them into own work per image path (verity, signed, copy, unpinned) and the
 # RAM each path leaves held. Needs the test kernel (make qemu-deps) and
 # build/bench/tcmd. The deployment is the host bench's (22,000 files, a
 # 5.5 MB image) on an ext4 of its own. Figures are TCG's: compare them with
 # each other only, never with the host's.
 #
-# usage: qemu/guest-bench.sh   env: GUEST_BENCH_ROUNDS (default 15)
+# usage: qemu/guest-bench.sh   env: GUEST_BENCH_ROUNDS (default 20: the
+#        balanced order repeats every 10 rounds)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-rounds=${GUEST_BENCH_ROUNDS:-15}
+rounds=${GUEST_BENCH_ROUNDS:-20}
 [[ -f $OUT/kernel/kver ]] || die "no kernel: run make qemu-deps"
 [[ -x $REPO/build/bench/tcmd ]] || die "no build/bench/tcmd: run make build/bench/tcmd"
 [[ -x $REPO/dist/cfsroot ]] || die "no dist/cfsroot: run make"
@@ -41,11 +42,15 @@ printf 'ROUNDS=%s\nOSTREE_KARG=%s\nIMAGE_DIGEST=%s\nDEPLOY_REL=%s\n' \
   "$rounds" "$(json ostreeKarg)" "$(json imageDigest)" "${deploy_dir#"$bench/sysroot/"}" > "$dir/etc/env"
 # The boot form runs only in an initramfs, which /etc/initrd-release marks.
 : > "$dir/initrd-release"
+# The signed variant's trusted key, where prepare-root.conf's keypath defaults
+# to (the deployment's commit is signed with its private half).
+mkdir -p "$dir/ostree"
+printf '%s\n' "$(json publicKeyBase64)" > "$dir/ostree/initramfs-root-binding.key"
 bash "$REPO/initramfs/build.sh" --kver "$(kver)" --kmoddir "$(kmoddir)" --cfsroot "$REPO/dist/cfsroot" \
   --modules "virtio_pci virtio_blk ext4" --binary "$REPO/build/bench/tcmd" --binary fsverity \
   --init "$QEMU_DIR/guest-bench-init.sh" --include "$dir/etc:/etc/cfsbench" \
-  --include "$dir/initrd-release:/etc" --out "$dir/initrd.img" >&2
-log "guest bench: $rounds rounds of 4 variants (TCG; several minutes)"
+  --include "$dir/initrd-release:/etc" --include "$dir/ostree:/etc/ostree" --out "$dir/initrd.img" >&2
+log "guest bench: $rounds rounds of 5 variants (TCG; several minutes)"
 t=$(bash "$QEMU_DIR/boot.sh" "$dir/initrd.img" "$dir/disk.img" "$dir/console.log" 1800 "quiet") ||
   die "guest bench boot failed after ${t:-?}s (see $dir/console.log)"
 tr -d '\r' < "$dir/console.log" | grep -a -o 'CFSBENCH .*' > "$dir/lines"
