@@ -242,6 +242,64 @@ test('initramfs: after a zstd segment the reader goes on, as the kernel does; wh
   }
 });
 
+test('initramfs: a gzip member ends at its trailer, and the reader goes on after it, as the kernel does', async (t) => {
+  const firstArchive = cpioOf(path.join(tmp, 'gzip-then-a'), { 'etc/a': 'first' });
+  // gzip of a named file writes the name into the header (FNAME), which the kernel skips.
+  fs.writeFileSync(path.join(tmp, 'gzip-then-a.cpio'), firstArchive);
+  const first = execFileSync('gzip', ['-c', path.join(tmp, 'gzip-then-a.cpio')]);
+  t.true((first[3]! & 0x08) !== 0, 'the first member carries a file name');
+  const second = cpioOf(path.join(tmp, 'gzip-then-b'), { 'etc/b': 'second', 'etc/a': 'replaced' });
+  const third = zlib.gzipSync(cpioOf(path.join(tmp, 'gzip-then-c'), { 'etc/c': 'third' }));
+  const fourth = zstdOf(cpioOf(path.join(tmp, 'gzip-then-d'), { 'etc/d': 'fourth' }), true);
+  const pad = Buffer.alloc(4 - (first.length % 4));
+  const img = Buffer.concat([first, pad, second, third, fourth, Buffer.alloc(512)]);
+  const at = (...parts: Buffer[]) => parts.reduce((n, b) => n + b.length, 0);
+  for (const piece of [1, 13, 4096, img.length]) {
+    const r = await readInitramfs(piecesOf(img, piece), 'g.img');
+    t.deepEqual(
+      r.segments.map((s) => [s.compression, s.offset]),
+      [['gzip', 0], ['cpio', at(first, pad)], ['gzip', at(first, pad, second)], ['zstd', at(first, pad, second, third)]],
+      `pieces of ${piece}`,
+    );
+    for (const [file, text] of [['etc/a', 'replaced'], ['etc/b', 'second'], ['etc/c', 'third'], ['etc/d', 'fourth']] as const) {
+      t.is(Buffer.from(lookup(r.entries, file)!.data!).toString(), text);
+    }
+  }
+  // Members back to back are a segment each, as the kernel reads them.
+  const twice = await readInitramfs(Buffer.concat([zlib.gzipSync(second.subarray(0, 512)), zlib.gzipSync(second.subarray(512))]), 'g2.img');
+  t.deepEqual(twice.segments.map((s) => s.compression), ['gzip', 'gzip']);
+  t.is(Buffer.from(lookup(twice.entries, 'etc/b')!.data!).toString(), 'second');
+  const junk = await t.throwsAsync(readInitramfs(Buffer.concat([third, Buffer.from('junk after the member')]), 'j.img'), { instanceOf: CfsError });
+  t.is(junk?.message, `j.img: byte ${third.length}: neither a newc cpio archive nor compressed data the kernel reads`);
+
+  const edit = (b: Buffer, at: number, value: number) => {
+    const c = Buffer.from(b);
+    c[at] = value;
+    return c;
+  };
+  const cases: Array<[string, Buffer, RegExp]> = [
+    ['cut inside the deflate data', third.subarray(0, third.length - 20), /gzip data does not decompress/],
+    ['no trailer', third.subarray(0, third.length - 8), /gzip data ends before its 8-byte trailer/],
+    ['trailer cut short', third.subarray(0, third.length - 3), /gzip trailer at byte \d+ is cut short \(5 of 8 bytes\)/],
+    ['CRC-32 changed', edit(third, third.length - 8, third[third.length - 8]! ^ 1), /gzip trailer at byte \d+ does not match the data .*: the data is corrupt$/],
+    ['length changed', edit(third, third.length - 1, third[third.length - 1]! ^ 1), /does not match the data/],
+    ['an extra field (FEXTRA)', edit(third, 3, 0x04), /flags 0x04 announce an extra field, comment or header CRC, which the kernel does not skip/],
+    ['a header CRC (FHCRC)', edit(third, 3, 0x02), /flags 0x02/],
+    ['the old magic 1f 9e', edit(third, 1, 0x9e), /gzip header 1f 9e 08: the kernel unpacks only 1f 8b 08/],
+    ['not deflate', edit(third, 2, 7), /gzip header 1f 8b 07/],
+    ['a name to the end', Buffer.concat([edit(third.subarray(0, 10), 3, 0x08), Buffer.from('name without end')]), /file name runs to the end/],
+    ['header cut short', third.subarray(0, 6), /gzip header is cut short \(6 of 10 bytes\)/],
+  ];
+  for (const [what, bad, re] of cases) {
+    for (const piece of [1, bad.length]) {
+      const e = await t.throwsAsync(readInitramfs(piecesOf(bad, piece), 'b.img'), { instanceOf: CfsError }, what);
+      t.is(e?.code, 'EIMAGE', what);
+      t.regex(e!.message, re, what);
+      t.false(e!.message.includes('\n'), what);
+    }
+  }
+});
+
 /** A zstd frame holding `data` in raw blocks of at most 128 KiB, its size in the header, no checksum (RFC 8878 3.1.1). */
 function rawZstdFrame(data: Uint8Array): Buffer {
   const head = Buffer.alloc(9);

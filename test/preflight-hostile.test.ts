@@ -45,6 +45,7 @@ function seeds(): Record<string, Buffer> {
     'cpio + zstd': Buffer.concat([early, run(['zstd', '-q', '-c'], main), Buffer.alloc(512)]),
     'zstd + cpio + zstd': Buffer.concat([padTo(zstdNoSum, 4), extra, run(['zstd', '-q', '-c'], extra), Buffer.alloc(3)]),
     'cpio + gzip': Buffer.concat([early, run(['gzip', '-c'], main), Buffer.alloc(512)]),
+    'gzip + cpio + gzip': Buffer.concat([padTo(zlib.gzipSync(main), 4), extra, run(['gzip', '-c'], extra), Buffer.alloc(3)]),
     'cpio + xz': Buffer.concat([early, run(['xz', '-c', '--check=crc32'], main), Buffer.alloc(512)]),
     'cpio + lz4 -l': Buffer.concat([early, run(['lz4', '-l', '-q', '-c'], main), Buffer.alloc(512)]),
   };

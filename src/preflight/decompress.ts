@@ -1,7 +1,7 @@
 /**
  * Decompression of an initramfs segment, chosen by its magic bytes, as the
  * kernel's own unpacker chooses (init/initramfs.c, lib/decompress.c): gzip
- * and zstd through node:zlib, xz through xz-decompress (xz-embedded, the
+ * (gzipMember) and zstd through node:zlib, xz through xz-decompress (xz-embedded, the
  * kernel's own xz decoder, built to WebAssembly and shipped inside the
  * package's JavaScript), and lz4's legacy frame (`lz4 -l`, the only lz4
  * format the kernel reads) by the small block decoder below. Each decodes
@@ -42,10 +42,8 @@ export function detectCompression(buf: Uint8Array): Compression | 'bzip2' | 'lzm
 /** Output piece size of the zlib decoders (their default, 16 KiB, makes 7,000 pieces of a 120 MB binary). */
 const OUT_PIECE = 256 * 1024;
 
-export function decompressStream(kind: Exclude<Compression, 'none'>, src: AsyncIterable<Uint8Array>, where: string): AsyncIterable<Uint8Array> {
+export function decompressStream(kind: Exclude<Compression, 'none' | 'gzip'>, src: AsyncIterable<Uint8Array>, where: string): AsyncIterable<Uint8Array> {
   switch (kind) {
-    case 'gzip':
-      return viaZlib(zlib.createGunzip({ chunkSize: OUT_PIECE }), src, where, 'gzip');
     case 'zstd':
       // src is already cut at the end of the frames (zstdFrames).
       return viaZlib(zlib.createZstdDecompress({ chunkSize: OUT_PIECE }), src, where, 'zstd');
@@ -56,7 +54,7 @@ export function decompressStream(kind: Exclude<Compression, 'none'>, src: AsyncI
   }
 }
 
-async function* viaZlib(z: zlib.Gunzip | zlib.ZstdDecompress, src: AsyncIterable<Uint8Array>, where: string, name: string): AsyncGenerator<Uint8Array> {
+async function* viaZlib(z: zlib.ZstdDecompress, src: AsyncIterable<Uint8Array>, where: string, name: string): AsyncGenerator<Uint8Array> {
   const input = Readable.from(src, { objectMode: false });
   // An error reading the input (an outer segment's own) ends the decoder with it.
   input.on('error', (e) => z.destroy(e));
@@ -118,6 +116,137 @@ async function* xzStream(src: AsyncIterable<Uint8Array>, where: string): AsyncGe
   } finally {
     if (!finished) await reader.cancel().catch(() => undefined);
   }
+}
+
+/** Input piece of the gzip reader: deflate's output is at most ~1032× its input, so one piece's output stays under 17 MiB. */
+const GZIP_FEED_PIECE = 16 * 1024;
+const GZIP_FTEXT = 0x01;
+const GZIP_FNAME = 0x08;
+
+/**
+ * One gzip member at the reader's position, decompressed as a stream, read
+ * as the kernel's gunzip reads it (lib/decompress_inflate.c): the magic
+ * 1f 8b and method 8, a 10-byte header followed by a file name when the
+ * FNAME flag says so (no other optional field: the kernel skips none, so a
+ * header with one is refused here), raw deflate data, then the 8-byte
+ * trailer. The deflate data says where it ends: each piece of input is
+ * written to the decoder, and only the bytes it took are consumed, so what
+ * follows the trailer (padding, another segment) stays in the reader, for
+ * the cpio reader to go on with, as the kernel does. The trailer's CRC-32
+ * and length are checked too, which the kernel does not do: a mismatch
+ * means that what it would unpack is not what was compressed.
+ */
+export async function* gzipMember(r: ByteReader, where: string): AsyncGenerator<Uint8Array> {
+  const head = await r.read(10);
+  if (head.length < 10) fail('EIMAGE', `${where}: the gzip header is cut short (${head.length} of 10 bytes)`);
+  if (head[1] !== 0x8b || head[2] !== 8) {
+    fail('EIMAGE', `${where}: gzip header ${hexBytes(head.subarray(0, 3))}: the kernel unpacks only 1f 8b 08 (deflate)`);
+  }
+  const flags = head[3]!;
+  if (flags & ~(GZIP_FTEXT | GZIP_FNAME)) {
+    fail(
+      'EIMAGE',
+      `${where}: gzip header flags 0x${flags.toString(16).padStart(2, '0')} announce an extra field, comment or header CRC, ` +
+        'which the kernel does not skip (it reads only a file name): recompress with plain gzip',
+    );
+  }
+  if (flags & GZIP_FNAME) await skipName(r, where);
+
+  const z = zlib.createInflateRaw({ chunkSize: OUT_PIECE });
+  const out: Buffer[] = [];
+  let ended = false;
+  z.on('data', (b: Buffer) => out.push(b));
+  z.on('end', () => (ended = true));
+  z.on('error', () => undefined); // reported by the waits below
+  const bad = (e: Error): never => fail('EIMAGE', `${where}: gzip data does not decompress: ${String(e.message).split('\n')[0]}`);
+  let crc = 0;
+  let size = 0;
+  const drain = function* (): Generator<Uint8Array> {
+    for (const b of out.splice(0)) {
+      crc = zlib.crc32(b, crc);
+      size += b.length;
+      yield b;
+    }
+  };
+  try {
+    for (;;) {
+      const piece = await r.peek(GZIP_FEED_PIECE);
+      if (piece.length === 0) {
+        // The input ended: either inside the deflate data, or right after it, before the trailer.
+        const e = await settle(z, (done) => z.end(done), true);
+        if (e) bad(e);
+        fail('EIMAGE', `${where}: the gzip data ends before its 8-byte trailer`);
+      }
+      const before = z.bytesWritten;
+      const e = await settle(z, (done) => z.write(piece, done), false);
+      if (e) bad(e);
+      const used = z.bytesWritten - before;
+      await r.skip(used);
+      yield* drain();
+      // The decoder took less than it was given: its data ended inside this piece.
+      if (used < piece.length) break;
+    }
+    if (!ended) {
+      const e = await settle(z, () => undefined, true);
+      if (e) bad(e);
+    }
+    yield* drain();
+  } finally {
+    z.destroy();
+  }
+  const at = r.offset;
+  const trailer = await r.read(8);
+  if (trailer.length < 8) fail('EIMAGE', `${where}: the gzip trailer at byte ${at} is cut short (${trailer.length} of 8 bytes)`);
+  const view = new DataView(trailer.buffer, trailer.byteOffset, 8);
+  if (view.getUint32(0, true) !== crc >>> 0 || view.getUint32(4, true) !== size % 2 ** 32) {
+    fail(
+      'EIMAGE',
+      `${where}: the gzip trailer at byte ${at} does not match the data (CRC-32 ${view.getUint32(0, true).toString(16)}, ` +
+        `length ${view.getUint32(4, true)}; the data has ${(crc >>> 0).toString(16)}, ${size % 2 ** 32}): the data is corrupt`,
+    );
+  }
+}
+
+/** Skip the zero-terminated file name of a gzip header. */
+async function skipName(r: ByteReader, where: string): Promise<void> {
+  for (;;) {
+    const piece = await r.peek(4096);
+    if (piece.length === 0) fail('EIMAGE', `${where}: the gzip header's file name runs to the end of the data`);
+    const end = piece.indexOf(0);
+    await r.skip(end < 0 ? piece.length : end + 1);
+    if (end >= 0) return;
+  }
+}
+
+/**
+ * Start `act` on the decoder and wait until it is done, or the decoder
+ * fails or closes; with `untilEnd`, until its output has ended. Resolves to
+ * the decoder's error, if any.
+ */
+function settle(z: zlib.InflateRaw, act: (done: (e?: Error | null) => void) => void, untilEnd: boolean): Promise<Error | null> {
+  return new Promise((resolve) => {
+    let settled = false;
+    const finish = (e?: Error | null) => {
+      if (settled) return;
+      settled = true;
+      z.off('error', finish);
+      z.off('close', onClose);
+      z.off('end', onEnd);
+      resolve(e ?? null);
+    };
+    const onClose = () => finish(null);
+    const onEnd = () => finish(null);
+    z.once('error', finish);
+    z.once('close', onClose);
+    if (untilEnd) {
+      z.once('end', onEnd);
+      act(() => undefined);
+    } else act(finish);
+  });
+}
+
+function hexBytes(b: Uint8Array): string {
+  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(' ');
 }
 
 const ZSTD_MAGIC = 0xfd2fb528;
