@@ -76,6 +76,19 @@ ostree_common() {
   expect "^CFSTEST read /usr/share/cfstest/hello.txt ok sha256=$HELLO_SHA256\$" 'hello.txt read with the right content'
   expect '^CFSTEST write /usr fail' '/usr read-only'
 }
+# The EROFS lower as mountinfo names it in the overlay's options. From Linux
+# 6.16 the plan leaves it detached (src/plan/steps.ts detachedLayers) and
+# hands the overlay the mount itself, /proc/self/fd/N; before, it is attached
+# under /run/.../.private/ and unmounted lazily once the overlay holds it.
+lower_form() {
+  local v=$(kver) major minor
+  major=${v%%.*}; minor=${v#*.}; minor=${minor%%[!0-9]*}
+  if (( major > 6 || (major == 6 && minor >= 16) )); then
+    expect '^CFSTEST mnt / .*super=[^ ]*lowerdir=/proc/self/fd/[0-9]+::' "the EROFS lower detached, by descriptor (Linux $v)"
+  else
+    expect '^CFSTEST mnt / .*super=[^ ]*lowerdir=/run/[^ :,]*\.private/[^ :,]*lower\.[A-Za-z0-9]+::' "the EROFS lower attached under /run (Linux $v)"
+  fi
+}
 composefs_root() { # VERITY(yes|no)
   expect '^CFSTEST mnt / fstype=overlay source=composefs opts=ro[, ]' 'root = read-only overlay, source composefs'
   # The objects dir is opened beneath SYSROOT without following symlinks and
@@ -85,6 +98,7 @@ composefs_root() { # VERITY(yes|no)
   # tampered-object's EIO.
   expect '^CFSTEST mnt / .*super=[^ ]*lowerdir=[^ ]*::(/sysroot/ostree/repo/objects|/proc/self/fd/[0-9]+)' 'data-only lower (the repo objects, by descriptor)'
   [[ $1 == yes ]] && expect '^CFSTEST mnt / .*super=[^ ]*verity=require' 'overlay verity=require'
+  lower_form
   expect '^CFSTEST mnt /sysroot [^ ]* [^ ]* opts=ro[, ]' '/sysroot read-only (sysroot.readonly defaults to true)'
 }
 victim_ok() {
@@ -181,6 +195,7 @@ native_booted() { # VERITY(yes|no)
   booted
   expect "^CFSTEST mnt / fstype=overlay source=composefs:$d opts=ro[, ]" 'root = read-only overlay, source composefs:<digest>'
   expect '^CFSTEST mnt / .*super=[^ ]*lowerdir=[^ ]*::' 'data-only lower (the repository objects)'
+  lower_form
   if [[ $1 == yes ]]; then
     expect '^CFSTEST mnt / .*super=[^ ]*verity=require' 'overlay verity=require'
   else

@@ -224,7 +224,7 @@ test('executePlan: open-image refuses a symlink where the image was (ELOOP), bef
   t.deepEqual(sys.snapshot(), before);
 });
 
-test('detached EROFS lower (Linux 6.18, a backend that can): no mount point, no lazy unmount; the overlay still names it', (t) => {
+test('detached EROFS lower (Linux 6.16 and later, a backend that can): no mount point, no lazy unmount; the overlay still names it', (t) => {
   for (const [mode, probe] of [['yes', {}], ['signed', { imageVerity: 'sha256' }], ['signed', { privateCopies: true }]] as const) {
     const steps = planMounts(makeDecision({ mode }), { ...ENV, ...probe, detachedMounts: true });
     const erofs = steps.filter((s) => s.kind === 'mount-erofs');
@@ -235,8 +235,8 @@ test('detached EROFS lower (Linux 6.18, a backend that can): no mount point, no 
     t.true(ov?.kind === 'mount-overlay' && ov.options.includes(`lowerdir=${LOWER}::/sysroot/ostree/repo/objects`));
     t.regex(formatPlan(steps), new RegExp(`mount -t erofs -o ro,noacl(,loop)? <[^>]+> \\(detached, named ${LOWER.replace(/\./g, '\\.')}: the overlay's lower, no mount point\\)`));
   }
-  // 6.17, or a backend without detached mounts (mount(8)): the attached form.
-  for (const env of [{ ...ENV, kernel: '6.17.2', detachedMounts: true }, { ...ENV, detachedMounts: false }]) {
+  // 6.15, or a backend without detached mounts (mount(8)): the attached form.
+  for (const env of [{ ...ENV, kernel: '6.15.2', detachedMounts: true }, { ...ENV, detachedMounts: false }]) {
     const steps = planMounts(makeDecision({ mode: 'yes' }), env);
     t.true(steps.some((s) => s.kind === 'mkdir' && s.path === LOWER));
     t.true(steps.some((s) => s.kind === 'umount-lazy' && s.target === LOWER));

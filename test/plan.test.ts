@@ -69,11 +69,12 @@ test('ostree-booted in the plan decodes to the decision', (t) => {
   t.is(m.get('composefs.signed')!.value, '/etc/ostree/initramfs-root-binding.key');
 });
 
-test('kernel fallbacks: data-only lowers 6.5, verity 6.6, file-backed EROFS 6.12, detached layers 6.18', (t) => {
+test('kernel fallbacks: data-only lowers 6.5, verity 6.6, file-backed EROFS 6.12, detached layers 6.16', (t) => {
   t.deepEqual(kernelFeatures('6.4.0'), { release: '6.4.0', dataOnlyLowers: false, overlayVerity: false, fileBackedErofs: false, detachedLayers: false });
   t.deepEqual(kernelFeatures('6.5.0'), { release: '6.5.0', dataOnlyLowers: true, overlayVerity: false, fileBackedErofs: false, detachedLayers: false });
   t.deepEqual(kernelFeatures('6.11.9'), { release: '6.11.9', dataOnlyLowers: true, overlayVerity: true, fileBackedErofs: false, detachedLayers: false });
-  t.deepEqual(kernelFeatures('6.17.9'), { release: '6.17.9', dataOnlyLowers: true, overlayVerity: true, fileBackedErofs: true, detachedLayers: false });
+  t.deepEqual(kernelFeatures('6.15.9'), { release: '6.15.9', dataOnlyLowers: true, overlayVerity: true, fileBackedErofs: true, detachedLayers: false });
+  t.true(kernelFeatures('6.16.0').detachedLayers);
   t.true(kernelFeatures('6.18.0').detachedLayers);
   t.true(kernelFeatures('6.12.0-rc1').fileBackedErofs);
   t.true(kernelFeatures({ major: 7, minor: 0 }).fileBackedErofs);

@@ -77,7 +77,7 @@ export type MountStep =
       /** Through a read-only loop device on the descriptor (before 6.12, and always for a copy on tmpfs). */
       loop: boolean;
       /**
-       * Left detached (Linux 6.18 with the addon): no mount point; `target`
+       * Left detached (Linux 6.16 with the addon): no mount point; `target`
        * only names the mount, and the overlay that lists `target` as a layer
        * is given the mount itself (src/plan/execute.ts). Absent: attached on `target`.
        */
@@ -174,9 +174,11 @@ export interface KernelFeatures {
   fileBackedErofs: boolean;
   /**
    * overlayfs takes a detached mount (fsmount(2), never attached) as a layer,
-   * named by its /proc/self/fd path: checked on 6.18; earlier releases refuse
-   * detached layers (clone_private_mount), and where they began to accept
-   * them is not checked here, so 6.18 is the release this needs.
+   * named by its /proc/self/fd path. Before the kernel commit "fs: allow
+   * detached mounts in clone_private_mount()" (db04662e2f4f, merged for 6.15;
+   * not in 6.12.y) overlayfs refused them. Booted here on 6.16 (a QEMU guest
+   * on Debian's 6.16.12 kernel) and 6.18 (the namespace tests); 6.15 is not,
+   * so 6.16 is the release this needs.
    */
   detachedLayers: boolean;
 }
@@ -200,7 +202,7 @@ export function kernelFeatures(kernel: string | KernelVersion): KernelFeatures {
     dataOnlyLowers: atLeast(6, 5),
     overlayVerity: atLeast(6, 6),
     fileBackedErofs: atLeast(6, 12),
-    detachedLayers: atLeast(6, 18),
+    detachedLayers: atLeast(6, 16),
   };
 }
 
