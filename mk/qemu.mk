@@ -4,10 +4,15 @@
 #   make qemu-deps    Debian packages + the unpacked test kernel (qemu/out/kernel)
 #   make qemu-check   build disks and initramfs images as needed, run every scenario
 #   make qemu-check QEMU_SCENARIOS="signed-ok bad-signature"   a subset
-#   make qemu-clean   remove qemu/out
+#   make qemu-clean   remove qemu/out (or $(QEMU_OUT))
 # Everything lands in qemu/out/ (git-ignored). Needs root (mkfs, trusted.* xattrs).
 
-QEMU_OUT := qemu/out
+# QEMU_OUT: where the kernel, disks and images go; QEMU_KERNEL: the Debian
+# kernel series booted (default 6.12; another needs an out dir of its own:
+# make qemu-check QEMU_OUT=qemu/out-6.16 QEMU_KERNEL=6.16, see qemu/deps.sh).
+QEMU_OUT ?= qemu/out
+export QEMU_OUT
+export QEMU_KERNEL
 QEMU_SCENARIOS ?=
 # The guest's CPU model (qemu/boot.sh): not the host's, see qemu/README.md.
 QEMU_CPU ?= Nehalem

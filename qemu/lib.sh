@@ -2,7 +2,7 @@
 # shellcheck shell=bash
 QEMU_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$QEMU_DIR/.." && pwd)
-OUT=${QEMU_OUT:-$QEMU_DIR/out}
+OUT=$(realpath -m "${QEMU_OUT:-$QEMU_DIR/out}")
 mkdir -p "$OUT"
 
 log() { printf '[qemu] %s\n' "$*" >&2; }
