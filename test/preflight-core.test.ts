@@ -300,6 +300,33 @@ test('initramfs: a gzip member ends at its trailer, and the reader goes on after
   }
 });
 
+test('initramfs: an lz4 segment ends at the padding after it, and the reader goes on, as the kernel does', async (t) => {
+  const lz4 = (b: Buffer) => execFileSync('lz4', ['-l', '-q', '-c'], { input: b });
+  const first = lz4(cpioOf(path.join(tmp, 'lz4-then-a'), { 'etc/a': 'first', 'etc/big': 'x'.repeat(9 << 20) }));
+  const second = cpioOf(path.join(tmp, 'lz4-then-b'), { 'etc/b': 'second', 'etc/a': 'replaced' });
+  const third = lz4(cpioOf(path.join(tmp, 'lz4-then-c'), { 'etc/c': 'third' }));
+  const pad = (b: Buffer) => Buffer.alloc(512 - (b.length % 512));
+  const img = Buffer.concat([first, pad(first), second, third, pad(third), Buffer.alloc(512)]);
+  for (const piece of [3, 4096, img.length]) {
+    const r = await readInitramfs(piecesOf(img, piece), 'l.img');
+    t.deepEqual(
+      r.segments.map((s) => [s.compression, s.offset]),
+      [['lz4', 0], ['cpio', first.length + pad(first).length], ['lz4', first.length + pad(first).length + second.length]],
+      `pieces of ${piece}`,
+    );
+    t.is(Buffer.from(lookup(r.entries, 'etc/a')!.data!).toString(), 'replaced');
+    t.is(Buffer.from(lookup(r.entries, 'etc/c')!.data!).toString(), 'third');
+    t.is(lookup(r.entries, 'etc/big')!.size, 9 << 20, 'the first segment has two blocks');
+  }
+  // lz4 frames back to back, without padding, are one segment (the kernel skips a magic between blocks).
+  const twice = await readInitramfs(Buffer.concat([lz4(Buffer.from(second.subarray(0, 512))), lz4(second.subarray(512))]), 'l2.img');
+  t.deepEqual(twice.segments.map((s) => s.compression), ['lz4']);
+  t.is(Buffer.from(lookup(twice.entries, 'etc/b')!.data!).toString(), 'second');
+  // A cpio archive right after the blocks, with no padding, is read as a block size, as the kernel reads it.
+  const e = await t.throwsAsync(readInitramfs(Buffer.concat([third, second]), 'b.img'), { instanceOf: CfsError });
+  t.regex(e!.message, new RegExp(`^b\\.img: lz4 data at byte 0: lz4 block at byte ${third.length} claims \\d+ bytes, more than a legacy block can hold$`));
+});
+
 /** A zstd frame holding `data` in raw blocks of at most 128 KiB, its size in the header, no checksum (RFC 8878 3.1.1). */
 function rawZstdFrame(data: Uint8Array): Buffer {
   const head = Buffer.alloc(9);

@@ -42,15 +42,13 @@ export function detectCompression(buf: Uint8Array): Compression | 'bzip2' | 'lzm
 /** Output piece size of the zlib decoders (their default, 16 KiB, makes 7,000 pieces of a 120 MB binary). */
 const OUT_PIECE = 256 * 1024;
 
-export function decompressStream(kind: Exclude<Compression, 'none' | 'gzip'>, src: AsyncIterable<Uint8Array>, where: string): AsyncIterable<Uint8Array> {
+export function decompressStream(kind: 'zstd' | 'xz', src: AsyncIterable<Uint8Array>, where: string): AsyncIterable<Uint8Array> {
   switch (kind) {
     case 'zstd':
       // src is already cut at the end of the frames (zstdFrames).
       return viaZlib(zlib.createZstdDecompress({ chunkSize: OUT_PIECE }), src, where, 'zstd');
     case 'xz':
       return xzStream(withoutTrailingZeros(src), where);
-    case 'lz4':
-      return lz4LegacyStream(src, where);
   }
 }
 
@@ -311,30 +309,31 @@ const LZ4_LEGACY_MAGIC = 0x184c2102;
 const LZ4_LEGACY_BLOCK = 8 << 20;
 
 /**
- * lz4 legacy frame: the magic, then blocks, each a 32-bit little-endian
- * compressed size and an lz4 block that decodes to at most 8 MiB. The
- * stream ends at the end of the data, at zero padding, or where another
- * magic starts (concatenated frames, as the kernel accepts).
+ * An lz4 legacy segment at the reader's position, decompressed: the magic,
+ * then blocks, each a 32-bit little-endian compressed size and an lz4 block
+ * that decodes to at most 8 MiB; a magic between blocks (frames back to
+ * back) is skipped. It ends where the kernel's unlz4 ends it when it reads
+ * an initramfs (lib/decompress_unlz4.c, since "correctly handle
+ * zero-padding around initrds"): at the end of the data, or at a size word
+ * of 0, which is the padding before the next segment. That word stays in the
+ * reader, for the cpio reader to skip and go on after it, as the kernel does.
  */
-export async function* lz4LegacyStream(src: AsyncIterable<Uint8Array>, where: string): AsyncGenerator<Uint8Array> {
-  const r = new ByteReader(src);
+export async function* lz4Segment(r: ByteReader, where: string): AsyncGenerator<Uint8Array> {
   const block = new Uint8Array(LZ4_LEGACY_BLOCK);
-  try {
-    for (;;) {
-      const at = r.offset;
-      const head = await r.read(4);
-      if (head.length < 4) break;
-      const word = new DataView(head.buffer).getUint32(0, true);
-      if (word === LZ4_LEGACY_MAGIC) continue;
-      if (word === 0) break; // padding
-      if (word > LZ4_LEGACY_BLOCK * 2) fail('EIMAGE', `${where}: lz4 block at byte ${at} claims ${word} bytes, more than a legacy block can hold`);
-      const data = await r.read(word);
-      if (data.length < word) fail('EIMAGE', `${where}: lz4 block at byte ${at} claims ${word} bytes, only ${data.length} remain`);
-      const n = lz4Block(data, block, `${where}: lz4 block at byte ${at}`);
-      yield block.slice(0, n);
-    }
-  } finally {
-    await r.close();
+  for (;;) {
+    const at = r.offset;
+    const head = await r.peek(4);
+    // Fewer than 4 bytes left: the kernel takes that as the end too.
+    if (head.length < 4) return;
+    const word = new DataView(head.buffer, head.byteOffset, 4).getUint32(0, true);
+    if (word === 0) return; // padding: the next segment follows it
+    await r.skip(4);
+    if (word === LZ4_LEGACY_MAGIC) continue;
+    if (word > LZ4_LEGACY_BLOCK * 2) fail('EIMAGE', `${where}: lz4 block at byte ${at} claims ${word} bytes, more than a legacy block can hold`);
+    const data = await r.read(word);
+    if (data.length < word) fail('EIMAGE', `${where}: lz4 block at byte ${at} claims ${word} bytes, only ${data.length} remain`);
+    const n = lz4Block(data, block, `${where}: lz4 block at byte ${at}`);
+    yield block.slice(0, n);
   }
 }
 
