@@ -327,6 +327,69 @@ test('initramfs: an lz4 segment ends at the padding after it, and the reader goe
   t.regex(e!.message, new RegExp(`^b\\.img: lz4 data at byte 0: lz4 block at byte ${third.length} claims \\d+ bytes, more than a legacy block can hold$`));
 });
 
+test('initramfs: an xz stream ends at its footer, and the reader goes on after it, as the kernel does', async (t) => {
+  const xz = (b: Buffer, ...opts: string[]) => execFileSync('xz', ['-c', '--check=crc32', ...opts], { input: b, maxBuffer: 1 << 26 });
+  // Random bytes: LZMA2 stores them as uncompressed chunks (control byte 1), which the walk steps over too.
+  const noise = crypto.randomBytes(200 << 10).toString('latin1');
+  const first = xz(cpioOf(path.join(tmp, 'xz-then-a'), { 'etc/a': 'first', 'etc/noise': noise, 'etc/text': 'cfsroot '.repeat(300_000) }));
+  const second = cpioOf(path.join(tmp, 'xz-then-b'), { 'etc/b': 'second', 'etc/a': 'replaced' });
+  // Two threads: the blocks carry their compressed size in their headers; one thread: they do not, and the LZMA2 chunks are walked.
+  const third = xz(cpioOf(path.join(tmp, 'xz-then-c'), { 'etc/c': 'third', 'etc/big': 'x'.repeat(3 << 20) }), '-T2', '--block-size=1MiB');
+  const fourth = xz(cpioOf(path.join(tmp, 'xz-then-d'), { 'etc/d': 'fourth' }));
+  t.is(first[13]! & 0x40, 0, 'the first stream\'s block header gives no compressed size');
+  t.not(third[13]! & 0x40, 0, 'the third stream\'s block headers give their compressed size');
+  const raw = xz(crypto.randomBytes(4096));
+  t.is(raw[12 + (raw[12]! + 1) * 4], 1, 'random data starts with an uncompressed LZMA2 chunk');
+  const pad = (b: Buffer) => Buffer.alloc(512 - (b.length % 512));
+  const img = Buffer.concat([first, pad(first), second, third, Buffer.alloc(4), fourth, Buffer.alloc(512)]);
+  const at = (...parts: Buffer[]) => parts.reduce((n, b) => n + b.length, 0);
+  for (const piece of [13, 4096, img.length]) {
+    const r = await readInitramfs(piecesOf(img, piece), 'x.img');
+    t.deepEqual(
+      r.segments.map((s) => [s.compression, s.offset]),
+      [['xz', 0], ['cpio', at(first, pad(first))], ['xz', at(first, pad(first), second)], ['xz', at(first, pad(first), second, third) + 4]],
+      `pieces of ${piece}`,
+    );
+    for (const [file, text] of [['etc/a', 'replaced'], ['etc/b', 'second'], ['etc/c', 'third'], ['etc/d', 'fourth'], ['etc/noise', noise]] as const) {
+      t.is(Buffer.from(lookup(r.entries, file)!.data!).toString(), text, `${file}, pieces of ${piece}`);
+    }
+    t.is(lookup(r.entries, 'etc/big')!.size, 3 << 20);
+  }
+  // Streams back to back are a segment each: the kernel's unxz decodes one stream at a time.
+  const twice = await readInitramfs(Buffer.concat([xz(second.subarray(0, 512)), xz(second.subarray(512))]), 'x2.img');
+  t.deepEqual(twice.segments.map((s) => s.compression), ['xz', 'xz']);
+  t.is(Buffer.from(lookup(twice.entries, 'etc/b')!.data!).toString(), 'second');
+  const junk = await t.throwsAsync(readInitramfs(Buffer.concat([fourth, Buffer.from('junk after the stream')]), 'j.img'), { instanceOf: CfsError });
+  t.is(junk?.message, `j.img: byte ${fourth.length}: neither a newc cpio archive nor compressed data the kernel reads`);
+
+  const small = xz(cpioOf(path.join(tmp, 'xz-small'), { 'etc/s': 'small' }));
+  const blockHeader = (small[12]! + 1) * 4;
+  const indexAt = small.length - 12 - (small.readUInt32LE(small.length - 8) + 1) * 4;
+  const edit = (b: Buffer, pos: number, value: number) => {
+    const c = Buffer.from(b);
+    c[pos] = value;
+    return c;
+  };
+  const cases: Array<[string, Buffer, RegExp]> = [
+    ['CRC64 (xz\'s default)', execFileSync('xz', ['-c'], { input: second }), /^b\.img: xz data at byte 0: the xz stream uses check CRC64; the kernel's xz decoder reads only CRC32 or none: recompress with xz --check=crc32$/],
+    ['SHA-256', execFileSync('xz', ['-c', '--check=sha256'], { input: second }), /uses check SHA-256/],
+    ['cut short', small.subarray(0, small.length - 5), /xz data does not decompress: the data ends before the stream does$/],
+    ['a BCJ filter (xz --x86)', xz(second, '--x86', '--lzma2'), /xz block at byte 12: the x86 BCJ filter before LZMA2 is not read by cfsroot preflight/],
+    ['an invalid LZMA2 control byte', edit(small, 12 + blockHeader, 0x05), /xz block at byte 12: LZMA2 chunk at byte \d+: control byte 0x05 is invalid$/],
+    ['a filter other than LZMA2 last', edit(small, 14, 0x03), /xz block at byte 12: its last filter is 0x3, not LZMA2 \(0x21\)/],
+    ['reserved block flags', edit(small, 13, 0x04), /reserved bits of the block flags are set \(0x04\)/],
+    ['an index that lists more blocks', edit(small, indexAt + 1, 0x07), new RegExp(`xz index at byte ${indexAt} lists 7 blocks, the stream has 1$`)],
+  ];
+  for (const [what, bad, re] of cases) {
+    for (const piece of [1, bad.length]) {
+      const e = await t.throwsAsync(readInitramfs(piecesOf(bad, piece), 'b.img'), { instanceOf: CfsError }, what);
+      t.is(e?.code, 'EIMAGE', what);
+      t.regex(e!.message, re, what);
+      t.false(e!.message.includes('\n'), what);
+    }
+  }
+});
+
 /** A zstd frame holding `data` in raw blocks of at most 128 KiB, its size in the header, no checksum (RFC 8878 3.1.1). */
 function rawZstdFrame(data: Uint8Array): Buffer {
   const head = Buffer.alloc(9);

@@ -47,6 +47,8 @@ function seeds(): Record<string, Buffer> {
     'cpio + gzip': Buffer.concat([early, run(['gzip', '-c'], main), Buffer.alloc(512)]),
     'gzip + cpio + gzip': Buffer.concat([padTo(zlib.gzipSync(main), 4), extra, run(['gzip', '-c'], extra), Buffer.alloc(3)]),
     'cpio + xz': Buffer.concat([early, run(['xz', '-c', '--check=crc32'], main), Buffer.alloc(512)]),
+    // The xz stream ends at its footer: what follows it (padding, an archive, another stream) is read on.
+    'xz + cpio + xz': Buffer.concat([padTo(run(['xz', '-c', '--check=crc32'], main), 4), extra, run(['xz', '-c', '--check=crc32', '-T2', '--block-size=4KiB'], extra), Buffer.alloc(3)]),
     'cpio + lz4 -l': Buffer.concat([early, run(['lz4', '-l', '-q', '-c'], main), Buffer.alloc(512)]),
     // At least one zero size word after the blocks: the kernel's unlz4 ends the segment there.
     'lz4 -l + cpio + lz4 -l': Buffer.concat([padTo(Buffer.concat([run(['lz4', '-l', '-q', '-c'], main), Buffer.alloc(4)]), 4), extra, run(['lz4', '-l', '-q', '-c'], extra), Buffer.alloc(3)]),

@@ -121,26 +121,6 @@ export class ByteReader {
     }
   }
 
-  /** Everything not yet consumed, as a stream; the reader is spent after it. */
-  async *rest(): AsyncGenerator<Uint8Array> {
-    while (this.chunks.length > 0) {
-      const c = this.chunks.shift()!;
-      const piece = c.subarray(this.used);
-      this.used = 0;
-      this.held -= piece.length;
-      this.offset += piece.length;
-      yield piece;
-    }
-    while (!this.ended) {
-      const r = await this.it.next();
-      if (r.done) this.ended = true;
-      else {
-        this.offset += r.value.length;
-        yield r.value;
-      }
-    }
-  }
-
   /** Stop the source (a decompressor is torn down, a file read ends). */
   async close(): Promise<void> {
     this.chunks = [];

@@ -14,7 +14,7 @@
 
 import { fail } from '../errors.js';
 import { ByteReader } from './byte-reader.js';
-import { decompressStream, detectCompression, gzipMember, lz4Segment, zstdFrames } from './decompress.js';
+import { decompressStream, detectCompression, gzipMember, lz4Segment, xzStreamBytes, zstdFrames } from './decompress.js';
 
 export interface CpioEntry {
   /** Path without a leading "/" or "./" (e.g. "usr/bin/cfsroot"). */
@@ -123,21 +123,20 @@ async function readStream(r: ByteReader, where: string, ctx: Ctx, depth: number)
     if (depth >= ctx.lim.maxDepth) fail('ELIMIT', `${where}: byte ${pos}: compressed data nested more than ${ctx.lim.maxDepth} deep`);
     if (depth === 0) ctx.out.segments.push({ offset: pos, compression: kind });
     const inside = `${where}: ${kind} data at byte ${pos}`;
-    // A gzip member, zstd frames and an lz4 segment say where they end, and
-    // what follows them is read on; an xz segment runs to the end of the file.
+    // Each segment says where it ends (a gzip member, zstd frames, an xz
+    // stream, an lz4 segment), and what follows it is read on.
     const output =
       kind === 'gzip'
         ? gzipMember(r, inside)
         : kind === 'lz4'
           ? lz4Segment(r, inside)
-          : decompressStream(kind, kind === 'zstd' ? zstdFrames(r, inside) : r.rest(), inside);
+          : decompressStream(kind, kind === 'zstd' ? zstdFrames(r, inside) : xzStreamBytes(r, inside), inside);
     const inner = new ByteReader(bounded(output, ctx, inside, kind));
     try {
       await readStream(inner, `${where} (${kind} data at byte ${pos})`, ctx, depth + 1);
     } finally {
       await inner.close();
     }
-    if (kind === 'xz') return;
   }
 }
 

@@ -1,9 +1,9 @@
 /**
  * Decompression of an initramfs segment, chosen by its magic bytes, as the
  * kernel's own unpacker chooses (init/initramfs.c, lib/decompress.c): gzip
- * (gzipMember) and zstd through node:zlib, xz through xz-decompress (xz-embedded, the
- * kernel's own xz decoder, built to WebAssembly and shipped inside the
- * package's JavaScript), and lz4's legacy frame (`lz4 -l`, the only lz4
+ * (gzipMember) and zstd (zstdFrames) through node:zlib, xz (xzStreamBytes)
+ * through xz-decompress (xz-embedded, the kernel's own xz decoder, built to
+ * WebAssembly and shipped inside the package's JavaScript), and lz4's legacy frame (`lz4 -l`, the only lz4
  * format the kernel reads) by the small block decoder below. Each decodes
  * as a stream (read a piece, decode it, hand it on); the reader of the
  * output bounds how much it takes: an initramfs is hostile input here.
@@ -48,7 +48,8 @@ export function decompressStream(kind: 'zstd' | 'xz', src: AsyncIterable<Uint8Ar
       // src is already cut at the end of the frames (zstdFrames).
       return viaZlib(zlib.createZstdDecompress({ chunkSize: OUT_PIECE }), src, where, 'zstd');
     case 'xz':
-      return xzStream(withoutTrailingZeros(src), where);
+      // src is already cut at the end of the stream (xzStreamBytes).
+      return xzStream(src, where);
   }
 }
 
@@ -68,30 +69,6 @@ async function* viaZlib(z: zlib.ZstdDecompress, src: AsyncIterable<Uint8Array>, 
   }
 }
 
-/**
- * The input without the zero padding after the last xz stream (dracut and
- * the kernel pad archives to 4 or 512 bytes), which the xz decoder would
- * read as a bad next stream. A run of zeros is held back (as a count) until
- * something other than zeros follows it. This is only sound for xz, whose
- * stream footer ends in the bytes "YZ": no xz stream ends in a zero byte.
- * A zstd frame can (its checksum, or a raw block's last byte, may be 0),
- * which is why zstd is cut at its frames' end instead (zstdFrames).
- */
-async function* withoutTrailingZeros(src: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
-  let zeros = 0;
-  for await (const piece of src) {
-    let end = piece.length;
-    while (end > 0 && piece[end - 1] === 0) end--;
-    if (end === 0) {
-      zeros += piece.length;
-      continue;
-    }
-    if (zeros > 0) yield new Uint8Array(zeros);
-    yield piece.subarray(0, end);
-    zeros = piece.length - end;
-  }
-}
-
 async function* xzStream(src: AsyncIterable<Uint8Array>, where: string): AsyncGenerator<Uint8Array> {
   const { XzReadableStream } = (await import('xz-decompress')) as typeof import('xz-decompress');
   const input = WebReadableStream.from(src) as unknown as ConstructorParameters<typeof XzReadableStream>[0];
@@ -104,7 +81,9 @@ async function* xzStream(src: AsyncIterable<Uint8Array>, where: string): AsyncGe
         r = await reader.read();
       } catch (e) {
         if (e instanceof CfsError) throw e;
-        fail('EIMAGE', `${where}: xz data does not decompress: ${String((e as Error).message ?? e).split('\n')[0]}`);
+        const why = String((e as Error).message ?? e).split('\n')[0]!;
+        const code = /error code (\d+)$/.exec(why)?.[1];
+        fail('EIMAGE', `${where}: xz data does not decompress: ${(code !== undefined && XZ_ERRORS[code]) || why}`);
       }
       if (r.done) break;
       // A copy: the decoder may reuse its output buffer.
@@ -377,4 +356,184 @@ function lz4Block(src: Uint8Array, dst: Uint8Array, where: string): number {
     for (let i = 0; i < len; i++, d++) dst[d] = dst[d - offset]!;
   }
   return d;
+}
+
+const XZ_STREAM_HEADER = 12;
+const XZ_STREAM_FOOTER = 12;
+/** Bytes of a block's check, by the check ID in the stream flags (xz file format 1.2.1, section 3.4). */
+const XZ_CHECK_BYTES = [0, 4, 4, 4, 8, 8, 8, 16, 16, 16, 32, 32, 32, 64, 64, 64] as const;
+const XZ_CHECK_NAMES: Record<number, string> = { 4: 'CRC64', 10: 'SHA-256' };
+const XZ_FILTER_LZMA2 = 0x21;
+const XZ_FILTER_NAMES: Record<number, string> = { 3: 'delta', 4: 'x86 BCJ', 5: 'PowerPC BCJ', 6: 'IA-64 BCJ', 7: 'ARM BCJ', 8: 'ARM-Thumb BCJ', 9: 'SPARC BCJ', 10: 'ARM64 BCJ', 11: 'RISC-V BCJ' };
+/** xz-embedded's enum xz_ret, as xz-decompress reports it ("error code N"). */
+const XZ_ERRORS: Record<string, string> = {
+  '3': 'out of memory',
+  '4': 'it needs a larger dictionary than the decoder allows',
+  '5': 'not an xz stream',
+  '6': 'it uses options the decoder does not support',
+  '7': 'the compressed data is corrupt',
+  '8': 'the data ends before the stream does',
+};
+
+/**
+ * One xz stream at the reader's position, byte for byte, and not one byte
+ * past its footer: where it ends is read off its format (the .xz file
+ * format 1.2.1: a 12-byte stream header, blocks, an index, a 12-byte
+ * footer). A block's header gives its own size, and may give its
+ * compressed size; when it does not, the LZMA2 data is walked chunk by
+ * chunk, each chunk's header giving its packed size. What follows the
+ * stream stays in the reader, for the cpio reader to go on with: the
+ * kernel's unxz decodes one stream and says how much it used
+ * (lib/decompress_unxz.c), and init/initramfs.c goes on after it (stream
+ * padding is zeros, skipped there; another stream is another segment).
+ * A stream cut short is handed on as it is, for the decoder to report;
+ * what the walk cannot step over is an error naming its byte.
+ */
+export async function* xzStreamBytes(r: ByteReader, where: string): AsyncGenerator<Uint8Array> {
+  // Each header is checked before the decoder sees it, so that what the walk refuses is said in its words.
+  const head = await r.read(XZ_STREAM_HEADER);
+  if (head.length < XZ_STREAM_HEADER) {
+    yield head;
+    return;
+  }
+  const check = head[7]! & 0x0f;
+  // Linux's copy of xz-embedded is built with CRC32 alone (Documentation/staging/xz.rst): it refuses any other check.
+  if (check > 1 && head[6] === 0 && head[7]! < 0x10) {
+    fail('EIMAGE', `${where}: the xz stream uses check ${XZ_CHECK_NAMES[check] ?? `ID ${check}`}; the kernel's xz decoder reads only CRC32 or none: recompress with xz --check=crc32`);
+  }
+  const checkBytes = XZ_CHECK_BYTES[check]!;
+  yield head;
+  let blocks = 0;
+  for (;;) {
+    const blockAt = r.offset;
+    const first = await r.peek(1);
+    if (first.length === 0) return;
+    if (first[0] === 0) break; // the index indicator
+    const headerSize = (first[0]! + 1) * 4;
+    const header = await r.read(headerSize);
+    if (header.length < headerSize) {
+      yield header;
+      return;
+    }
+    const compressedSize = xzBlockHeader(header, `${where}: xz block at byte ${blockAt}`);
+    yield header;
+    let compressed: number;
+    if (compressedSize !== null) {
+      if (!(yield* handOn(r, compressedSize))) return;
+      compressed = compressedSize;
+    } else {
+      const walked = yield* lzma2Chunks(r, `${where}: xz block at byte ${blockAt}`);
+      if (walked === null) return;
+      compressed = walked;
+    }
+    // Block padding to a multiple of 4, then the check.
+    if (!(yield* handOn(r, ((4 - ((headerSize + compressed) % 4)) % 4) + checkBytes))) return;
+    blocks++;
+  }
+  const indexAt = r.offset;
+  const indicator = await r.read(1);
+  const count = await xzVarintFrom(r, `${where}: xz index at byte ${indexAt}`);
+  // The decoder checks the records against the blocks; a count that differs would only make this walk long.
+  if (count.value !== null && count.value !== blocks) fail('EIMAGE', `${where}: xz index at byte ${indexAt} lists ${count.value} blocks, the stream has ${blocks}`);
+  yield indicator;
+  yield count.bytes;
+  if (count.value === null) return;
+  let indexSize = 1 + count.bytes.length;
+  for (let i = 0; i < 2 * blocks; i++) {
+    const v = await xzVarintFrom(r, `${where}: xz index at byte ${indexAt}`);
+    yield v.bytes;
+    if (v.value === null) return;
+    indexSize += v.bytes.length;
+  }
+  // Index padding to a multiple of 4, its CRC-32, then the stream footer.
+  yield* handOn(r, ((4 - (indexSize % 4)) % 4) + 4 + XZ_STREAM_FOOTER);
+}
+
+/** A block header's compressed size, or null when it gives none; refuses what the kernel's decoder cannot read. */
+function xzBlockHeader(h: Uint8Array, where: string): number | null {
+  const flags = h[1]!;
+  if (flags & 0x3c) fail('EIMAGE', `${where}: reserved bits of the block flags are set (0x${flags.toString(16).padStart(2, '0')})`);
+  const end = h.length - 4; // the header's CRC-32 is last
+  let pos = 2;
+  const next = (what: string): number => {
+    const v = xzVarint(h, pos, end, `${where}: ${what}`);
+    pos = v.next;
+    return v.value;
+  };
+  const compressedSize = flags & 0x40 ? next('compressed size') : null;
+  if (compressedSize === 0) fail('EIMAGE', `${where}: a compressed size of 0`);
+  if (flags & 0x80) next('uncompressed size');
+  const filters = (flags & 3) + 1;
+  for (let i = 0; i < filters; i++) {
+    const id = next('filter ID');
+    const props = next('filter properties size');
+    if (props > end - pos) fail('EIMAGE', `${where}: the filter properties run past the block header`);
+    pos += props;
+    if (i === filters - 1 && id !== XZ_FILTER_LZMA2) {
+      fail('EIMAGE', `${where}: its last filter is 0x${id.toString(16)}, not LZMA2 (0x21), the only one the kernel's xz decoder ends a chain with`);
+    }
+    if (i < filters - 1) {
+      // The kernel has BCJ filters (XZ_DEC_X86 and the others); the decoder here has LZMA2 alone.
+      fail('EIMAGE', `${where}: the ${XZ_FILTER_NAMES[id] ?? `0x${id.toString(16)}`} filter before LZMA2 is not read by cfsroot preflight (its xz decoder has LZMA2 only): rebuild the initramfs with plain xz --check=crc32`);
+    }
+  }
+  return compressedSize;
+}
+
+/** A multibyte integer of the xz format (7 bits a byte, least significant first, at most 9 bytes) in h[pos, end). */
+function xzVarint(h: Uint8Array, pos: number, end: number, where: string): { value: number; next: number } {
+  let value = 0;
+  for (let i = 0; i < 9; i++) {
+    if (pos >= end) fail('EIMAGE', `${where}: the number runs past its field`);
+    const b = h[pos++]!;
+    value += (b & 0x7f) * 2 ** (7 * i);
+    if ((b & 0x80) === 0) {
+      if (b === 0 && i > 0) fail('EIMAGE', `${where}: the number is not in its shortest form`);
+      if (value > Number.MAX_SAFE_INTEGER) fail('EIMAGE', `${where}: the number ${value} is too large`);
+      return { value, next: pos };
+    }
+  }
+  return fail('EIMAGE', `${where}: the number is longer than 9 bytes`);
+}
+
+/** A multibyte integer read from the stream: its value (null when the stream ended first) and its bytes, for the caller to hand on. */
+async function xzVarintFrom(r: ByteReader, where: string): Promise<{ value: number | null; bytes: Uint8Array }> {
+  const ahead = await r.peek(9);
+  let n = 0;
+  while (n < ahead.length && ahead[n]! & 0x80) n++;
+  if (n === ahead.length) {
+    if (ahead.length < 9) return { value: null, bytes: await r.read(ahead.length) };
+    fail('EIMAGE', `${where}: a number longer than 9 bytes`);
+  }
+  const bytes = await r.read(n + 1);
+  return { value: xzVarint(bytes, 0, bytes.length, where).value, bytes };
+}
+
+/**
+ * The LZMA2 data of a block, handed on chunk by chunk up to and including
+ * its end marker (a control byte of 0); returns its size, or null when the
+ * stream ended first. Control bytes 1 and 2 lead an uncompressed chunk
+ * (2 bytes: size - 1), 0x80-0xff an LZMA chunk (unpacked and packed sizes,
+ * and a properties byte from 0xc0 up); 3-0x7f are invalid.
+ */
+async function* lzma2Chunks(r: ByteReader, where: string): AsyncGenerator<Uint8Array, number | null> {
+  let size = 0;
+  for (;;) {
+    const at = r.offset;
+    const c = await r.peek(1);
+    if (c.length === 0) return null;
+    const control = c[0]!;
+    if (control === 0) {
+      yield await r.read(1);
+      return size + 1;
+    }
+    if (control > 2 && control < 0x80) fail('EIMAGE', `${where}: LZMA2 chunk at byte ${at}: control byte 0x${control.toString(16).padStart(2, '0')} is invalid`);
+    const headLen = control <= 2 ? 3 : control >= 0xc0 ? 6 : 5;
+    const h = await r.read(headLen);
+    yield h;
+    if (h.length < headLen) return null;
+    const data = control <= 2 ? ((h[1]! << 8) | h[2]!) + 1 : ((h[3]! << 8) | h[4]!) + 1;
+    if (!(yield* handOn(r, data))) return null;
+    size += headLen + data;
+  }
 }
