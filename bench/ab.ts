@@ -1,33 +1,56 @@
 /**
  * A/B of two cfsroot binaries on the bench deployment (not part of `make
- * bench`): `npx tsx bench/ab.ts A B [enabled] [rounds]`, as root, after
+ * bench`): `npx tsx bench/ab.ts A B [enabled] [rounds] [copies]`, as root, after
  * `make bench` has generated build/bench/sysroot. Each round runs A's and
  * B's `--version` and boot (prepare-root.conf `enabled`, default yes), in
- * the balanced orders of harness.ts interleave; prints each binary's own
+ * the balanced orders of harness.ts interleave, the rounds spread over
+ * `copies` copies of each binary (default 3) in two roots that install them
+ * in opposite orders (buildBenchRoot says why); prints each binary's own
  * work (boot - its own --version) and B - A for the boot and for
- * --version, all as medians of per-round differences. For changes under a millisecond, where `make bench`'s 21
+ * --version, all as medians of per-round differences, and the figures of
+ * each copy. For changes under a millisecond, where `make bench`'s 21
  * rounds are too few on this noisy machine.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BENCH_DIR, buildBenchRoot, interleave, median, runInNamespace } from './harness.js';
+import { BENCH_DIR, buildBenchRoot, interleaveOver, median, runInNamespace, type BenchRoot, type Sample } from './harness.js';
 
-const [A, B, enabled = 'yes', rounds = '61'] = process.argv.slice(2);
-if (!A || !B) throw new Error('usage: bench/ab.ts BINARY_A BINARY_B [enabled] [rounds]');
+const [A, B, enabled = 'yes', rounds = '61', copiesArg = '3'] = process.argv.slice(2);
+if (!A || !B) throw new Error('usage: bench/ab.ts BINARY_A BINARY_B [enabled] [rounds] [copies]');
+const copies = Number(copiesArg);
 const sys = JSON.parse(fs.readFileSync(path.join(BENCH_DIR, 'sysroot.json'), 'utf8')) as { sysroot: string; cmdline: string; publicKeyBase64: string };
-const root = buildBenchRoot({ a: path.resolve(A), b: path.resolve(B) }, sys.publicKeyBase64, { enabled, name: 'ab' });
+// `copies` copies of each binary (a0, b0, a1, b1, ...) in two roots, installed in opposite orders.
+const bins: Record<string, string> = {};
+for (let c = 0; c < copies; c++) Object.assign(bins, { [`a${c}`]: path.resolve(A), [`b${c}`]: path.resolve(B) });
+const roots = [
+  buildBenchRoot(bins, sys.publicKeyBase64, { enabled, name: 'ab' }),
+  buildBenchRoot(bins, sys.publicKeyBase64, { enabled, name: 'ab-reversed', reverse: true }),
+] as const;
 try {
-  const boot = (bin: string) => () => runInNamespace(root, sys.sysroot, { argv: [`/usr/bin/${bin}`, '/sysroot', sys.cmdline], env: { CFSROOT_SYS: 'native' } });
-  const version = (bin: string) => () => runInNamespace(root, sys.sysroot, { argv: [`/usr/bin/${bin}`, '--version'] });
-  const s = interleave(Number(rounds), { versionA: version('a'), bootA: boot('a'), versionB: version('b'), bootB: boot('b') });
-  const ms = (k: keyof typeof s) => s[k].map((x) => x.ms);
-  const paired = (x: number[], y: number[]) => median(x.map((v, i) => v - y[i]!)).toFixed(2);
+  const variantsIn = (root: BenchRoot, c: number, swap: boolean) => {
+    const boot = (bin: string) => () => runInNamespace(root, sys.sysroot, { argv: [`/usr/bin/${bin}${c}`, '/sysroot', sys.cmdline], env: { CFSROOT_SYS: 'native' } });
+    const version = (bin: string) => () => runInNamespace(root, sys.sysroot, { argv: [`/usr/bin/${bin}${c}`, '--version'] });
+    const a = { versionA: version('a'), bootA: boot('a') };
+    const b = { versionB: version('b'), bootB: boot('b') };
+    // Which slots of the schedule a binary's pair gets moved its own work by 0.3-0.5 ms
+    // (A/A, 300 rounds): every other set-up gives B's pair the first slots.
+    return swap ? { ...b, ...a } : { ...a, ...b };
+  };
+  const setups = roots.flatMap((root, r) => Array.from({ length: copies }, (_, c) => variantsIn(root, c, (r * copies + c) % 2 === 1)));
+  const { all, each } = interleaveOver(Number(rounds), setups);
+  type Runs = typeof all;
+  const ms = (s: Runs, k: keyof Runs) => s[k].map((x: Sample) => x.ms);
+  const paired = (s: Runs, x: keyof Runs, y: keyof Runs) => median(ms(s, x).map((v, i) => v - ms(s, y)[i]!)).toFixed(2);
+  const s = all;
   console.log(
-    `enabled = ${enabled}, ${rounds} rounds (paired medians, ms): own work A ${paired(ms('bootA'), ms('versionA'))}, ` +
-      `own work B ${paired(ms('bootB'), ms('versionB'))}; boot B - A ${paired(ms('bootB'), ms('bootA'))}, ` +
-      `--version B - A ${paired(ms('versionB'), ms('versionA'))}; medians: --version A ${median(ms('versionA')).toFixed(1)}, ` +
-      `boot A ${median(ms('bootA')).toFixed(1)}, --version B ${median(ms('versionB')).toFixed(1)}, boot B ${median(ms('bootB')).toFixed(1)}`,
+    `enabled = ${enabled}, ${rounds} rounds over ${setups.length} copies (paired medians, ms): own work A ${paired(s, 'bootA', 'versionA')}, ` +
+      `own work B ${paired(s, 'bootB', 'versionB')}; boot B - A ${paired(s, 'bootB', 'bootA')}, ` +
+      `--version B - A ${paired(s, 'versionB', 'versionA')}; medians: --version A ${median(ms(s, 'versionA')).toFixed(1)}, ` +
+      `boot A ${median(ms(s, 'bootA')).toFixed(1)}, --version B ${median(ms(s, 'versionB')).toFixed(1)}, boot B ${median(ms(s, 'bootB')).toFixed(1)}`,
   );
+  // How much the copy alone moves the figures.
+  console.log(`  own work A by copy: ${each.map((e) => paired(e, 'bootA', 'versionA')).join(' ')}; B: ${each.map((e) => paired(e, 'bootB', 'versionB')).join(' ')}`);
+  console.log(`  boot B - A by copy: ${each.map((e) => paired(e, 'bootB', 'bootA')).join(' ')}`);
 } finally {
-  root.remove();
+  for (const r of roots) r.remove();
 }

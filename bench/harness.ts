@@ -74,11 +74,20 @@ export interface BenchRoot {
  * /usr/bin/<name>, prepare-root.conf (`enabled`: signed composefs unless
  * told otherwise) and the key. `name`: the directory under build/bench, so
  * that roots with different configurations can be used side by side.
+ *
+ * Copies of one binary do not run equally fast: of two identical copies in
+ * a root, one ran 0.4-0.9 ms faster than the other, `--version` and boot
+ * alike, and their own work (boot - --version) differed by up to 0.6 ms
+ * (bench/ab.ts, 201 rounds, 2026-12-03); which copy was faster changed
+ * from one root to the next. So a comparison of two binaries spreads its
+ * rounds over several copies of each and both install orders (`reverse`,
+ * interleaveOver), and an own-work figure subtracts the `--version` of the
+ * same copy.
  */
 export function buildBenchRoot(
   binaries: Record<string, string>,
   bindingKeyBase64: string,
-  opts: { enabled?: string; name?: string } = {},
+  opts: { enabled?: string; name?: string; reverse?: boolean } = {},
 ): BenchRoot {
   const dir = path.join(BENCH_DIR, opts.name ?? 'root');
   // A tmpfs, as the initramfs root is: the boot makes and removes
@@ -96,7 +105,8 @@ export function buildBenchRoot(
   for (const a of BUSYBOX_APPLETS) fs.symlinkSync('busybox', path.join(dir, 'bin', a));
   for (const bin of ['/usr/bin/mount', '/usr/bin/umount']) installWithLibs(bin, dir, bin);
   install(path.join(BENCH_DIR, 'tcmd'), path.join(dir, 'bench/tcmd'));
-  for (const [name, bin] of Object.entries(binaries)) installWithLibs(bin, dir, `/usr/bin/${name}`);
+  const order = Object.entries(binaries);
+  for (const [name, bin] of opts.reverse ? order.reverse() : order) installWithLibs(bin, dir, `/usr/bin/${name}`);
   // The boot form runs only in an initramfs (src/cli.ts), which this file marks.
   fs.writeFileSync(path.join(dir, 'etc/initrd-release'), 'NAME="cfsroot bench initramfs"\n');
   fs.writeFileSync(path.join(dir, 'etc/ostree/prepare-root.conf'), `[composefs]\nenabled = ${opts.enabled ?? 'signed'}\n`);
@@ -118,6 +128,13 @@ export interface NsRun {
   procCmdline?: string;
   /** The exit status that counts as a run (default 0): a usage line used as a baseline exits 1. */
   status?: number;
+  /**
+   * prepare-root.conf's `enabled` for this run, bound over the root's own
+   * file: boots of two configurations then run the same copy of a binary,
+   * and its --version is their common baseline (see buildBenchRoot on why
+   * copies differ).
+   */
+  enabled?: string;
 }
 
 /**
@@ -140,10 +157,12 @@ export function runInNamespace(root: BenchRoot, sysroot: string, run: NsRun): Sa
     'mount --rbind /dev "$R/dev"',
     'mount --rbind /sys "$R/sys"',
     'mount --bind "$OUT" "$R/out"',
+    'if [ -n "$CONF" ]; then mount --bind "$CONF" "$R/etc/ostree/prepare-root.conf"; fi',
     'exec chroot "$R" /bench/tcmd /out/result "$@" >"$OUT/stdout" 2>"$OUT/stderr"',
   ].join('\n');
+  const conf = run.enabled === undefined ? '' : confFile(run.enabled);
   const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', outer, 'sh', ...run.argv], {
-    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', R, SYSROOT: sysroot, OUT: out, PROC_CMDLINE: run.procCmdline ?? '', ...run.env },
+    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', R, SYSROOT: sysroot, OUT: out, PROC_CMDLINE: run.procCmdline ?? '', CONF: conf, ...run.env },
     encoding: 'utf8',
   });
   const sample = readTcmdResult(path.join(out, 'result'), run.status ?? 0);
@@ -152,6 +171,14 @@ export function runInNamespace(root: BenchRoot, sysroot: string, run: NsRun): Sa
     throw new Error(`${run.argv.join(' ')} failed (harness ${r.status}): ${stderr.trim() || r.stderr.trim()}`);
   }
   return sample;
+}
+
+/** A prepare-root.conf with `enabled`, written once under build/bench. */
+function confFile(enabled: string): string {
+  if (!/^[a-z]+$/.test(enabled)) throw new Error(`bench: enabled = ${enabled}?`);
+  const file = path.join(BENCH_DIR, `prepare-root.${enabled}.conf`);
+  if (!fs.existsSync(file)) fs.writeFileSync(file, `[composefs]\nenabled = ${enabled}\n`);
+  return file;
 }
 
 /** tcmd's line (bench/tcmd.c) as a Sample; null when it is missing or the command did not exit with `status`. */
@@ -205,6 +232,23 @@ export function interleave<K extends string>(rounds: number, variants: Record<K,
     for (const i of orders[r % orders.length]!) out[names[i]!].push(variants[names[i]!]());
   }
   return out;
+}
+
+/**
+ * interleave split over several set-ups of the same variants (other copies
+ * of the binaries, another install order: buildBenchRoot says why): the
+ * rounds are shared out among the set-ups in turn, and each variant's
+ * samples joined in round order, so that paired differences stay paired.
+ * Also returns each set-up's own samples.
+ */
+export function interleaveOver<K extends string>(
+  rounds: number,
+  setups: ReadonlyArray<Record<K, () => Sample>>,
+): { all: Record<K, Sample[]>; each: Array<Record<K, Sample[]>> } {
+  const each = setups.map((variants, i) => interleave(Math.floor(rounds / setups.length) + (i < rounds % setups.length ? 1 : 0), variants));
+  const names = Object.keys(setups[0]!) as K[];
+  const all = Object.fromEntries(names.map((k) => [k, each.flatMap((s) => s[k])])) as Record<K, Sample[]>;
+  return { all, each };
 }
 
 /** Median of a variant's wall times, and of its per-round differences from a baseline. */

@@ -57,15 +57,15 @@ export function realOstreeFigures(
   const cmdlineFile = path.join(BENCH_DIR, 'real-ostree-cmdline');
   fs.writeFileSync(cmdlineFile, `${real.bootOptions}\n`);
   const bins: Record<string, string> = { cfsroot: path.join(REPO, 'dist/cfsroot'), ...(c ? { 'ostree-prepare-root': c } : {}) };
-  const roots = Object.fromEntries(
-    (['signed', 'yes', 'no'] as const).map((enabled) => [enabled, buildBenchRoot(bins, real.publicKeyBase64, { enabled, name: `real-${enabled}` })]),
-  );
+  // One root, each configuration bound over its prepare-root.conf per run: every
+  // boot and the --version it is taken against run the same copy of the binary.
+  const root = buildBenchRoot(bins, real.publicKeyBase64, { enabled: 'no', name: 'real' });
   try {
     const imageBytes = fs.statSync(real.image).size;
-    const cfs = (enabled: keyof typeof roots) => () =>
-      runInNamespace(roots[enabled]!, real.sysroot, { argv: ['/usr/bin/cfsroot', '/sysroot', real.bootOptions], env: { CFSROOT_SYS: 'native' } });
+    const cfs = (enabled: 'signed' | 'yes' | 'no') => () =>
+      runInNamespace(root, real.sysroot, { argv: ['/usr/bin/cfsroot', '/sysroot', real.bootOptions], env: { CFSROOT_SYS: 'native' }, enabled });
     const cfsVariants: Record<string, () => Sample> = {
-      'cfsroot --version': () => runInNamespace(roots['no']!, real.sysroot, { argv: ['/usr/bin/cfsroot', '--version'] }),
+      'cfsroot --version': () => runInNamespace(root, real.sysroot, { argv: ['/usr/bin/cfsroot', '--version'] }),
       'cfsroot boot, signed (copy path)': cfs('signed'),
       'cfsroot boot, enabled = yes': cfs('yes'),
       'cfsroot boot, enabled = no': cfs('no'),
@@ -78,15 +78,15 @@ export function realOstreeFigures(
     if (c) {
       const cVariants: Record<string, () => Sample> = {
         'C ostree-prepare-root --help (exit 1)': () =>
-          runInNamespace(roots['no']!, real.sysroot, { argv: ['/usr/bin/ostree-prepare-root', '--help'], status: 1, procCmdline: cmdlineFile }),
+          runInNamespace(root, real.sysroot, { argv: ['/usr/bin/ostree-prepare-root', '--help'], status: 1, procCmdline: cmdlineFile }),
         'C ostree-prepare-root /sysroot (2022.7)': () =>
-          runInNamespace(roots['no']!, real.sysroot, { argv: ['/usr/bin/ostree-prepare-root', '/sysroot'], procCmdline: cmdlineFile }),
+          runInNamespace(root, real.sysroot, { argv: ['/usr/bin/ostree-prepare-root', '/sysroot'], procCmdline: cmdlineFile }),
       };
       out['cTool'] = table(`${title}: the C tool`, interleave(rounds, cVariants), 'C ostree-prepare-root --help (exit 1)');
     }
     return out;
   } finally {
-    for (const r of Object.values(roots)) r.remove();
+    root.remove();
     real.remove();
   }
 }

@@ -101,15 +101,16 @@ function figuresBoot(sys: SysrootJson): void {
   // BENCH_VARIANT_ENV='{"NAME":"value"}': the same boot with extra environment, interleaved too.
   const variantEnv = process.env['BENCH_VARIANT_ENV'] ? (JSON.parse(process.env['BENCH_VARIANT_ENV']) as Record<string, string>) : null;
   const root = buildBenchRoot(other ? { cfsroot: DIST, 'cfsroot-b': other } : { cfsroot: DIST }, sys.publicKeyBase64);
-  // The same deployment with `enabled = yes`: nothing pinned, the image mounted as it is (issue 15).
-  const rootYes = buildBenchRoot(other ? { cfsroot: DIST, 'cfsroot-b': other } : { cfsroot: DIST }, sys.publicKeyBase64, { enabled: 'yes', name: 'root-yes' });
+  // The same deployment with `enabled = yes` (nothing pinned, the image mounted as it is: issue 15), in
+  // the same root, so that its own work is taken against the --version of the same copy of the binary.
   const cmdline = sys.cmdline;
+  const yes = (bin: string) => () => runInNamespace(root, sys.sysroot, { argv: [bin, '/sysroot', cmdline], env: { CFSROOT_SYS: 'native' }, enabled: 'yes' });
   const boot = (bin: string) => () =>
     runInNamespace(root, sys.sysroot, { argv: [bin, '/sysroot', cmdline], env: { CFSROOT_SYS: 'native' } });
   const variants: Record<string, () => Sample> = {
     '--version': () => runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot', '--version'] }),
     'boot (native mount backend)': boot('/usr/bin/cfsroot'),
-    'boot enabled=yes (native)': () => runInNamespace(rootYes, sys.sysroot, { argv: ['/usr/bin/cfsroot', '/sysroot', cmdline], env: { CFSROOT_SYS: 'native' } }),
+    'boot enabled=yes (native)': yes('/usr/bin/cfsroot'),
     ...(variantEnv ? { 'boot (BENCH_VARIANT_ENV)': () => runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot', '/sysroot', cmdline], env: { CFSROOT_SYS: 'native', ...variantEnv } }) } : {}),
     ...(process.env['BENCH_NO_SPAWN'] ? {} : {
       'boot (mount(8) backend)': () => runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot', '/sysroot', cmdline], env: { CFSROOT_SYS: 'spawn' } }),
@@ -118,7 +119,7 @@ function figuresBoot(sys: SysrootJson): void {
     ...(other ? {
       '--version (BENCH_COMPARE)': () => runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot-b', '--version'] }),
       'boot (BENCH_COMPARE, native)': boot('/usr/bin/cfsroot-b'),
-      'boot enabled=yes (BENCH_COMPARE, native)': () => runInNamespace(rootYes, sys.sysroot, { argv: ['/usr/bin/cfsroot-b', '/sysroot', cmdline], env: { CFSROOT_SYS: 'native' } }),
+      'boot enabled=yes (BENCH_COMPARE, native)': yes('/usr/bin/cfsroot-b'),
     } : {}),
   };
   const s = interleave(ROUNDS, variants);
@@ -128,9 +129,8 @@ function figuresBoot(sys: SysrootJson): void {
     '--version',
   );
   results['phases'] = bootPhases(root, sys, 'signed');
-  results['phasesYes'] = bootPhases(rootYes, sys, 'enabled=yes');
+  results['phasesYes'] = bootPhases(root, sys, 'enabled=yes', 'yes');
   root.remove();
-  rootYes.remove();
 }
 
 /**
@@ -138,10 +138,10 @@ function figuresBoot(sys: SysrootJson): void {
  * adds one log line of per-phase milliseconds (src/timings.ts). Medians per
  * phase over the rounds. Not interleaved with (a): the extra line is extra work.
  */
-function bootPhases(root: ReturnType<typeof buildBenchRoot>, sys: SysrootJson, what: string): Record<string, number> {
+function bootPhases(root: ReturnType<typeof buildBenchRoot>, sys: SysrootJson, what: string, enabled?: string): Record<string, number> {
   const seen = new Map<string, number[]>();
   for (let r = 0; r < ROUNDS; r++) {
-    runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot', '/sysroot', sys.cmdline], env: { CFSROOT_SYS: 'native', CFSROOT_TIMINGS: '1' } });
+    runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot', '/sysroot', sys.cmdline], env: { CFSROOT_SYS: 'native', CFSROOT_TIMINGS: '1' }, ...(enabled ? { enabled } : {}) });
     const line = /timings \(ms\): (.*)/.exec(fs.readFileSync(path.join(BENCH_DIR, 'out/stderr'), 'utf8'))?.[1];
     if (!line) throw new Error('bench: the boot printed no timings line');
     // "phase ms, phase ms, ...; steps: kind ms, ..." (the steps are inside `execute`).
