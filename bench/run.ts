@@ -30,7 +30,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { BENCH_DIR, REPO, buildBenchRoot, fmt, interleave, iqr, median, runInNamespace, runOnHost, versus, type Sample } from './harness.js';
+import { BENCH_DIR, REPO, buildBenchRoot, fmt, interleave, interleaveOver, iqr, median, runInNamespace, runOnHost, versus, type BenchRoot, type Sample } from './harness.js';
 import { buildSea } from './sea.js';
 import { cryptoFigures } from './crypto.js';
 import { realOstreeFigures } from './real-ostree.js';
@@ -100,37 +100,46 @@ function figuresBoot(sys: SysrootJson): void {
   const other = process.env['BENCH_COMPARE'];
   // BENCH_VARIANT_ENV='{"NAME":"value"}': the same boot with extra environment, interleaved too.
   const variantEnv = process.env['BENCH_VARIANT_ENV'] ? (JSON.parse(process.env['BENCH_VARIANT_ENV']) as Record<string, string>) : null;
-  const root = buildBenchRoot(other ? { cfsroot: DIST, 'cfsroot-b': other } : { cfsroot: DIST }, sys.publicKeyBase64);
-  // The same deployment with `enabled = yes` (nothing pinned, the image mounted as it is: issue 15), in
-  // the same root, so that its own work is taken against the --version of the same copy of the binary.
+  const bins: Record<string, string> = other ? { cfsroot: DIST, 'cfsroot-b': other } : { cfsroot: DIST };
+  // With a compare binary, half the rounds run in a root that installs the two in the other order,
+  // with the compare binary's runs first in the schedule: neither place favours one binary (harness.ts buildBenchRoot).
+  const roots = [
+    buildBenchRoot(bins, sys.publicKeyBase64),
+    ...(other ? [buildBenchRoot(bins, sys.publicKeyBase64, { name: 'root-reversed', reverse: true })] : []),
+  ];
   const cmdline = sys.cmdline;
-  const yes = (bin: string) => () => runInNamespace(root, sys.sysroot, { argv: [bin, '/sysroot', cmdline], env: { CFSROOT_SYS: 'native' }, enabled: 'yes' });
-  const boot = (bin: string) => () =>
-    runInNamespace(root, sys.sysroot, { argv: [bin, '/sysroot', cmdline], env: { CFSROOT_SYS: 'native' } });
-  const variants: Record<string, () => Sample> = {
-    '--version': () => runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot', '--version'] }),
-    'boot (native mount backend)': boot('/usr/bin/cfsroot'),
-    'boot enabled=yes (native)': yes('/usr/bin/cfsroot'),
-    ...(variantEnv ? { 'boot (BENCH_VARIANT_ENV)': () => runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot', '/sysroot', cmdline], env: { CFSROOT_SYS: 'native', ...variantEnv } }) } : {}),
-    ...(process.env['BENCH_NO_SPAWN'] ? {} : {
-      'boot (mount(8) backend)': () => runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot', '/sysroot', cmdline], env: { CFSROOT_SYS: 'spawn' } }),
-    }),
-    'verify': () => runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot', 'verify', '--sysroot', '/sysroot', '--cmdline', cmdline] }),
-    ...(other ? {
+  const variantsIn = (root: BenchRoot, compareFirst: boolean): Record<string, () => Sample> => {
+    // `enabled = yes` (nothing pinned, the image mounted as it is: issue 15) in the same root, so that its
+    // own work is taken against the --version of the same copy of the binary.
+    const yes = (bin: string) => () => runInNamespace(root, sys.sysroot, { argv: [bin, '/sysroot', cmdline], env: { CFSROOT_SYS: 'native' }, enabled: 'yes' });
+    const boot = (bin: string) => () => runInNamespace(root, sys.sysroot, { argv: [bin, '/sysroot', cmdline], env: { CFSROOT_SYS: 'native' } });
+    const own: Record<string, () => Sample> = {
+      '--version': () => runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot', '--version'] }),
+      'boot (native mount backend)': boot('/usr/bin/cfsroot'),
+      'boot enabled=yes (native)': yes('/usr/bin/cfsroot'),
+      ...(variantEnv ? { 'boot (BENCH_VARIANT_ENV)': () => runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot', '/sysroot', cmdline], env: { CFSROOT_SYS: 'native', ...variantEnv } }) } : {}),
+      ...(process.env['BENCH_NO_SPAWN'] ? {} : {
+        'boot (mount(8) backend)': () => runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot', '/sysroot', cmdline], env: { CFSROOT_SYS: 'spawn' } }),
+      }),
+      'verify': () => runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot', 'verify', '--sysroot', '/sysroot', '--cmdline', cmdline] }),
+    };
+    const compare: Record<string, () => Sample> = other ? {
       '--version (BENCH_COMPARE)': () => runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot-b', '--version'] }),
       'boot (BENCH_COMPARE, native)': boot('/usr/bin/cfsroot-b'),
       'boot enabled=yes (BENCH_COMPARE, native)': yes('/usr/bin/cfsroot-b'),
-    } : {}),
+    } : {};
+    return compareFirst ? { ...compare, ...own } : { ...own, ...compare };
   };
-  const s = interleave(ROUNDS, variants);
+  // The rows print in the first set-up's order.
+  const s = interleaveOver(ROUNDS, roots.map((root, i) => variantsIn(root, i === 1))).all;
   results['boot'] = table(
     `(a,b,f) signed composefs boot, ${sys.files} files, image ${(sys.imageSize / 1e6).toFixed(2)} MB; ${ROUNDS} interleaved rounds, fresh namespace each`,
     s,
     '--version',
   );
-  results['phases'] = bootPhases(root, sys, 'signed');
-  results['phasesYes'] = bootPhases(root, sys, 'enabled=yes', 'yes');
-  root.remove();
+  results['phases'] = bootPhases(roots[0]!, sys, 'signed');
+  results['phasesYes'] = bootPhases(roots[0]!, sys, 'enabled=yes', 'yes');
+  for (const root of roots) root.remove();
 }
 
 /**
