@@ -14,7 +14,7 @@
 
 import { fail } from '../errors.js';
 import { ByteReader } from './byte-reader.js';
-import { decompressStream, detectCompression, gzipMember, lz4Segment, xzStreamBytes, zstdFrames } from './decompress.js';
+import { decompressStream, detectCompression, gzipMember, lz4Segment } from './decompress.js';
 
 export interface CpioEntry {
   /** Path without a leading "/" or "./" (e.g. "usr/bin/cfsroot"). */
@@ -130,7 +130,7 @@ async function readStream(r: ByteReader, where: string, ctx: Ctx, depth: number)
         ? gzipMember(r, inside)
         : kind === 'lz4'
           ? lz4Segment(r, inside)
-          : decompressStream(kind, kind === 'zstd' ? zstdFrames(r, inside) : xzStreamBytes(r, inside), inside);
+          : decompressStream(kind, r, inside);
     const inner = new ByteReader(bounded(output, ctx, inside, kind));
     try {
       await readStream(inner, `${where} (${kind} data at byte ${pos})`, ctx, depth + 1);

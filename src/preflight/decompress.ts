@@ -32,24 +32,23 @@ export function detectCompression(buf: Uint8Array): Compression | 'bzip2' | 'lzm
   return null;
 }
 
-/**
- * Decompress one segment (to the end of `src`) as a stream: output comes in
- * pieces as the input is read, and nothing is held beyond a decoder's
- * window, so a 120 MB binary inside the archive is never in memory whole.
- * The caller bounds the total (src/preflight/cpio.ts); `where` names the
- * segment in errors.
- */
 /** Output piece size of the zlib decoders (their default, 16 KiB, makes 7,000 pieces of a 120 MB binary). */
 const OUT_PIECE = 256 * 1024;
 
-export function decompressStream(kind: 'zstd' | 'xz', src: AsyncIterable<Uint8Array>, where: string): AsyncIterable<Uint8Array> {
+/**
+ * Decompress the segment at the reader's position as a stream: output comes
+ * in pieces as the input is read, and nothing is held beyond a decoder's
+ * window, so a 120 MB binary inside the archive is never in memory whole.
+ * The decoder is given the segment's bytes and no more (zstdFrames,
+ * xzStreamBytes); what follows stays in the reader. The caller bounds the
+ * total (src/preflight/cpio.ts); `where` names the segment in errors.
+ */
+export function decompressStream(kind: 'zstd' | 'xz', r: ByteReader, where: string): AsyncIterable<Uint8Array> {
   switch (kind) {
     case 'zstd':
-      // src is already cut at the end of the frames (zstdFrames).
-      return viaZlib(zlib.createZstdDecompress({ chunkSize: OUT_PIECE }), src, where, 'zstd');
+      return viaZlib(zlib.createZstdDecompress({ chunkSize: OUT_PIECE }), zstdFrames(r, where), where, 'zstd');
     case 'xz':
-      // src is already cut at the end of the stream (xzStreamBytes).
-      return xzStream(src, where);
+      return xzStream(xzStreamBytes(r, where), where);
   }
 }
 
@@ -240,7 +239,7 @@ const ZSTD_FRAME_FIELD_BYTES = { dictionaryId: [0, 1, 2, 4], contentSize: [0, 2,
  * after a compressed segment. Frames back to back are one segment. A frame
  * cut short is handed on as it is, for the decoder to report.
  */
-export async function* zstdFrames(r: ByteReader, where: string): AsyncGenerator<Uint8Array> {
+async function* zstdFrames(r: ByteReader, where: string): AsyncGenerator<Uint8Array> {
   for (;;) {
     const magic = await r.peek(4);
     if (magic.length < 4 || new DataView(magic.buffer).getUint32(0, true) !== ZSTD_MAGIC) return;
@@ -389,7 +388,7 @@ const XZ_ERRORS: Record<string, string> = {
  * A stream cut short is handed on as it is, for the decoder to report;
  * what the walk cannot step over is an error naming its byte.
  */
-export async function* xzStreamBytes(r: ByteReader, where: string): AsyncGenerator<Uint8Array> {
+async function* xzStreamBytes(r: ByteReader, where: string): AsyncGenerator<Uint8Array> {
   // Each header is checked before the decoder sees it, so that what the walk refuses is said in its words.
   const head = await r.read(XZ_STREAM_HEADER);
   if (head.length < XZ_STREAM_HEADER) {
@@ -499,14 +498,10 @@ function xzVarint(h: Uint8Array, pos: number, end: number, where: string): { val
 /** A multibyte integer read from the stream: its value (null when the stream ended first) and its bytes, for the caller to hand on. */
 async function xzVarintFrom(r: ByteReader, where: string): Promise<{ value: number | null; bytes: Uint8Array }> {
   const ahead = await r.peek(9);
-  let n = 0;
-  while (n < ahead.length && ahead[n]! & 0x80) n++;
-  if (n === ahead.length) {
-    if (ahead.length < 9) return { value: null, bytes: await r.read(ahead.length) };
-    fail('EIMAGE', `${where}: a number longer than 9 bytes`);
-  }
-  const bytes = await r.read(n + 1);
-  return { value: xzVarint(bytes, 0, bytes.length, where).value, bytes };
+  // Fewer than 9 bytes left, all with the continuation bit: the stream ends inside the number.
+  if (ahead.length < 9 && ahead.every((b) => b & 0x80)) return { value: null, bytes: await r.read(ahead.length) };
+  const { value, next } = xzVarint(ahead, 0, ahead.length, where);
+  return { value, bytes: await r.read(next) };
 }
 
 /**
