@@ -32,21 +32,23 @@ try {
     const version = (bin: string) => () => runInNamespace(root, sys.sysroot, { argv: [`/usr/bin/${bin}${c}`, '--version'] });
     const a = { versionA: version('a'), bootA: boot('a') };
     const b = { versionB: version('b'), bootB: boot('b') };
-    // Which slots of the schedule a binary's pair gets moved its own work by 0.3-0.5 ms
-    // (A/A, 300 rounds): every other set-up gives B's pair the first slots.
+    // In three A/A runs the pair that came second in the schedule had 0.3-0.6 ms less
+    // own work (bench/RESULTS.md, 2026-12-03): every other set-up gives B's pair the first slots.
     return swap ? { ...b, ...a } : { ...a, ...b };
   };
   const setups = roots.flatMap((root, r) => Array.from({ length: copies }, (_, c) => variantsIn(root, c, (r * copies + c) % 2 === 1)));
   const { all, each } = interleaveOver(Number(rounds), setups);
   type Runs = typeof all;
   const ms = (s: Runs, k: keyof Runs) => s[k].map((x: Sample) => x.ms);
-  const paired = (s: Runs, x: keyof Runs, y: keyof Runs) => median(ms(s, x).map((v, i) => v - ms(s, y)[i]!)).toFixed(2);
-  const s = all;
+  const paired = (s: Runs, x: keyof Runs, y: keyof Runs) => {
+    const base = ms(s, y);
+    return median(ms(s, x).map((v, i) => v - base[i]!)).toFixed(2);
+  };
   console.log(
-    `enabled = ${enabled}, ${rounds} rounds over ${setups.length} copies (paired medians, ms): own work A ${paired(s, 'bootA', 'versionA')}, ` +
-      `own work B ${paired(s, 'bootB', 'versionB')}; boot B - A ${paired(s, 'bootB', 'bootA')}, ` +
-      `--version B - A ${paired(s, 'versionB', 'versionA')}; medians: --version A ${median(ms(s, 'versionA')).toFixed(1)}, ` +
-      `boot A ${median(ms(s, 'bootA')).toFixed(1)}, --version B ${median(ms(s, 'versionB')).toFixed(1)}, boot B ${median(ms(s, 'bootB')).toFixed(1)}`,
+    `enabled = ${enabled}, ${rounds} rounds over ${setups.length} copies (paired medians, ms): own work A ${paired(all, 'bootA', 'versionA')}, ` +
+      `own work B ${paired(all, 'bootB', 'versionB')}; boot B - A ${paired(all, 'bootB', 'bootA')}, ` +
+      `--version B - A ${paired(all, 'versionB', 'versionA')}; medians: --version A ${median(ms(all, 'versionA')).toFixed(1)}, ` +
+      `boot A ${median(ms(all, 'bootA')).toFixed(1)}, --version B ${median(ms(all, 'versionB')).toFixed(1)}, boot B ${median(ms(all, 'bootB')).toFixed(1)}`,
   );
   // How much the copy alone moves the figures.
   console.log(`  own work A by copy: ${each.map((e) => paired(e, 'bootA', 'versionA')).join(' ')}; B: ${each.map((e) => paired(e, 'bootB', 'versionB')).join(' ')}`);

@@ -109,7 +109,7 @@ export function buildBenchRoot(
   for (const [name, bin] of opts.reverse ? order.reverse() : order) installWithLibs(bin, dir, `/usr/bin/${name}`);
   // The boot form runs only in an initramfs (src/cli.ts), which this file marks.
   fs.writeFileSync(path.join(dir, 'etc/initrd-release'), 'NAME="cfsroot bench initramfs"\n');
-  fs.writeFileSync(path.join(dir, 'etc/ostree/prepare-root.conf'), `[composefs]\nenabled = ${opts.enabled ?? 'signed'}\n`);
+  fs.writeFileSync(path.join(dir, 'etc/ostree/prepare-root.conf'), prepareRootConf(opts.enabled ?? 'signed'));
   fs.writeFileSync(path.join(dir, 'etc/ostree/initramfs-root-binding.key'), `${bindingKeyBase64}\n`);
   return {
     dir,
@@ -173,11 +173,14 @@ export function runInNamespace(root: BenchRoot, sysroot: string, run: NsRun): Sa
   return sample;
 }
 
+/** The bench's prepare-root.conf: composefs `enabled` and nothing else. */
+const prepareRootConf = (enabled: string): string => `[composefs]\nenabled = ${enabled}\n`;
+
 /** A prepare-root.conf with `enabled`, written once under build/bench. */
 function confFile(enabled: string): string {
   if (!/^[a-z]+$/.test(enabled)) throw new Error(`bench: enabled = ${enabled}?`);
   const file = path.join(BENCH_DIR, `prepare-root.${enabled}.conf`);
-  if (!fs.existsSync(file)) fs.writeFileSync(file, `[composefs]\nenabled = ${enabled}\n`);
+  if (!fs.existsSync(file)) fs.writeFileSync(file, prepareRootConf(enabled));
   return file;
 }
 

@@ -111,16 +111,15 @@ function figuresBoot(sys: SysrootJson): void {
   const variantsIn = (root: BenchRoot, compareFirst: boolean): Record<string, () => Sample> => {
     // `enabled = yes` (nothing pinned, the image mounted as it is: issue 15) in the same root, so that its
     // own work is taken against the --version of the same copy of the binary.
-    const yes = (bin: string) => () => runInNamespace(root, sys.sysroot, { argv: [bin, '/sysroot', cmdline], env: { CFSROOT_SYS: 'native' }, enabled: 'yes' });
-    const boot = (bin: string) => () => runInNamespace(root, sys.sysroot, { argv: [bin, '/sysroot', cmdline], env: { CFSROOT_SYS: 'native' } });
+    const boot = (bin: string, env: Record<string, string> = {}, enabled?: string) => () =>
+      runInNamespace(root, sys.sysroot, { argv: [bin, '/sysroot', cmdline], env: { CFSROOT_SYS: 'native', ...env }, ...(enabled ? { enabled } : {}) });
+    const yes = (bin: string) => boot(bin, {}, 'yes');
     const own: Record<string, () => Sample> = {
       '--version': () => runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot', '--version'] }),
       'boot (native mount backend)': boot('/usr/bin/cfsroot'),
       'boot enabled=yes (native)': yes('/usr/bin/cfsroot'),
-      ...(variantEnv ? { 'boot (BENCH_VARIANT_ENV)': () => runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot', '/sysroot', cmdline], env: { CFSROOT_SYS: 'native', ...variantEnv } }) } : {}),
-      ...(process.env['BENCH_NO_SPAWN'] ? {} : {
-        'boot (mount(8) backend)': () => runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot', '/sysroot', cmdline], env: { CFSROOT_SYS: 'spawn' } }),
-      }),
+      ...(variantEnv ? { 'boot (BENCH_VARIANT_ENV)': boot('/usr/bin/cfsroot', variantEnv) } : {}),
+      ...(process.env['BENCH_NO_SPAWN'] ? {} : { 'boot (mount(8) backend)': boot('/usr/bin/cfsroot', { CFSROOT_SYS: 'spawn' }) }),
       'verify': () => runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot', 'verify', '--sysroot', '/sysroot', '--cmdline', cmdline] }),
     };
     const compare: Record<string, () => Sample> = other ? {
