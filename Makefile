@@ -52,8 +52,11 @@ apt-deps:
 
 deps: npm-deps apt-deps
 
-dist/cfsroot.cjs: $(SRC) node_modules/.installed
-	@mkdir -p dist
+# DIST: where the executable and its parts are built (build/profile for
+# the profiling build, mk/bench.mk).
+DIST ?= dist
+$(DIST)/cfsroot.cjs: $(SRC) node_modules/.installed
+	@mkdir -p $(@D)
 	npx esbuild src/startup/sea.ts --bundle --platform=node --target=node24 --format=cjs \
 	  $(MINIFY) --legal-comments=none --log-level=warning \
 	  --define:__CFSROOT_VERSION__=\"$(VERSION)\" --outfile=$@
@@ -79,16 +82,16 @@ build/native/cfsroot_sys.node: $(NATIVE_SRC) $(wildcard native/*.h) node_modules
 #   thread: without it, a boot's own work with enabled=yes went from 2.5 to
 #   1.3-1.5 ms (paired medians, 41-61 interleaved rounds, issue 15's notes).
 SEA_EXEC_ARGV := "--no-sparkplug","--no-maglev"
-dist/sea-config.json: dist/cfsroot.cjs Makefile
-	@printf '{"main":"dist/cfsroot.cjs","output":"dist/cfsroot.blob","disableExperimentalSEAWarning":true,"useSnapshot":true,"execArgv":[%s],"execArgvExtension":"none","assets":{"cfsroot_sys.node":"build/native/cfsroot_sys.node"}}\n' '$(SEA_EXEC_ARGV)' > $@
+$(DIST)/sea-config.json: $(DIST)/cfsroot.cjs Makefile
+	@printf '{"main":"$(DIST)/cfsroot.cjs","output":"$(DIST)/cfsroot.blob","disableExperimentalSEAWarning":true,"useSnapshot":true,"execArgv":[%s],"execArgvExtension":"none","assets":{"cfsroot_sys.node":"build/native/cfsroot_sys.node"}}\n' '$(SEA_EXEC_ARGV)' > $@
 
 # The runtime is stripped before the blob goes in (18 MB of symbols; after
 # injection strip would cut the blob's note out). test/portability.test.ts runs the result.
-dist/cfsroot: dist/cfsroot.cjs dist/sea-config.json build/native/cfsroot_sys.node node_modules/.installed
+$(DIST)/cfsroot: $(DIST)/cfsroot.cjs $(DIST)/sea-config.json build/native/cfsroot_sys.node node_modules/.installed
 	@# Quiet unless it fails: building a snapshot always prints warnings.
-	$(SEA_NODE) --experimental-sea-config dist/sea-config.json >dist/sea-build.log 2>&1 || { cat dist/sea-build.log; exit 1; }
+	$(SEA_NODE) --experimental-sea-config $(DIST)/sea-config.json >$(DIST)/sea-build.log 2>&1 || { cat $(DIST)/sea-build.log; exit 1; }
 	strip -o $@.tmp $(SEA_NODE)
-	npx postject $@.tmp NODE_SEA_BLOB dist/cfsroot.blob --sentinel-fuse $(SEA_FUSE) >/dev/null 2>&1
+	npx postject $@.tmp NODE_SEA_BLOB $(DIST)/cfsroot.blob --sentinel-fuse $(SEA_FUSE) >/dev/null 2>&1
 	chmod 0755 $@.tmp
 	mv $@.tmp $@
 	@echo "binary: $$(stat -c %s $@) bytes"

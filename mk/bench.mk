@@ -16,3 +16,23 @@ $(BENCH_BASELINE):
 
 bench: deps dist/cfsroot build/bench/tcmd $(BENCH_BASELINE)
 	BENCH_COMPARE="$${BENCH_COMPARE:-$(BENCH_BASELINE)}" npx tsx bench/run.ts
+
+# `make bench-profile`: where the boot's own JavaScript spends its time, by
+# function (bench/profile.ts). It needs a build of its own, in build/profile:
+# not minified (the profile names functions), and with V8's CPU profiler on
+# from the first instruction; such a build ends every run through Node's
+# normal exit, where the profile is written (src/startup/entry.ts). Each
+# profile goes to /out of the bench root (bench/harness.ts runInNamespace).
+# PROFILE_ENABLED: prepare-root.conf's `enabled` for the boot; PROFILE_ROUNDS: boots (and --version runs) merged.
+PROFILE_INTERVAL_US ?= 50
+PROFILE_ENABLED ?= yes
+PROFILE_ROUNDS ?= 40
+PROFILE_EXEC_ARGV := $(SEA_EXEC_ARGV),"--cpu-prof","--cpu-prof-dir=/out","--cpu-prof-interval=$(PROFILE_INTERVAL_US)"
+.PHONY: bench-profile profile-build
+profile-build: deps build/native/cfsroot_sys.node
+	@# Made again each time, so that a changed PROFILE_INTERVAL_US is in it.
+	rm -f build/profile/sea-config.json
+	$(MAKE) --no-print-directory DIST=build/profile MINIFY= SEA_EXEC_ARGV='$(PROFILE_EXEC_ARGV)' build/profile/cfsroot
+
+bench-profile: profile-build build/bench/tcmd
+	npx tsx bench/profile.ts build/profile/cfsroot $(PROFILE_ENABLED) $(PROFILE_ROUNDS)

@@ -24,7 +24,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fsverityDigest, type VerityAlg } from '../src/image/fsverity.js';
-import { buildComposefsImage } from './mksysroot.js';
+import { buildComposefsImage, parseOptions } from './mksysroot.js';
 
 export interface NativeRootOptions {
   /** Directory to create (must not exist or be empty). */
@@ -128,25 +128,17 @@ function usage(): never {
 }
 
 function main(argv: string[]): void {
-  const opts: NativeRootOptions = { out: '', tree: '', alg: 'sha512' };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const val = (): string => argv[++i] ?? usage();
-    switch (a) {
-      case '--out': opts.out = val(); break;
-      case '--tree': opts.tree = val(); break;
-      case '--alg': {
-        const v = val();
-        if (v !== 'sha256' && v !== 'sha512') usage();
-        opts.alg = v;
-        break;
-      }
-      case '--no-meta': opts.meta = false; break;
-      case '--no-link': opts.link = false; break;
-      default: usage();
-    }
-  }
-  if (!opts.out || !opts.tree) usage();
+  const { values: v } = parseOptions(argv, {
+    out: { type: 'string' },
+    tree: { type: 'string' },
+    alg: { type: 'string', default: 'sha512' },
+    'no-meta': { type: 'boolean' },
+    'no-link': { type: 'boolean' },
+  }, usage);
+  if (!v.out || !v.tree || (v.alg !== 'sha256' && v.alg !== 'sha512')) usage();
+  const opts: NativeRootOptions = { out: v.out, tree: v.tree, alg: v.alg };
+  if (v['no-meta']) opts.meta = false;
+  if (v['no-link']) opts.link = false;
   process.stdout.write(JSON.stringify(makeNativeRoot(opts), null, 2) + '\n');
 }
 

@@ -27,6 +27,7 @@ import { createHash, createPrivateKey, generateKeyPairSync, KeyObject, sign } fr
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { fsverityDigest, type VerityAlg } from '../src/image/fsverity.js';
 import { encodeVardict, type Variant } from '../src/ostree/gvariant.js';
 import { encodeCommit, type Commit } from '../src/ostree/commit.js';
@@ -434,28 +435,46 @@ function usage(): never {
   process.exit(2);
 }
 
-function main(argv: string[]): void {
-  const opts: SysrootOptions = { out: '' };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const val = (): string => argv[++i] ?? usage();
-    switch (a) {
-      case '--out': opts.out = val(); break;
-      case '--tree': opts.tree = val(); break;
-      case '--os': opts.os = val(); break;
-      case '--key-out': opts.keyOut = val(); break;
-      case '--private-key-out': opts.privateKeyOut = val(); break;
-      case '--private-key': opts.privateKey = fs.readFileSync(val(), 'utf8'); break;
-      case '--no-sign': opts.sign = false; break;
-      case '--sign': opts.sign = true; break;
-      case '--no-image': opts.image = false; break;
-      case '--no-digest': opts.commitDigest = false; break;
-      case '--bulk': opts.bulkFiles = Number(val()); break;
-      case '--usr-overlay': opts.usrOverlay = true; break;
-      default: usage();
-    }
+/**
+ * The tools' command lines, parsed by node:util's parseArgs: an unknown
+ * option, a missing value or a stray argument calls `usage`.
+ */
+export function parseOptions<T extends ParseArgsConfig['options']>(argv: string[], options: T, usage: () => never) {
+  try {
+    return parseArgs({ args: argv, options, strict: true, allowPositionals: false });
+  } catch {
+    return usage();
   }
-  if (!opts.out) usage();
+}
+
+function main(argv: string[]): void {
+  const { values: v } = parseOptions(argv, {
+    out: { type: 'string' },
+    tree: { type: 'string' },
+    os: { type: 'string' },
+    'key-out': { type: 'string' },
+    'private-key-out': { type: 'string' },
+    'private-key': { type: 'string' },
+    sign: { type: 'boolean' },
+    'no-sign': { type: 'boolean' },
+    'no-image': { type: 'boolean' },
+    'no-digest': { type: 'boolean' },
+    bulk: { type: 'string' },
+    'usr-overlay': { type: 'boolean' },
+  }, usage);
+  const bulk = v.bulk === undefined ? undefined : Number(v.bulk);
+  if (!v.out || (v.sign && v['no-sign']) || (bulk !== undefined && !(Number.isInteger(bulk) && bulk >= 0))) usage();
+  const opts: SysrootOptions = { out: v.out };
+  if (v.tree !== undefined) opts.tree = v.tree;
+  if (v.os !== undefined) opts.os = v.os;
+  if (v['key-out'] !== undefined) opts.keyOut = v['key-out'];
+  if (v['private-key-out'] !== undefined) opts.privateKeyOut = v['private-key-out'];
+  if (v['private-key'] !== undefined) opts.privateKey = fs.readFileSync(v['private-key'], 'utf8');
+  if (v.sign || v['no-sign']) opts.sign = !v['no-sign'];
+  if (v['no-image']) opts.image = false;
+  if (v['no-digest']) opts.commitDigest = false;
+  if (bulk !== undefined) opts.bulkFiles = bulk;
+  if (v['usr-overlay']) opts.usrOverlay = true;
   const info = makeSysroot(opts);
   process.stdout.write(JSON.stringify({ ...info, privateKeyPem: undefined }, null, 2) + '\n');
 }

@@ -33,8 +33,10 @@ export function start(): void {
     (code) => {
       process.exitCode = code;
       // Every line is written by now (src/log.ts): skip Node's teardown when
-      // the addon can (the boot, verify, digest); else the normal exit.
-      if (allOutputWritten()) exitNowIfLoaded(code);
+      // the addon can (the boot, verify, digest); else the normal exit. The
+      // profiling build (mk/bench.mk bench-profile) takes the normal exit
+      // always: V8 writes its CPU profile there.
+      if (allOutputWritten() && !process.execArgv.includes('--cpu-prof')) exitNowIfLoaded(code);
     },
     (e: unknown) => {
       internalError(e);
