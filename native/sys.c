@@ -17,6 +17,8 @@
  *       the path-mount form (src/sys/native.ts pathMounts).
  *   setReadonly(target, readonly)   flip MNT_READONLY of one mount only.
  *   isReadonly(path) -> boolean     statvfs(2) ST_RDONLY of the mount holding path.
+ *   makeDir(path, mode) -> boolean  mkdir(2) + chmod(2); false when path exists.
+ *   writeFile(path, data, mode)     open(2) O_CREAT|O_TRUNC, write(2), fchmod(2), close(2).
  *   openDir(root, rel) -> fd        O_PATH directory `rel` beneath `root`, no symlink followed.
  *   openImage(root, rel) -> fd      the image file, opened once the same way, O_RDONLY.
  *   bindAt(sourceFd, targetFd, recursive) -> mountFd    open_tree + move_mount.
@@ -851,6 +853,77 @@ static napi_value js_is_readonly(napi_env env, napi_callback_info info) {
     return result;
 }
 
+/*
+ * makeDir(path, mode) -> boolean: mkdir(2), then chmod(2) to `mode`
+ * exactly (mkdir applies the umask; the plan's modes, 0000 and 0755, are
+ * meant as written). false, with nothing changed, when path exists.
+ */
+static napi_value js_make_dir(napi_env env, napi_callback_info info) {
+    napi_value argv[2], result = NULL;
+    char *path = NULL;
+    uint32_t mode;
+    if (cfs_get_args(env, info, 2, argv) != 0 || cfs_get_string(env, argv[0], 0, "path", &path) != 0) return NULL;
+    if (cfs_get_u32(env, argv[1], "mode", &mode) == 0) {
+        if (mode > 07777)
+            cfs_throw_type(env, "makeDir: mode must be at most 07777");
+        else if (mkdir(path, (mode_t)mode) != 0) {
+            if (errno == EEXIST)
+                napi_get_boolean(env, 0, &result);
+            else
+                cfs_throw_errno(env, "mkdir(2)", path, errno);
+        } else if (chmod(path, (mode_t)mode) != 0)
+            cfs_throw_errno(env, "chmod(2)", path, errno);
+        else
+            napi_get_boolean(env, 1, &result);
+    }
+    free(path);
+    return result;
+}
+
+/*
+ * writeFile(path, data, mode): open(2) O_WRONLY|O_CREAT|O_TRUNC (a symlink
+ * there is followed, as node:fs writeFileSync follows it), write(2) all of
+ * data (a Uint8Array), fchmod(2) to `mode` exactly, close(2).
+ */
+static napi_value js_write_file(napi_env env, napi_callback_info info) {
+    napi_value argv[3];
+    char *path = NULL;
+    uint32_t mode;
+    void *data = NULL;
+    size_t length = 0;
+    napi_typedarray_type type;
+    bool is_typed = false;
+    if (cfs_get_args(env, info, 3, argv) != 0 || cfs_get_string(env, argv[0], 0, "path", &path) != 0) return NULL;
+    if (napi_is_typedarray(env, argv[1], &is_typed) != napi_ok || !is_typed ||
+        napi_get_typedarray_info(env, argv[1], &type, &length, &data, NULL, NULL) != napi_ok || type != napi_uint8_array) {
+        cfs_throw_type(env, "writeFile: data must be a Uint8Array");
+    } else if (cfs_get_u32(env, argv[2], "mode", &mode) == 0) {
+        if (mode > 07777) {
+            cfs_throw_type(env, "writeFile: mode must be at most 07777");
+        } else {
+            int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, (mode_t)mode);
+            if (fd < 0) {
+                cfs_throw_errno(env, "open(2)", path, errno);
+            } else {
+                const char *p = data, *call = "write(2)";
+                size_t left = length;
+                int err = 0;
+                while (left > 0 && err == 0) {
+                    ssize_t n = write(fd, p, left);
+                    if (n < 0 && errno == EINTR) continue;
+                    if (n <= 0) err = n < 0 ? errno : EIO;
+                    else p += n, left -= (size_t)n;
+                }
+                if (err == 0 && fchmod(fd, (mode_t)mode) != 0) err = errno, call = "fchmod(2)";
+                if (close(fd) != 0 && err == 0 && errno != EINTR) err = errno, call = "close(2)";
+                if (err != 0) cfs_throw_errno(env, call, path, err);
+            }
+        }
+    }
+    free(path);
+    return NULL;
+}
+
 /* FS_IOC_MEASURE_VERITY (Linux 5.4, see "Kernel interfaces"). */
 #ifndef FS_IOC_MEASURE_VERITY
 struct cfs_verity_digest { uint16_t digest_algorithm; uint16_t digest_size; uint8_t digest[]; };
@@ -943,6 +1016,8 @@ void cfs_sys_register(napi_env env, napi_value exports) {
         {"execve", NULL, js_execve, NULL, NULL, NULL, napi_enumerable, NULL},
         {"setReadonly", NULL, js_set_readonly, NULL, NULL, NULL, napi_enumerable, NULL},
         {"isReadonly", NULL, js_is_readonly, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"makeDir", NULL, js_make_dir, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"writeFile", NULL, js_write_file, NULL, NULL, NULL, napi_enumerable, NULL},
         {"openDir", NULL, js_open_dir, NULL, NULL, NULL, napi_enumerable, NULL},
         {"openImage", NULL, js_open_image, NULL, NULL, NULL, napi_enumerable, NULL},
         {"closeFd", NULL, js_close_fd, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -72,7 +72,7 @@ export async function boot(opts: BootOptions, io: Io, logger?: Logger, deps: Boo
       sys,
       addon,
     );
-    const result = await executePlan(plan.steps, sys);
+    const result = await executePlan(plan.steps, sys, { timed });
     disarm();
     mark('execute');
     if (timed) {

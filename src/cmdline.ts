@@ -26,33 +26,36 @@
 
 import type { KernelArgs } from './ostree/model.js';
 
-/** The kernel's isspace() set for command line splitting. */
-function isSpace(c: string): boolean {
-  return c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\v' || c === '\f';
-}
-
 /** Split a command line into raw arguments, quotes removed. */
 export function splitKernelCmdline(text: string): string[] {
+  // By UTF-16 code unit, taking each run of plain characters with one slice:
+  // a boot runs this once, on cold code, where a call and a string append per
+  // character cost it about 0.1 ms. (A quote and the kernel's isspace() set,
+  // space and \t \n \v \f \r, are ASCII, so no surrogate pair is split.)
   const args: string[] = [];
-  let current = '';
+  let current = ''; // the argument up to `from`, quotes removed
+  let from = 0;
   // A token can be just `""`: it exists (an empty argument) even though no
   // character survives, so track "started" separately from current.length.
   let started = false;
   let inQuote = false;
-  for (const c of text) {
-    if (c === '"') {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      current += text.slice(from, i);
+      from = i + 1;
       inQuote = !inQuote;
       started = true;
-    } else if (!inQuote && isSpace(c)) {
-      if (started) args.push(current);
+    } else if (!inQuote && (c === 0x20 || (c >= 0x09 && c <= 0x0d))) {
+      if (started) args.push(current + text.slice(from, i));
       current = '';
+      from = i + 1;
       started = false;
     } else {
-      current += c;
       started = true;
     }
   }
-  if (started) args.push(current);
+  if (started) args.push(current + text.slice(from));
   return args;
 }
 

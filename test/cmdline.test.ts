@@ -125,3 +125,40 @@ test('all() keeps every value of a repeated key in order; get() stays the first'
   t.deepEqual(m.all('absent'), []);
   t.is(m.size, 2);
 });
+
+// The splitter as the comment at the top of src/cmdline.ts states it, one
+// code point at a time: the reference for the sliced version the boot runs.
+function splitByCharacter(text: string): string[] {
+  const args: string[] = [];
+  let current = '';
+  let started = false;
+  let inQuote = false;
+  for (const c of text) {
+    if (c === '"') {
+      inQuote = !inQuote;
+      started = true;
+    } else if (!inQuote && ' \t\n\r\v\f'.includes(c)) {
+      if (started) args.push(current);
+      current = '';
+      started = false;
+    } else {
+      current += c;
+      started = true;
+    }
+  }
+  if (started) args.push(current);
+  return args;
+}
+
+test('property: the splitter agrees with a character-by-character model on quotes, every kernel space, and other text', (t) => {
+  // NBSP and U+2028 are spaces to JavaScript, not to the kernel; the emoji is a surrogate pair.
+  const piece = fc.constantFrom(' ', '\t', '\n', '\r', '\v', '\f', '"', '""', 'a', 'k=v', '=', '\u00a0', '\u2028', '😀', 'é');
+  fc.assert(
+    fc.property(fc.array(piece, { maxLength: 30 }), (pieces) => {
+      const text = pieces.join('');
+      t.deepEqual(splitKernelCmdline(text), splitByCharacter(text), JSON.stringify(text));
+    }),
+    { numRuns: 3000 },
+  );
+  t.deepEqual(splitKernelCmdline('a"b c"d "" e'), ['ab cd', '', 'e']);
+});

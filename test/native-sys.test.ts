@@ -113,6 +113,29 @@ test('each Sys call becomes the mount(2)/umount2(2) call mount(8) would make', (
   t.is(sys.mountReadonly('/x'), true);
 });
 
+test('mkdir and writeFile: one addon call each when the addon has them, else the fallback', (t) => {
+  const { addon, calls } = recorder();
+  const { sys: fb } = fallbackRecorder();
+  // The recording fake has neither: node:fs (the fallback) does both.
+  t.is(nativeSysFrom(addon, fb).mkdir, fb.mkdir);
+  t.is(nativeSysFrom(addon, fb).writeFile, fb.writeFile);
+  const withFiles: NativeAddon = {
+    ...addon,
+    makeDir: (p, mode) => {
+      calls.push(['makeDir', p, mode]);
+      return false;
+    },
+    writeFile: (p, data, mode) => void calls.push(['writeFile', p, [...data], mode]),
+  };
+  const sys = nativeSysFrom(withFiles, fb);
+  t.is(sys.mkdir('/run/ostree', 0o755), false);
+  sys.writeFile('/run/ostree-booted', Uint8Array.of(1, 2), 0o644);
+  t.deepEqual(calls, [
+    ['makeDir', '/run/ostree', 0o755],
+    ['writeFile', '/run/ostree-booted', [1, 2], 0o644],
+  ]);
+});
+
 test('loop mounts go through a loop device; an open file is named by its descriptor; errors propagate, ENOTBLK included (no retry)', (t) => {
   const enotblk = Object.assign(new Error('mount(2) /l: Block device required (ENOTBLK)'), { code: 'ENOTBLK' });
   const ebusy = Object.assign(new Error('mount(2) /t: Device or resource busy (EBUSY)'), { code: 'EBUSY' });
@@ -199,6 +222,50 @@ test('the real addon: mount, bind, read-only flip that keeps nosuid/nodev, move,
   t.deepEqual(o['notMounted'], { code: 'EINVAL', message: `umount2(2) ${dir}/a: Invalid argument (EINVAL)` });
   t.regex((o['nul'] as { message: string }).message, /must not contain a NUL/);
   t.regex((o['type'] as { message: string }).message, /target must be a string/);
+});
+
+test('the real addon: makeDir and writeFile give the modes asked for under any umask, report an existing directory, and fail with the errno', (t) => {
+  if (process.getuid?.() !== 0) return t.pass('needs root');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cfsroot-native-files-'));
+  tmpDirs.push(dir);
+  const r = inNamespace(`
+    const d = ${JSON.stringify(dir)};
+    const mode = (p) => fs.lstatSync(p).mode & 0o7777;
+    process.umask(0o077);
+    out.made = [addon.makeDir(d + '/private', 0o000), addon.makeDir(d + '/pub', 0o755), addon.makeDir(d + '/sticky', 0o1777)];
+    out.modes = [mode(d + '/private'), mode(d + '/pub'), mode(d + '/sticky')];
+    fs.chmodSync(d + '/pub', 0o700);
+    out.again = addon.makeDir(d + '/pub', 0o755);
+    out.keptMode = mode(d + '/pub');
+    out.noParent = err(() => addon.makeDir(d + '/missing/x', 0o755));
+    out.badMode = err(() => addon.makeDir(d + '/y', 0o10000));
+    addon.writeFile(d + '/f', new Uint8Array([104, 105, 10]), 0o644);
+    out.file = [fs.readFileSync(d + '/f', 'utf8'), mode(d + '/f')];
+    // Written again: truncated first, and the mode set even though the file existed.
+    addon.writeFile(d + '/f', Buffer.from('x'), 0o600);
+    out.rewritten = [fs.readFileSync(d + '/f', 'utf8'), mode(d + '/f')];
+    // A symlink there is followed, as node:fs writeFileSync follows it (the spawn backend).
+    fs.symlinkSync('f', d + '/link');
+    addon.writeFile(d + '/link', Buffer.from('via link'), 0o640);
+    out.viaLink = [fs.readFileSync(d + '/f', 'utf8'), mode(d + '/f'), fs.lstatSync(d + '/link').isSymbolicLink()];
+    out.writeNoDir = err(() => addon.writeFile(d + '/missing/f', Buffer.from('x'), 0o644));
+    out.notBytes = err(() => addon.writeFile(d + '/g', 'text', 0o644));
+    out.gAbsent = fs.existsSync(d + '/g');
+  `);
+  t.is(r.status, 0, r.stderr);
+  const o = r.out as Record<string, unknown>;
+  t.deepEqual(o['made'], [true, true, true]);
+  t.deepEqual(o['modes'], [0o000, 0o755, 0o1777]);
+  t.is(o['again'], false);
+  t.is(o['keptMode'], 0o700);
+  t.deepEqual(o['noParent'], { code: 'ENOENT', message: `mkdir(2) ${dir}/missing/x: No such file or directory (ENOENT)` });
+  t.regex((o['badMode'] as { message: string }).message, /mode must be at most 07777/);
+  t.deepEqual(o['file'], ['hi\n', 0o644]);
+  t.deepEqual(o['rewritten'], ['x', 0o600]);
+  t.deepEqual(o['viaLink'], ['via link', 0o640, true]);
+  t.deepEqual(o['writeNoDir'], { code: 'ENOENT', message: `open(2) ${dir}/missing/f: No such file or directory (ENOENT)` });
+  t.regex((o['notBytes'] as { message: string }).message, /data must be a Uint8Array/);
+  t.is(o['gAbsent'], false);
 });
 
 test('the real addon: an EROFS image on tmpfs is refused as a file (ENOTBLK) and mounts through an autoclear loop device', (t) => {

@@ -700,38 +700,62 @@ function cannot(t: TypeNode, why: string): never {
   throw new CfsError('EGVARIANT', `cannot encode GVariant '${t.str}': ${why}`);
 }
 
-/** Accumulates byte chunks; alignment is relative to the chunk list's start. */
-class Builder {
-  parts: Uint8Array[] = [];
-  length = 0;
-  push(b: Uint8Array): void {
-    this.parts.push(b);
-    this.length += b.length;
+/**
+ * One serialised value, written front to back into one growing buffer.
+ * Positions are from the start of the whole value: GVariant aligns each
+ * child relative to its container, and every container starts at a
+ * multiple of its own alignment, so the two agree. (One buffer, not a
+ * byte array per member: a boot encodes /run/ostree-booted once, on cold
+ * code, where each small allocation costs about a microsecond.)
+ */
+class Writer {
+  buf = new Uint8Array(256);
+  view = new DataView(this.buf.buffer);
+  pos = 0;
+  /** Room for n more bytes; what lies past pos is zero (the buffer only grows). */
+  room(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.pos + n) size *= 2;
+    const bigger = new Uint8Array(size);
+    bigger.set(this.buf.subarray(0, this.pos));
+    this.buf = bigger;
+    this.view = new DataView(bigger.buffer);
   }
   pad(align: number): void {
-    const n = alignUp(this.length, align) - this.length;
-    if (n > 0) this.push(new Uint8Array(n));
+    const to = alignUp(this.pos, align);
+    this.room(to - this.pos);
+    this.pos = to;
   }
-  pushOffsets(offsets: number[], size: number): void {
-    const b = new Uint8Array(offsets.length * size);
-    const v = new DataView(b.buffer);
-    offsets.forEach((o, i) => {
-      if (size === 1) v.setUint8(i, o);
-      else if (size === 2) v.setUint16(i * 2, o, true);
-      else if (size === 4) v.setUint32(i * 4, o, true);
-      else v.setBigUint64(i * 8, BigInt(o), true);
-    });
-    this.push(b);
+  byte(b: number): void {
+    this.room(1);
+    this.buf[this.pos++] = b;
   }
-  concat(): Uint8Array {
-    if (this.parts.length === 1) return this.parts[0]!;
-    const out = new Uint8Array(this.length);
-    let p = 0;
-    for (const part of this.parts) {
-      out.set(part, p);
-      p += part.length;
+  bytes(b: Uint8Array): void {
+    this.room(b.length);
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
+  /** `s` as UTF-8, without a terminator. */
+  utf8(s: string): void {
+    this.room(s.length * 3);
+    this.pos += utf8enc.encodeInto(s, this.buf.subarray(this.pos)).written;
+  }
+  /** The framing offsets `ends` (positions, made relative to `start`) of a container that began at `start`. */
+  offsets(start: number, ends: readonly number[]): void {
+    const size = offsetSizeForBody(this.pos - start, ends.length);
+    this.room(ends.length * size);
+    for (const end of ends) {
+      const o = end - start;
+      if (size === 1) this.view.setUint8(this.pos, o);
+      else if (size === 2) this.view.setUint16(this.pos, o, true);
+      else if (size === 4) this.view.setUint32(this.pos, o, true);
+      else this.view.setBigUint64(this.pos, BigInt(o), true);
+      this.pos += size;
     }
-    return out;
+  }
+  result(): Uint8Array {
+    return this.buf.slice(0, this.pos);
   }
 }
 
@@ -743,92 +767,95 @@ const INT_RANGE: Record<string, [number, number]> = {
   h: [-0x80000000, 0x7fffffff],
   u: [0, 0xffffffff],
 };
+const INT64_RANGE: [bigint, bigint] = [-(1n << 63n), (1n << 63n) - 1n];
+const UINT64_RANGE: [bigint, bigint] = [0n, (1n << 64n) - 1n];
 
-function writeBasic(t: TypeNode, v: GValue): Uint8Array {
+function writeBasic(w: Writer, t: TypeNode, v: GValue): void {
   const c = t.str;
   if (c === 'b') {
     if (typeof v !== 'boolean') cannot(t, `expected a boolean, got ${typeof v}`);
-    return Uint8Array.of(v ? 1 : 0);
+    w.byte(v ? 1 : 0);
+    return;
   }
   if (c === 's' || c === 'o' || c === 'g') {
     if (typeof v !== 'string') cannot(t, `expected a string, got ${typeof v}`);
     if (v.includes('\0')) cannot(t, 'string contains a NUL character');
     if (c === 'o' && !OBJECT_PATH.test(v)) cannot(t, `'${v}' is not a valid object path`);
     if (c === 'g' && !isSignature(v)) cannot(t, `'${v}' is not a valid type signature`);
-    const body = utf8enc.encode(v);
-    const out = new Uint8Array(body.length + 1);
-    out.set(body);
-    return out;
+    w.utf8(v);
+    w.byte(0);
+    return;
   }
-  const out = new Uint8Array(t.fixed!);
-  const view = new DataView(out.buffer);
   const range = INT_RANGE[c];
   if (range) {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < range[0] || v > range[1]) {
       cannot(t, `expected an integer in ${range[0]}..${range[1]}, got ${String(v)}`);
     }
-    if (c === 'y') view.setUint8(0, v);
-    else if (c === 'n') view.setInt16(0, v, true);
-    else if (c === 'q') view.setUint16(0, v, true);
-    else if (c === 'u') view.setUint32(0, v, true);
-    else view.setInt32(0, v, true);
-    return out;
+    w.room(t.fixed!);
+    if (c === 'y') w.view.setUint8(w.pos, v);
+    else if (c === 'n') w.view.setInt16(w.pos, v, true);
+    else if (c === 'q') w.view.setUint16(w.pos, v, true);
+    else if (c === 'u') w.view.setUint32(w.pos, v, true);
+    else w.view.setInt32(w.pos, v, true);
+    w.pos += t.fixed!;
+    return;
   }
   if (c === 'd') {
     if (typeof v !== 'number') cannot(t, `expected a number, got ${typeof v}`);
-    view.setFloat64(0, v, true);
-    return out;
+    w.room(8);
+    w.view.setFloat64(w.pos, v, true);
+    w.pos += 8;
+    return;
   }
   // x, t: bigint, or a safe-integer number for convenience (st_dev, sizes).
   let big: bigint;
   if (typeof v === 'bigint') big = v;
   else if (typeof v === 'number' && Number.isSafeInteger(v)) big = BigInt(v);
   else cannot(t, `expected a bigint, got ${String(v)}`);
-  const [lo, hi] = c === 'x' ? [-(1n << 63n), (1n << 63n) - 1n] : [0n, (1n << 64n) - 1n];
+  const [lo, hi] = c === 'x' ? INT64_RANGE : UINT64_RANGE;
   if (big < lo || big > hi) cannot(t, `${big} is out of range`);
-  if (c === 'x') view.setBigInt64(0, big, true);
-  else view.setBigUint64(0, big, true);
-  return out;
+  w.room(8);
+  if (c === 'x') w.view.setBigInt64(w.pos, big, true);
+  else w.view.setBigUint64(w.pos, big, true);
+  w.pos += 8;
 }
 
-function write(t: TypeNode, v: GValue, depth: number): Uint8Array {
+function write(w: Writer, t: TypeNode, v: GValue, depth: number): void {
   if (depth > MAX_DEPTH) throw new CfsError('ELIMIT', `cannot encode GVariant nested deeper than ${MAX_DEPTH} levels`);
   switch (t.kind) {
     case 'basic':
-      return writeBasic(t, v);
+      return writeBasic(w, t, v);
     case 'variant': {
       if (v === null || typeof v !== 'object' || !('type' in v) || typeof v.type !== 'string') {
         cannot(t, 'expected a { type, value } variant');
       }
       const inner = parseType(v.type);
-      const b = new Builder();
-      b.push(write(inner, v.value, depth + 1));
-      b.push(Uint8Array.of(0));
-      b.push(utf8enc.encode(v.type));
-      return b.concat();
+      write(w, inner, v.value, depth + 1);
+      w.byte(0);
+      w.utf8(v.type);
+      return;
     }
     case 'maybe': {
-      if (v === null) return new Uint8Array(0);
+      if (v === null) return;
       const elem = t.elem!;
-      const body = write(elem, v, depth + 1);
-      if (elem.fixed !== null) return body;
-      const out = new Uint8Array(body.length + 1);
-      out.set(body);
-      return out;
+      write(w, elem, v, depth + 1);
+      if (elem.fixed === null) w.byte(0);
+      return;
     }
     case 'array':
-      return writeArray(t, v, depth);
+      return writeArray(w, t, v, depth);
     case 'tuple':
     case 'dict':
-      return writeStruct(t, v, depth);
+      return writeStruct(w, t, v, depth);
   }
 }
 
-function writeArray(t: TypeNode, v: GValue, depth: number): Uint8Array {
+function writeArray(w: Writer, t: TypeNode, v: GValue, depth: number): void {
   const elem = t.elem!;
   if (elem.str === 'y') {
     if (!(v instanceof Uint8Array)) cannot(t, 'expected a Uint8Array');
-    return Uint8Array.from(v);
+    w.bytes(v);
+    return;
   }
   let items: GValue[];
   if (elem.kind === 'dict') {
@@ -839,48 +866,52 @@ function writeArray(t: TypeNode, v: GValue, depth: number): Uint8Array {
     if (!Array.isArray(v)) cannot(t, 'expected an array');
     items = v;
   }
-  const b = new Builder();
   if (elem.fixed !== null) {
-    for (const item of items) b.push(write(elem, item, depth + 1));
-    return b.concat();
+    for (const item of items) write(w, elem, item, depth + 1);
+    return;
   }
-  if (items.length === 0) return new Uint8Array(0);
+  if (items.length === 0) return;
+  const start = w.pos;
   const ends: number[] = [];
   for (const item of items) {
-    b.pad(elem.align);
-    b.push(write(elem, item, depth + 1));
-    ends.push(b.length);
+    w.pad(elem.align);
+    write(w, elem, item, depth + 1);
+    ends.push(w.pos);
   }
-  b.pushOffsets(ends, offsetSizeForBody(b.length, ends.length));
-  return b.concat();
+  w.offsets(start, ends);
 }
 
-function writeStruct(t: TypeNode, v: GValue, depth: number): Uint8Array {
+function writeStruct(w: Writer, t: TypeNode, v: GValue, depth: number): void {
   const members = t.members!;
   if (!Array.isArray(v) || v.length !== members.length) {
     cannot(t, `expected an array of ${members.length} member values`);
   }
-  if (members.length === 0) return Uint8Array.of(0);
-  const b = new Builder();
+  if (members.length === 0) {
+    w.byte(0);
+    return;
+  }
+  const start = w.pos;
   const ends: number[] = [];
-  members.forEach((m, i) => {
-    b.pad(m.align);
-    b.push(write(m, v[i]!, depth + 1));
+  for (let i = 0; i < members.length; i++) {
+    const m = members[i]!;
+    w.pad(m.align);
+    write(w, m, v[i]!, depth + 1);
     // Every variable-size member but the last records where it ends.
-    if (m.fixed === null && i !== members.length - 1) ends.push(b.length);
-  });
+    if (m.fixed === null && i !== members.length - 1) ends.push(w.pos);
+  }
   if (t.fixed !== null) {
-    b.pad(t.align);
-    return b.concat();
+    w.pad(t.align);
+    return;
   }
   // Offsets are stored last-member-first.
-  if (ends.length > 0) b.pushOffsets(ends.reverse(), offsetSizeForBody(b.length, ends.length));
-  return b.concat();
+  if (ends.length > 0) w.offsets(start, ends.reverse());
 }
 
 /** Serialise `value` as a normal-form GVariant of `type`. Throws EGVARIANT if the value does not fit the type. */
 export function encode(type: string, value: GValue): Uint8Array {
-  return write(parseType(type), value, 0);
+  const w = new Writer();
+  write(w, parseType(type), value, 0);
+  return w.result();
 }
 
 /** Serialise an `a{sv}` with its entries in the order given (the caller chooses the order). */

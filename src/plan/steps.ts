@@ -216,28 +216,33 @@ export function detachedLower(env: PlanEnv): boolean {
  * string on `,` and lowerdir on `:`, and takes `\` as the escape for both.
  */
 export function escapeOverlayPath(p: string): string {
+  // Runs without a special character are taken whole (src/cmdline.ts says why).
   let out = '';
-  for (const c of p) out += c === '\\' || c === ',' || c === ':' ? `\\${c}` : c;
-  return out;
+  let from = 0;
+  for (let i = 0; i < p.length; i++) {
+    const c = p.charCodeAt(i);
+    if (c === 0x5c || c === 0x2c || c === 0x3a) {
+      out += `${p.slice(from, i)}\\`;
+      from = i; // the character itself starts the next run
+    }
+  }
+  return out + p.slice(from);
 }
 
 /** A lowerdir value as its entries (escapes kept) and the unescaped ':' between them, in order. */
 function lowerdirEntries(value: string): string[] {
   const out: string[] = [];
-  let entry = '';
+  let from = 0;
   for (let i = 0; i < value.length; i++) {
-    const c = value[i]!;
-    if (c === ':') {
-      if (entry !== '') out.push(entry);
-      entry = '';
+    const c = value.charCodeAt(i);
+    if (c === 0x5c) i++; // an escape: the next character is part of the entry, whatever it is
+    else if (c === 0x3a) {
+      if (i > from) out.push(value.slice(from, i));
       out.push(':');
-    } else if (c === '\\' && i + 1 < value.length) {
-      entry += c + value[++i]!;
-    } else {
-      entry += c;
+      from = i + 1;
     }
   }
-  if (entry !== '') out.push(entry);
+  if (value.length > from) out.push(value.slice(from));
   return out;
 }
 

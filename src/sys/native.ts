@@ -62,6 +62,13 @@ export interface NativeAddon extends WatchdogAddon {
   execve?(path: string, argv: string[], envp: string[]): never;
   /** statvfs ST_RDONLY: the mount holding `path`, or its filesystem, is read-only. Optional: test fakes. */
   isReadonly?(path: string): boolean;
+  /**
+   * Sys.mkdir and Sys.writeFile as one call each (mkdir + chmod; open,
+   * write, fchmod, close): node:fs's layers, run cold once per boot, cost
+   * several times the system calls. Optional: test fakes.
+   */
+  makeDir?(path: string, mode: number): boolean;
+  writeFile?(path: string, data: Uint8Array, mode: number): void;
   /** FS_IOC_MEASURE_VERITY: "sha256:<hex>", null (no fs-verity on the file), "unsupported" (none on the filesystem). */
   measureVerity?(path: string): string | null;
   /** The same on a descriptor (openImage's). */
@@ -414,6 +421,8 @@ export function nativeSysFrom(addon: NativeAddon, fallback: Sys = spawnSys()): S
     // 0.5 ms per call at boot, issue 5). The plan only remounts its own
     // mount points, so "the mount holding target" is the mount at target.
     ...(addon.isReadonly ? { mountReadonly: (target: string) => addon.isReadonly!(target) } : {}),
+    ...(addon.makeDir ? { mkdir: addon.makeDir.bind(addon) } : {}),
+    ...(addon.writeFile ? { writeFile: addon.writeFile.bind(addon) } : {}),
     move(source, target) {
       addon.mount(source, target, null, MS_MOVE, null);
     },

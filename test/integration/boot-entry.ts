@@ -20,7 +20,7 @@ async function main(): Promise<void> {
   for (const w of d.warnings) log.warn(w);
   const steps = planMounts(d, detectPlanEnv(d));
   const t1 = process.hrtime.bigint();
-  const r = await executePlan(steps, spawnSys());
+  const r = await executePlan(steps, spawnSys(), { timed: true });
   const t2 = process.hrtime.bigint();
   process.stdout.write(
     JSON.stringify({ decideMs: Number(t1 - t0) / 1e6, executeMs: Number(t2 - t1) / 1e6, steps: r.steps }) + '\n',
