@@ -80,7 +80,8 @@ build/native/cfsroot_sys.node: $(NATIVE_SRC) $(wildcard native/*.h) node_modules
 #   --no-maglev: nor for the mid-tier optimiser, whose jobs the boot's few
 #   warm functions (path normalisation, the executor) started on the main
 #   thread: without it, a boot's own work with enabled=yes went from 2.5 to
-#   1.3-1.5 ms (paired medians, 41-61 interleaved rounds, issue 15's notes).
+#   1.3-1.5 ms (paired medians, 41-61 interleaved rounds, issue 15's notes; an A/B
+#   from before bench/ab.ts stopped favouring one binary, bench/RESULTS.md 2026-12-03).
 SEA_EXEC_ARGV := "--no-sparkplug","--no-maglev"
 $(DIST)/sea-config.json: $(DIST)/cfsroot.cjs Makefile
 	@printf '{"main":"$(DIST)/cfsroot.cjs","output":"$(DIST)/cfsroot.blob","disableExperimentalSEAWarning":true,"useSnapshot":true,"execArgv":[%s],"execArgvExtension":"none","assets":{"cfsroot_sys.node":"build/native/cfsroot_sys.node"}}\n' '$(SEA_EXEC_ARGV)' > $@
