@@ -72,16 +72,14 @@ function frameName(f: ProfileNode['callFrame']): string {
   return `${name} ${f.url.replace(/^.*\//, '')}`;
 }
 
-/** Adds one profile to `tree`; returns the profile's sampled time in µs. */
-function merge(tree: Tree, p: CpuProfile): number {
+/** Adds one profile's samples to `tree`, by call path. */
+function merge(tree: Tree, p: CpuProfile): void {
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
-  let total = 0;
   for (let i = 0; i < p.samples.length; i++) {
     // timeDeltas[i] is the time before sample i; the time after it is charged to it.
     const us = p.timeDeltas[i + 1] ?? 0;
-    total += us;
     const chain: string[] = [];
     for (let id: number | undefined = p.samples[i]; id !== undefined; id = parent.get(id)) chain.push(frameName(byId.get(id)!.callFrame));
     let node = tree;
@@ -94,7 +92,6 @@ function merge(tree: Tree, p: CpuProfile): number {
     }
     node.selfUs += us;
   }
-  return total;
 }
 
 const root = buildBenchRoot({ x: path.resolve(bin) }, sys.publicKeyBase64, { enabled, name: 'profile' });
