@@ -11,14 +11,13 @@
  * each copy. For changes under a millisecond, where `make bench`'s 21
  * rounds are too few on this noisy machine.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BENCH_DIR, buildBenchRoot, interleaveOver, median, runInNamespace, type BenchRoot, type Sample } from './harness.js';
+import { buildBenchRoot, interleaveOver, median, readBenchDeployment, runInNamespace, type BenchRoot, type Sample } from './harness.js';
 
 const [A, B, enabled = 'yes', rounds = '61', copiesArg = '3'] = process.argv.slice(2);
 if (!A || !B) throw new Error('usage: bench/ab.ts BINARY_A BINARY_B [enabled] [rounds] [copies]');
 const copies = Number(copiesArg);
-const sys = JSON.parse(fs.readFileSync(path.join(BENCH_DIR, 'sysroot.json'), 'utf8')) as { sysroot: string; cmdline: string; publicKeyBase64: string };
+const sys = readBenchDeployment('bench/ab.ts');
 // `copies` copies of each binary (a0, b0, a1, b1, ...) in two roots, installed in opposite orders.
 const bins: Record<string, string> = {};
 for (let c = 0; c < copies; c++) Object.assign(bins, { [`a${c}`]: path.resolve(A), [`b${c}`]: path.resolve(B) });

@@ -63,6 +63,27 @@ function installWithLibs(bin: string, root: string, as: string): void {
   }
 }
 
+/** What tools/mksysroot.ts printed for the bench deployment (build/bench/sysroot.json), the parts the A/B tools use. */
+export interface BenchDeployment {
+  sysroot: string;
+  cmdline: string;
+  publicKeyBase64: string;
+}
+
+/**
+ * The bench deployment `make bench` generated, for the tools that run on it
+ * without generating it (bench/ab.ts, bench/profile.ts); one line and exit 1
+ * when it is not there yet.
+ */
+export function readBenchDeployment(tool: string): BenchDeployment {
+  const file = path.join(BENCH_DIR, 'sysroot.json');
+  if (!fs.existsSync(file)) {
+    process.stderr.write(`${tool}: ${file} is missing: run make bench once first (it generates the bench deployment)\n`);
+    process.exit(1);
+  }
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as BenchDeployment;
+}
+
 export interface BenchRoot {
   dir: string;
   remove(): void;

@@ -24,17 +24,12 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BENCH_DIR, buildBenchRoot, median, runInNamespace } from './harness.js';
+import { BENCH_DIR, buildBenchRoot, median, readBenchDeployment, runInNamespace } from './harness.js';
 
 const [bin, enabled = 'yes', roundsArg = '40'] = process.argv.slice(2);
 if (!bin) throw new Error('usage: bench/profile.ts PROFILING_BINARY [enabled] [rounds]');
 const rounds = Number(roundsArg);
-const sysJson = path.join(BENCH_DIR, 'sysroot.json');
-if (!fs.existsSync(sysJson)) {
-  process.stderr.write(`bench/profile.ts: ${sysJson} is missing: run make bench once first (it generates the bench deployment)\n`);
-  process.exit(1);
-}
-const sys = JSON.parse(fs.readFileSync(sysJson, 'utf8')) as { sysroot: string; cmdline: string; publicKeyBase64: string };
+const sys = readBenchDeployment('bench/profile.ts');
 
 interface ProfileNode {
   id: number;

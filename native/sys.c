@@ -728,6 +728,24 @@ static napi_value js_watchdog_start(napi_env env, napi_callback_info info) {
     return NULL;
 }
 
+int cfs_write_all(int fd, const void *data, size_t n) {
+    const unsigned char *p = data;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        if (w == 0) { /* no progress and no error: never loop on it */
+            errno = EIO;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
 int cfs_start_detached_thread(void *(*fn)(void *), void *arg) {
     pthread_t t;
     pthread_attr_t a;
@@ -858,20 +876,32 @@ static napi_value js_is_readonly(napi_env env, napi_callback_info info) {
  * exactly (mkdir applies the umask; the plan's modes, 0000 and 0755, are
  * meant as written). false, with nothing changed, when path exists.
  */
+/* A permission-bits argument: an unsigned integer of at most 07777; 0, or -1 with a pending exception. */
+static int get_mode(napi_env env, napi_value v, const char *fn, mode_t *out) {
+    uint32_t mode;
+    if (cfs_get_u32(env, v, "mode", &mode) != 0) return -1;
+    if (mode > 07777) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "%s: mode must be at most 07777", fn);
+        cfs_throw_type(env, msg);
+        return -1;
+    }
+    *out = (mode_t)mode;
+    return 0;
+}
+
 static napi_value js_make_dir(napi_env env, napi_callback_info info) {
     napi_value argv[2], result = NULL;
     char *path = NULL;
-    uint32_t mode;
+    mode_t mode;
     if (cfs_get_args(env, info, 2, argv) != 0 || cfs_get_string(env, argv[0], 0, "path", &path) != 0) return NULL;
-    if (cfs_get_u32(env, argv[1], "mode", &mode) == 0) {
-        if (mode > 07777)
-            cfs_throw_type(env, "makeDir: mode must be at most 07777");
-        else if (mkdir(path, (mode_t)mode) != 0) {
+    if (get_mode(env, argv[1], "makeDir", &mode) == 0) {
+        if (mkdir(path, mode) != 0) {
             if (errno == EEXIST)
                 napi_get_boolean(env, 0, &result);
             else
                 cfs_throw_errno(env, "mkdir(2)", path, errno);
-        } else if (chmod(path, (mode_t)mode) != 0)
+        } else if (chmod(path, mode) != 0)
             cfs_throw_errno(env, "chmod(2)", path, errno);
         else
             napi_get_boolean(env, 1, &result);
@@ -888,7 +918,7 @@ static napi_value js_make_dir(napi_env env, napi_callback_info info) {
 static napi_value js_write_file(napi_env env, napi_callback_info info) {
     napi_value argv[3];
     char *path = NULL;
-    uint32_t mode;
+    mode_t mode;
     void *data = NULL;
     size_t length = 0;
     napi_typedarray_type type;
@@ -897,27 +927,17 @@ static napi_value js_write_file(napi_env env, napi_callback_info info) {
     if (napi_is_typedarray(env, argv[1], &is_typed) != napi_ok || !is_typed ||
         napi_get_typedarray_info(env, argv[1], &type, &length, &data, NULL, NULL) != napi_ok || type != napi_uint8_array) {
         cfs_throw_type(env, "writeFile: data must be a Uint8Array");
-    } else if (cfs_get_u32(env, argv[2], "mode", &mode) == 0) {
-        if (mode > 07777) {
-            cfs_throw_type(env, "writeFile: mode must be at most 07777");
+    } else if (get_mode(env, argv[2], "writeFile", &mode) == 0) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+        if (fd < 0) {
+            cfs_throw_errno(env, "open(2)", path, errno);
         } else {
-            int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, (mode_t)mode);
-            if (fd < 0) {
-                cfs_throw_errno(env, "open(2)", path, errno);
-            } else {
-                const char *p = data, *call = "write(2)";
-                size_t left = length;
-                int err = 0;
-                while (left > 0 && err == 0) {
-                    ssize_t n = write(fd, p, left);
-                    if (n < 0 && errno == EINTR) continue;
-                    if (n <= 0) err = n < 0 ? errno : EIO;
-                    else p += n, left -= (size_t)n;
-                }
-                if (err == 0 && fchmod(fd, (mode_t)mode) != 0) err = errno, call = "fchmod(2)";
-                if (close(fd) != 0 && err == 0 && errno != EINTR) err = errno, call = "close(2)";
-                if (err != 0) cfs_throw_errno(env, call, path, err);
-            }
+            const char *call = NULL;
+            int err = 0;
+            if (cfs_write_all(fd, data, length) != 0) err = errno, call = "write(2)";
+            else if (fchmod(fd, mode) != 0) err = errno, call = "fchmod(2)";
+            if (close(fd) != 0 && err == 0 && errno != EINTR) err = errno, call = "close(2)";
+            if (err != 0) cfs_throw_errno(env, call, path, err);
         }
     }
     free(path);

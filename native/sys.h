@@ -6,6 +6,7 @@
 #define CFSROOT_SYS_H
 #define NAPI_VERSION 8
 #include <node_api.h>
+#include <stddef.h>
 
 /* Define the mount and kernel-interface exports on `exports`. */
 void cfs_sys_register(napi_env env, napi_value exports);
@@ -13,6 +14,8 @@ void cfs_sys_register(napi_env env, napi_value exports);
 int cfs_open_disk_file(const char *path);
 /* A new unnamed file (O_TMPFILE, read-write) on a private tmpfs mounted nowhere; -1 with errno. */
 int cfs_private_tmpfs_file(void);
+/* write(2) all n bytes (EINTR retried); 0, or -1 with errno (EIO if the kernel took nothing). */
+int cfs_write_all(int fd, const void *data, size_t n);
 /* Run fn(arg) on a new detached thread; pthread_create's result (0, or an errno value). */
 int cfs_start_detached_thread(void *(*fn)(void *), void *arg);
 

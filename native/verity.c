@@ -172,19 +172,6 @@ static void descriptor_digest(const struct verity_ctx *c, int alg_id, uint64_t s
     c->fn(d, sizeof d, digest);
 }
 
-static int write_all(int fd, const unsigned char *p, size_t n) {
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Read exactly n bytes at offset off (pread: the descriptor's position is left alone); 0, or -1 with errno (ENODATA: the file ended early). */
 static int read_exact(int fd, unsigned char *p, size_t n, uint64_t off) {
     while (n > 0) {
@@ -263,7 +250,7 @@ static int verity_stream(int in, uint64_t size, int out, sha_oneshot fn, size_t 
         atomic_store(&c.job.next_group, 0);
         if (helper) pthread_barrier_wait(&c.start); /* the helper hashes while this thread writes */
         int werr = 0;
-        if (out >= 0 && write_all(out, buf, len) != 0) werr = errno;
+        if (out >= 0 && cfs_write_all(out, buf, len) != 0) werr = errno;
         hash_groups(&c); /* both threads finish this segment before the buffer is reused */
         if (helper) pthread_barrier_wait(&c.done);
         if (werr != 0) {
