@@ -7,6 +7,7 @@
  *    through /proc/self/mountinfo and by writing through the mounts;
  *  - loading: from the bytes the single executable embeds (written to a
  *    directory, dlopen'ed, unlinked), and bootSys' choice and fallback.
+ *  - the boot's deadline: the watcher thread's one line, and its disarming.
  * The real-addon cases need root and gcc (or a built build/native addon).
  */
 import test from 'ava';
@@ -466,4 +467,43 @@ test('the real addon, by descriptor: openDir refuses symlinks, non-directories a
   t.regex(o['badOption'].message, /fsconfig\(2\) erofs option no-such-option/);
   t.is(o['noLoopControl'].code, 'ENOENT');
   t.regex(o['noLoopControl'].message, /\/dev\/loop-control/);
+});
+
+/**
+ * The boot's deadline (native/sys.c watchdog), on the addon alone: a child
+ * process arms it with a short deadline, says what it is doing, then blocks
+ * for good (testStall); the watcher thread must print one line naming the
+ * last note and exit 1. Control characters in a note (a name from the disk)
+ * print as '?', so a note cannot start a line of its own.
+ */
+function stalled(script: string): { status: number | null; stderr: string } {
+  const js = `const m = { exports: {} }; process.dlopen(m, ${JSON.stringify(addonPath)}); const a = m.exports;
+    a.watchdogStart(300); ${script}; a.testStall();`;
+  const r = spawnSync(process.execPath, ['-e', js], { encoding: 'utf8', timeout: 20_000 });
+  return { status: r.status, stderr: r.stderr };
+}
+const blockedWhile = (stderr: string) => /blocked while (.*) \(a disk or file server/.exec(stderr)?.[1];
+
+test('the deadline: one line naming the last note, control characters as ?, exit 1; "starting" before any note', (t) => {
+  const r = stalled(`a.watchdogNote('checking the image'); a.watchdogNote('at step 2/3: bind /b\\x1b[31m\\nnext\\x7f')`);
+  t.is(r.status, 1, r.stderr);
+  t.is(r.stderr.trim().split('\n').length, 1, r.stderr);
+  t.regex(r.stderr, /^cfsroot: the boot did not finish within 0\.300 s, /);
+  t.is(blockedWhile(r.stderr), 'at step 2/3: bind /b?[31m?next?');
+  t.regex(r.stderr, /\[ETIMEOUT\]\n$/);
+  t.is(blockedWhile(stalled('').stderr), 'starting');
+  // A second start moves the deadline (here: later), it does not add a second watcher.
+  const moved = stalled(`a.watchdogStart(900); a.watchdogNote('late')`);
+  t.is(moved.status, 1, moved.stderr);
+  t.regex(moved.stderr, /^cfsroot: the boot did not finish within 0\.900 s, blocked while late /);
+  t.is(moved.stderr.trim().split('\n').length, 1, moved.stderr);
+});
+
+test('the deadline, disarmed: the process goes on past it and exits as it chooses', (t) => {
+  const js = `const m = { exports: {} }; process.dlopen(m, ${JSON.stringify(addonPath)}); const a = m.exports;
+    a.watchdogStart(200); a.watchdogNote('x'); a.watchdogStop(); setTimeout(() => { process.stdout.write('done'); }, 600);`;
+  const r = spawnSync(process.execPath, ['-e', js], { encoding: 'utf8', timeout: 20_000 });
+  t.is(r.status, 0, r.stderr);
+  t.is(r.stdout, 'done');
+  t.is(r.stderr, '');
 });
