@@ -62,7 +62,8 @@ Options:
 Exit status: 0 success, 1 refused or failed (reason on stderr), 2 usage error.
 `;
 
-const defaultIo: Io = {
+/** The command line's writers: stdout and stderr (exported for the snapshot's warm-up). */
+export const defaultIo: Io = {
   out: (s) => writeToFd(1, s),
   err: (s) => writeToFd(2, s),
 };

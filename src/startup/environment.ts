@@ -32,13 +32,13 @@ export function nodeVariables(env: NodeJS.ProcessEnv): string[] {
   return names;
 }
 
-export function ignoreNodeEnvironment(): void {
-  const names = nodeVariables(process.env);
+export function ignoreNodeEnvironment(env: NodeJS.ProcessEnv = process.env): void {
+  const names = nodeVariables(env);
   if (names.length === 0) return;
-  for (const name of names) delete process.env[name];
+  for (const name of names) delete env[name];
   if (!isSea()) return;
   try {
-    const envp = Object.entries(process.env).map(([k, v]) => `${k}=${v ?? ''}`);
+    const envp = Object.entries(env).map(([k, v]) => `${k}=${v ?? ''}`);
     // argv: the executable's own argv[0], then the command's arguments (a SEA's argv[1] is execPath again).
     loadNativeAddon()?.execve?.(process.execPath, [process.argv0, ...process.argv.slice(2)], envp);
   } catch {

@@ -230,9 +230,11 @@ export function loadNativeAddon(opts: NativeSysOptions = {}): NativeAddon | null
   const reasons: string[] = [];
   // The temp dir only if /run fails: os.tmpdir() costs three environment
   // look-ups, each with its own credential checks (getuid, capget, ...).
-  const dirs: Array<() => string> = opts.extractDirs?.map((d) => () => d) ?? [() => '/run', () => os.tmpdir()];
-  for (const dirOf of dirs) {
-    const dir = dirOf();
+  // (null: the temp dir, looked up then. No closures: the warm-up, which
+  // passes its own dirs, would leave the default's uncompiled for the boot.)
+  const dirs: ReadonlyArray<string | null> = opts.extractDirs ?? ['/run', null];
+  for (const dirOrTemp of dirs) {
+    const dir = dirOrTemp ?? os.tmpdir();
     // A fresh name per load: the dynamic loader hands back an already
     // loaded library for a path it has seen, whatever the file now holds.
     const file = path.join(dir, `.cfsroot-sys.${process.pid}.${++extractions}.node`);
