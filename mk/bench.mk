@@ -36,3 +36,19 @@ profile-build: deps build/native/cfsroot_sys.node
 
 bench-profile: profile-build build/bench/tcmd
 	npx tsx bench/profile.ts build/profile/cfsroot $(PROFILE_ENABLED) $(PROFILE_ROUNDS)
+
+# `make bench-compiles`: which of cfsroot's functions a run still compiles,
+# i.e. what the snapshot's warm-up (src/startup/warmup.ts) does not run
+# (bench/compiles.ts). Its own build, in build/compiles: not minified, with
+# V8's function events logged to /out of the bench root.
+# COMPILES_ENABLED: prepare-root.conf's `enabled` for the boot.
+COMPILES_ENABLED ?= yes
+COMPILES_EXEC_ARGV := $(SEA_EXEC_ARGV),"--log-function-events","--logfile=/out/v8.log","--no-logfile-per-isolate"
+.PHONY: bench-compiles compiles-build
+compiles-build: deps build/native/cfsroot_sys.node
+	@# Made again each time, as profile-build is (its flags are in this file, not the Makefile).
+	rm -f build/compiles/sea-config.json
+	$(MAKE) --no-print-directory DIST=build/compiles MINIFY= SEA_EXEC_ARGV='$(COMPILES_EXEC_ARGV)' build/compiles/cfsroot
+
+bench-compiles: compiles-build build/bench/tcmd
+	npx tsx bench/compiles.ts build/compiles/cfsroot $(COMPILES_ENABLED)
