@@ -100,7 +100,7 @@ $(DIST)/cfsroot: $(DIST)/cfsroot.cjs $(DIST)/sea-config.json build/native/cfsroo
 typecheck: npm-deps
 	npx tsc --noEmit
 
-test: deps dist/cfsroot
+test: deps dist/cfsroot compiles-build
 	npx ava $(UNIT_TESTS)
 	npx ava --concurrency=1 $(NS_TESTS)
 
@@ -110,9 +110,9 @@ QEMU_CHECK ?= 1
 # Tests that mount in private namespaces share one global resource, the loop
 # devices, and assert that none is left behind: they run one file at a time,
 # after the rest of the suite (which runs files in parallel).
-NS_TESTS := test/integration/boot.test.ts test/integration/native.test.ts test/integration/modes.test.ts test/integration/hostile-tree.test.ts test/integration/race.test.ts test/integration/real-ostree.test.ts test/integration/image-paths.test.ts test/adversarial.test.ts test/native-sys.test.ts
+NS_TESTS := test/integration/boot.test.ts test/integration/snapshot-warm.test.ts test/integration/native.test.ts test/integration/modes.test.ts test/integration/hostile-tree.test.ts test/integration/race.test.ts test/integration/real-ostree.test.ts test/integration/image-paths.test.ts test/adversarial.test.ts test/native-sys.test.ts
 UNIT_TESTS := $(filter-out $(NS_TESTS),$(wildcard test/*.test.ts test/*/*.test.ts))
-check: deps typecheck dist/cfsroot
+check: deps typecheck dist/cfsroot compiles-build
 	npx ava $(UNIT_TESTS)
 	npx ava --concurrency=1 $(NS_TESTS)
 	@if [ "$(QEMU_CHECK)" = 1 ]; then $(MAKE) --no-print-directory qemu-check; else echo "qemu-check skipped (QEMU_CHECK=0)"; fi

@@ -19,6 +19,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { functionsCompiled, type CompiledFunction } from '../test/helpers/v8-function-events.js';
 import { BENCH_DIR, buildBenchRoot, median, readBenchDeployment, runInNamespace } from './harness.js';
 
 const [bin, enabled = 'yes', roundsArg = '5'] = process.argv.slice(2);
@@ -49,28 +50,10 @@ function placeOf(offset: number): string {
   return `${moduleOfLine[lo]} (bundle line ${lo + 1})`;
 }
 
-/** Per function of the bundle (by its source range): name and compile milliseconds, from one run's log. */
-function compiledIn(log: string): Map<string, { name: string; ms: number }> {
-  const lines = log.split('\n');
-  // script-details,<id>,<url>,...: the bundle's script id.
-  const details = lines.find((l) => l.startsWith('script-details,') && l.split(',')[2]?.endsWith('cfsroot.cjs'));
-  if (!details) throw new Error('bench/compiles.ts: the run logged no script named cfsroot.cjs: is BINARY the compiles-build?');
-  const script = details.split(',')[1];
-  const out = new Map<string, { name: string; ms: number }>();
-  for (const l of lines) {
-    // function,<event>,<script>,<start>,<end>,<ms>,<timestamp>,<name>
-    const f = l.split(',');
-    if (f[0] !== 'function' || f[2] !== script || (f[1] !== 'parse-function' && f[1] !== 'interpreter')) continue;
-    const key = `${f[3]}-${f[4]}`;
-    const entry = out.get(key) ?? { name: f.slice(7).join(',') || '(anonymous)', ms: 0 };
-    entry.ms += Number(f[5]);
-    out.set(key, entry);
-  }
-  return out;
-}
+const compiledIn = (log: string) => functionsCompiled(log, 'cfsroot.cjs');
 
 const root = buildBenchRoot({ cfsroot: path.resolve(bin) }, sys.publicKeyBase64, { enabled, name: 'compiles' });
-const runs = { boot: [] as Array<Map<string, { name: string; ms: number }>>, version: [] as Array<Map<string, { name: string; ms: number }>> };
+const runs = { boot: [] as Array<Map<string, CompiledFunction>>, version: [] as Array<Map<string, CompiledFunction>> };
 try {
   for (let r = 0; r < rounds; r++) {
     for (const kind of r % 2 === 0 ? (['boot', 'version'] as const) : (['version', 'boot'] as const)) {

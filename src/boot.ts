@@ -13,7 +13,7 @@ import { isNativeBoot, planBoot } from './boot-plan.js';
 import { describeImagePath, type ImagePath } from './image/plan.js';
 import { executePlan, type ExecResult } from './plan/execute.js';
 // mount(2) through the embedded addon when it loads, else mount(8) (src/sys/native.ts).
-import { armBootDeadline, bootSys, loadNativeAddonQuietly, warmCryptoIfLoaded } from './sys/native.js';
+import { armBootDeadline, bootSys, loadNativeAddonQuietly, warmCryptoIfLoaded, type NativeAddon } from './sys/native.js';
 import { createLogger, type Logger } from './log.js';
 import type { BootDecision } from './ostree/model.js';
 import type { NativeDecision } from './composefs-native/model.js';
@@ -37,6 +37,8 @@ export interface BootOptions {
 export interface BootDeps {
   /** Default: bootSys() (the addon, else mount(8)). */
   sys?: Sys;
+  /** With `sys`: the addon a composefs-native decision asks for the image's fs-verity (the warm-up's dry one). */
+  addon?: NativeAddon;
   /** Default /run. */
   runDir?: string;
   /** Default /sysroot.tmp (src/ostree/plan.ts). */
@@ -52,7 +54,7 @@ export async function boot(opts: BootOptions, io: Io, logger?: Logger, deps: Boo
   let disarm = () => {};
   try {
     // The addon once, for the mounts and (native mode) the kernel's fs-verity of the image.
-    const addon = deps.sys || !isNativeBoot(opts.cmdline) ? null : loadNativeAddonQuietly();
+    const addon = deps.sys ? (deps.addon ?? null) : isNativeBoot(opts.cmdline) ? loadNativeAddonQuietly() : null;
     const sys = deps.sys ?? bootSys({ warn: (m) => log.warn(m), ...(addon ? { addon } : {}) });
     // A real boot with the addon gets a deadline (issue 13 item 11); the warm-up's injected Sys does not.
     if (!deps.sys) disarm = armBootDeadline();

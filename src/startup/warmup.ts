@@ -30,7 +30,7 @@ import { noteActivity, onActivity } from '../activity.js';
 import { ignoreNodeEnvironment, nodeVariables } from './environment.js';
 import { detectPlanEnv, formatPlan } from '../plan/steps.js';
 import { planMounts } from '../ostree/plan.js';
-import { armBootDeadline, bootSys, loadNativeAddon, nativeSysFrom, warmCryptoIfLoaded, type NativeAddon } from '../sys/native.js';
+import { armBootDeadline, bootSys, loadNativeAddon, loadNativeAddonQuietly, nativeSysFrom, warmCryptoIfLoaded, type NativeAddon } from '../sys/native.js';
 import { spawnSys } from '../sys/spawn.js';
 import type { Sys } from '../sys/types.js';
 
@@ -43,6 +43,28 @@ function warmImage(): Buffer {
   image.writeUInt32LE(COMPOSEFS_VERSION, 4); // header version
   image.writeUInt32LE(EROFS_SUPER_MAGIC, EROFS_SUPER_OFFSET);
   return image;
+}
+
+/**
+ * Lay out a composefs-native repository (SPEC §6) under SYSROOT: the image
+ * in objects/, named by its fs-verity digest in images/, meta.json, and the
+ * deployment's state directories. Returns the image's digest (hex).
+ */
+function writeNativeRepository(sysroot: string): string {
+  const image = warmImage();
+  const digest = Buffer.from(fsverityDigest(image, 'sha256')).toString('hex');
+  const repo = path.join(sysroot, 'composefs');
+  const object = `${digest.slice(0, 2)}/${digest.slice(2)}`;
+  fs.mkdirSync(path.join(repo, 'objects', digest.slice(0, 2)), { recursive: true });
+  fs.mkdirSync(path.join(repo, 'images'), { recursive: true });
+  fs.writeFileSync(path.join(repo, 'objects', object), image);
+  fs.symlinkSync(`../objects/${object}`, path.join(repo, 'images', digest));
+  fs.writeFileSync(
+    path.join(repo, 'meta.json'),
+    JSON.stringify({ version: 1, algorithm: 'fsverity-sha256-12', features: { compatible: [], read_only_compatible: [], incompatible: [] } }),
+  );
+  for (const sub of ['etc', 'var']) fs.mkdirSync(path.join(sysroot, 'state/deploy', digest, sub), { recursive: true });
+  return digest;
 }
 
 /** Lay out SYSROOT + initramfs root for a signed composefs boot; returns the kernel command line. */
@@ -87,6 +109,9 @@ function writeDeployment(sysroot: string, initramfs: string): string {
   return `BOOT_IMAGE=/vmlinuz root=UUID=0 rw quiet "x=a b" ostree=/ostree/boot.1/warm/${BOOTCSUM}/0`;
 }
 
+/** Copies made by dry runs, for names none of them repeats. */
+let dryCopies = 0;
+
 /**
  * node:fs for files, no-ops for mounts (by descriptor, as the boot makes
  * them), and the addon's image calls done with node:fs and src/image/fsverity.ts:
@@ -112,7 +137,6 @@ function dryRunSys(dir: string, verity: string | null): { sys: Sys; addon: Nativ
   };
   const fakeFd = () => nextFd++;
   const mounted = () => (mounts++, nextFd++);
-  let copies = 0;
   const addon: NativeAddon = {
     openDir: fakeFd,
     openImage: (root, rel) => openReal(path.join(root, rel)),
@@ -130,7 +154,7 @@ function dryRunSys(dir: string, verity: string | null): { sys: Sys; addon: Nativ
     measureVerityFd: () => (verity === null ? null : `sha256:${verity}`),
     copyImage: (fd, alg) => {
       const bytes = fs.readFileSync(fd);
-      const copy = path.join(dir, `copy.${++copies}`);
+      const copy = path.join(dir, `copy.${++dryCopies}`);
       fs.writeFileSync(copy, bytes, { flag: 'wx' });
       return { digest: Buffer.from(fsverityDigest(bytes, alg)), fd: openReal(copy) };
     },
@@ -190,6 +214,33 @@ export async function warmUp(): Promise<void> {
       // The snapshot must hold the code the boot runs: the mounts by descriptor.
       if (dry.descriptorMounts() === 0) throw new Error('the warm-up boot made no mount by descriptor');
     }
+    // The composefs-native boot (composefs= kargs, SPEC §6), whose modules
+    // nothing above loads: pinned (which needs fs-verity on the image: the
+    // dry addon says it has it), and unpinned (`?`, the private copy) with a
+    // setup-root-conf.toml (a transient root).
+    const nativeSysroot = path.join(dir, 'native-sysroot');
+    const nativeDigest = writeNativeRepository(nativeSysroot);
+    const nativeInitramfs = path.join(dir, 'native-initramfs');
+    fs.mkdirSync(path.join(nativeInitramfs, 'usr/lib/composefs'), { recursive: true });
+    const nativeRuns = [
+      { karg: `composefs=${nativeDigest}`, verity: nativeDigest },
+      { karg: `composefs=?${nativeDigest}`, verity: null, conf: '[root]\ntransient = true\n' },
+    ];
+    for (const [i, n] of nativeRuns.entries()) {
+      if (n.conf !== undefined) fs.writeFileSync(path.join(nativeInitramfs, 'usr/lib/composefs/setup-root-conf.toml'), n.conf);
+      const dry = dryRunSys(dir, n.verity);
+      const run = path.join(dir, `native-run${i}`);
+      fs.mkdirSync(run);
+      const told: string[] = [];
+      const logger = createLogger({ stderr: (line) => void told.push(line), kmsgPath: null });
+      const status = await boot({ sysroot: nativeSysroot, cmdline: `root=LABEL=root rw ${n.karg}`, initramfsRoot: nativeInitramfs }, nullIo, logger, {
+        sys: dry.sys,
+        addon: dry.addon,
+        runDir: run,
+        stagingDir: path.join(dir, `native-staging${i}`),
+      });
+      if (status !== 0) throw new Error(`the warm-up composefs-native boot ${n.karg} failed (status ${status}): ${told.join('').trim()}`);
+    }
     // The boot form through the command line, as the initramfs runs it
     // (argv -> parseBootForm -> boot), with `enabled = yes`: the unpinned
     // path (the image mounted as it is), logging to a kernel log that is a
@@ -226,6 +277,8 @@ export async function warmUp(): Promise<void> {
     }
     if (loaded !== null) throw new Error('the warm-up loaded an addon from 64 zero bytes');
     warmCryptoIfLoaded(); // no addon is loaded here: compiled, does nothing
+    // The native boot's own load of the addon (none here: it returns null).
+    if (loadNativeAddonQuietly({ asset: new ArrayBuffer(64), extractDirs: [dir] }) !== null) throw new Error('the warm-up loaded an addon from 64 zero bytes');
     const watchdog = { ...yes.addon, watchdogStart: () => {}, watchdogNote: () => {}, watchdogStop: () => {} };
     bootSys({ addon: watchdog, fallback: spawnSys() });
     const disarm = armBootDeadline(watchdog);
