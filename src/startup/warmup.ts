@@ -3,10 +3,14 @@
  * (src/startup/sea.ts, issue 5). V8 compiles a function on its first call, and
  * Node loads many of its own internals on first use; both then stay in the
  * heap that the snapshot saves. So the build runs every stage of the boot
- * once, on a throw-away signed deployment it writes to a temp directory,
- * with a `Sys` whose mount calls do nothing; a real boot then starts with
- * that code already compiled. Measured: the decision stage of a boot went
- * from ~24 ms to ~7 ms on the loaded 2-core bench machine (bench/RESULTS.md).
+ * once, on throw-away deployments it writes to a temp directory (an ostree
+ * one, signed, and a composefs-native repository), with a `Sys` whose mount
+ * calls do nothing; a real boot then starts with that code already
+ * compiled. Measured: the decision stage of a boot went from ~24 ms to ~7 ms
+ * on the loaded 2-core bench machine (bench/RESULTS.md). What a boot still
+ * compiles for itself, `make bench-compiles` lists, and
+ * test/integration/snapshot-warm.test.ts keeps at nothing beyond what
+ * `--version` compiles.
  *
  * Nothing here may leave state a real run would see: no logging to the real
  * logger, no files outside the temp directory (removed at the end), no open
