@@ -20,25 +20,19 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { functionsCompiled, type CompiledFunction } from '../test/helpers/v8-function-events.js';
-import { BENCH_DIR, buildBenchRoot, median, readBenchDeployment, runInNamespace } from './harness.js';
+import { BENCH_DIR, buildBenchRoot, median, moduleOfEachLine, readBenchDeployment, runInNamespace } from './harness.js';
 
 const [bin, enabled = 'yes', roundsArg = '5'] = process.argv.slice(2);
 if (!bin) throw new Error('usage: bench/compiles.ts FUNCTION_EVENTS_BINARY [enabled] [rounds]');
 const rounds = Number(roundsArg);
 const sys = readBenchDeployment('bench/compiles.ts');
 
-// The unminified bundle: esbuild writes `// src/<module>.ts` above each module's code.
-const bundleFile = path.join(path.dirname(path.resolve(bin)), 'cfsroot.cjs');
-const bundle = fs.readFileSync(bundleFile, 'utf8');
+// The unminified bundle, to name each function by its module and line.
+const bundle = fs.readFileSync(path.join(path.dirname(path.resolve(bin)), 'cfsroot.cjs'), 'utf8');
+const moduleOfLine = moduleOfEachLine(bundle);
 const lineStarts = [0];
 for (let i = bundle.indexOf('\n'); i !== -1; i = bundle.indexOf('\n', i + 1)) lineStarts.push(i + 1);
-const moduleOfLine: string[] = [];
-let current = '(bundle)';
-for (const line of bundle.split('\n')) {
-  if (line.startsWith('// src/') || line.startsWith('// node_modules/')) current = line.slice(3);
-  moduleOfLine.push(current);
-}
-/** "src/plan/execute.ts:123" for a character offset in the bundle (lines counted from the bundle's start). */
+/** "src/plan/execute.ts (bundle line 123)" for a character offset in the bundle. */
 function placeOf(offset: number): string {
   let lo = 0;
   let hi = lineStarts.length - 1;
@@ -47,7 +41,7 @@ function placeOf(offset: number): string {
     if (lineStarts[mid]! <= offset) lo = mid;
     else hi = mid - 1;
   }
-  return `${moduleOfLine[lo]} (bundle line ${lo + 1})`;
+  return `${moduleOfLine[lo] || '(bundle)'} (bundle line ${lo + 1})`;
 }
 
 const compiledIn = (log: string) => functionsCompiled(log, 'cfsroot.cjs');
@@ -67,25 +61,29 @@ try {
 }
 
 /** Every function compiled in some run of `kind`, with its median milliseconds over those runs. */
-function summary(kind: 'boot' | 'version'): Map<string, { name: string; ms: number; runs: number }> {
-  const all = new Map<string, { name: string; ms: number[] }>();
+interface Summary extends CompiledFunction {
+  /** How many of the runs compiled it. */
+  runs: number;
+}
+function summary(kind: 'boot' | 'version'): Map<string, Summary> {
+  const all = new Map<string, { fn: CompiledFunction; ms: number[] }>();
   for (const run of runs[kind]) {
-    for (const [key, { name, ms }] of run) {
-      const e = all.get(key) ?? { name, ms: [] };
-      e.ms.push(ms);
+    for (const [key, fn] of run) {
+      const e = all.get(key) ?? { fn, ms: [] };
+      e.ms.push(fn.ms);
       all.set(key, e);
     }
   }
-  return new Map([...all].map(([k, e]) => [k, { name: e.name, ms: median(e.ms), runs: e.ms.length }]));
+  return new Map([...all].map(([k, e]) => [k, { ...e.fn, ms: median(e.ms), runs: e.ms.length }]));
 }
 const boot = summary('boot');
 const version = summary('version');
-const show = (title: string, entries: Array<[string, { name: string; ms: number; runs: number }]>) => {
+const show = (title: string, entries: Array<[string, Summary]>) => {
   const total = entries.reduce((s, [, e]) => s + e.ms, 0);
   console.log(`  ${title}: ${entries.length} functions, ${total.toFixed(3)} ms of compile events`);
-  for (const [key, e] of entries.sort((a, b) => b[1].ms - a[1].ms)) {
-    const snippet = bundle.slice(Number(key.split('-')[0]), Number(key.split('-')[1])).replace(/\s+/g, ' ').slice(0, 60);
-    console.log(`    ${e.ms.toFixed(3)} ms  ${e.name}  ${placeOf(Number(key.split('-')[0]))}  [${e.runs}/${rounds} runs]  ${snippet}`);
+  for (const [, e] of entries.sort((a, b) => b[1].ms - a[1].ms)) {
+    const snippet = bundle.slice(e.start, e.end).replace(/\s+/g, ' ').slice(0, 60);
+    console.log(`    ${e.ms.toFixed(3)} ms  ${e.name}  ${placeOf(e.start)}  [${e.runs}/${rounds} runs]  ${snippet}`);
   }
 };
 console.log(`enabled = ${enabled}, ${rounds} runs each: functions of cfsroot's bundle compiled during the run (V8 function events; median ms)`);

@@ -63,6 +63,22 @@ function installWithLibs(bin: string, root: string, as: string): void {
   }
 }
 
+/**
+ * For each line of an unminified bundle, the source module it belongs to:
+ * esbuild writes `// src/plan/execute.ts` (or `// node_modules/...`) above
+ * each module's code; '' before the first. For bench/profile.ts and
+ * bench/compiles.ts, which name the functions they report by module.
+ */
+export function moduleOfEachLine(bundleText: string): string[] {
+  const modules: string[] = [];
+  let current = '';
+  for (const line of bundleText.split('\n')) {
+    if (line.startsWith('// src/') || line.startsWith('// node_modules/')) current = line.slice(3);
+    modules.push(current);
+  }
+  return modules;
+}
+
 /** What tools/mksysroot.ts printed for the bench deployment (build/bench/sysroot.json), the parts the A/B tools use. */
 export interface BenchDeployment {
   sysroot: string;

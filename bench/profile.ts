@@ -24,7 +24,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BENCH_DIR, buildBenchRoot, median, readBenchDeployment, runInNamespace } from './harness.js';
+import { BENCH_DIR, buildBenchRoot, median, moduleOfEachLine, readBenchDeployment, runInNamespace } from './harness.js';
 
 const [bin, enabled = 'yes', roundsArg = '40'] = process.argv.slice(2);
 if (!bin) throw new Error('usage: bench/profile.ts PROFILING_BINARY [enabled] [rounds]');
@@ -50,15 +50,8 @@ interface Tree {
 }
 const newTree = (): Tree => ({ us: 0, selfUs: 0, kids: new Map() });
 
-// Lines of the unminified bundle, to name the source module of a function
-// (esbuild writes `// src/plan/execute.ts` above each module's code).
-const bundle = fs.readFileSync(path.join(path.dirname(path.resolve(bin)), 'cfsroot.cjs'), 'utf8').split('\n');
-const moduleAt: string[] = [];
-let current = '';
-for (const line of bundle) {
-  if (line.startsWith('// src/') || line.startsWith('// node_modules/')) current = line.slice(3);
-  moduleAt.push(current);
-}
+// The source module of each line of the unminified bundle, to name a function's.
+const moduleAt = moduleOfEachLine(fs.readFileSync(path.join(path.dirname(path.resolve(bin)), 'cfsroot.cjs'), 'utf8'));
 
 function frameName(f: ProfileNode['callFrame']): string {
   const name = f.functionName || '(anonymous)';

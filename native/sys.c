@@ -871,11 +871,6 @@ static napi_value js_is_readonly(napi_env env, napi_callback_info info) {
     return result;
 }
 
-/*
- * makeDir(path, mode) -> boolean: mkdir(2), then chmod(2) to `mode`
- * exactly (mkdir applies the umask; the plan's modes, 0000 and 0755, are
- * meant as written). false, with nothing changed, when path exists.
- */
 /* A permission-bits argument: an unsigned integer of at most 07777; 0, or -1 with a pending exception. */
 static int get_mode(napi_env env, napi_value v, const char *fn, mode_t *out) {
     uint32_t mode;
@@ -890,6 +885,11 @@ static int get_mode(napi_env env, napi_value v, const char *fn, mode_t *out) {
     return 0;
 }
 
+/*
+ * makeDir(path, mode) -> boolean: mkdir(2), then chmod(2) to `mode`
+ * exactly (mkdir applies the umask; the plan's modes, 0000 and 0755, are
+ * meant as written). false, with nothing changed, when path exists.
+ */
 static napi_value js_make_dir(napi_env env, napi_callback_info info) {
     napi_value argv[2], result = NULL;
     char *path = NULL;

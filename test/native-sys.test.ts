@@ -476,12 +476,13 @@ test('the real addon, by descriptor: openDir refuses symlinks, non-directories a
  * last note and exit 1. Control characters in a note (a name from the disk)
  * print as '?', so a note cannot start a line of its own.
  */
-function stalled(script: string): { status: number | null; stderr: string } {
-  const js = `const m = { exports: {} }; process.dlopen(m, ${JSON.stringify(addonPath)}); const a = m.exports;
-    a.watchdogStart(300); ${script}; a.testStall();`;
+/** `script` run in a child process with the addon loaded as `a`. */
+function withAddon(script: string): { status: number | null; stdout: string; stderr: string } {
+  const js = `const m = { exports: {} }; process.dlopen(m, ${JSON.stringify(addonPath)}); const a = m.exports; ${script}`;
   const r = spawnSync(process.execPath, ['-e', js], { encoding: 'utf8', timeout: 20_000 });
-  return { status: r.status, stderr: r.stderr };
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
+const stalled = (script: string) => withAddon(`a.watchdogStart(300); ${script}; a.testStall();`);
 const blockedWhile = (stderr: string) => /blocked while (.*) \(a disk or file server/.exec(stderr)?.[1];
 
 test('the deadline: one line naming the last note, control characters as ?, exit 1; "starting" before any note', (t) => {
@@ -500,9 +501,7 @@ test('the deadline: one line naming the last note, control characters as ?, exit
 });
 
 test('the deadline, disarmed: the process goes on past it and exits as it chooses', (t) => {
-  const js = `const m = { exports: {} }; process.dlopen(m, ${JSON.stringify(addonPath)}); const a = m.exports;
-    a.watchdogStart(200); a.watchdogNote('x'); a.watchdogStop(); setTimeout(() => { process.stdout.write('done'); }, 600);`;
-  const r = spawnSync(process.execPath, ['-e', js], { encoding: 'utf8', timeout: 20_000 });
+  const r = withAddon(`a.watchdogStart(200); a.watchdogNote('x'); a.watchdogStop(); setTimeout(() => { process.stdout.write('done'); }, 600);`);
   t.is(r.status, 0, r.stderr);
   t.is(r.stdout, 'done');
   t.is(r.stderr, '');
