@@ -166,6 +166,12 @@ function dryRunSys(dir: string, verity: string | null): { sys: Sys; addon: Nativ
   return { sys: nativeSysFrom(addon, files), addon, descriptorMounts: () => mounts };
 }
 
+/** A logger for a warm-up boot that keeps what the boot said, for the error when it fails. */
+function toldLogger() {
+  const told: string[] = [];
+  return { logger: createLogger({ stderr: (line) => void told.push(line), kmsgPath: null }), text: () => told.join('').trim() };
+}
+
 /** Run decide -> plan -> execute (dry) -> the CLI's formatting once. Resolves when done. */
 export async function warmUp(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cfsroot-warmup-'));
@@ -197,7 +203,6 @@ export async function warmUp(): Promise<void> {
     // The boot itself, as the initramfs runs it, minus the kernel: decide,
     // plan, execute, the closing line; once on the private copy path, once
     // on the fs-verity path (src/image/plan.ts).
-    const quiet = createLogger({ stderr: () => {}, kmsgPath: null });
     const nullIo = { out: () => {}, err: () => {} };
     const digest = Buffer.from(fsverityDigest(warmImage(), 'sha256')).toString('hex');
     // Someone listens to the boot's activity, as the deadline does at boot:
@@ -209,12 +214,13 @@ export async function warmUp(): Promise<void> {
       const dry = dryRunSys(dir, verity);
       const run = path.join(dir, `run${i}`);
       fs.mkdirSync(run);
-      const status = await boot({ sysroot, cmdline, initramfsRoot: initramfs }, nullIo, quiet, {
+      const told = toldLogger();
+      const status = await boot({ sysroot, cmdline, initramfsRoot: initramfs }, nullIo, told.logger, {
         sys: dry.sys,
         runDir: run,
         stagingDir: path.join(dir, `staging${i}`),
       });
-      if (status !== 0) throw new Error(`the warm-up boot failed (status ${status})`);
+      if (status !== 0) throw new Error(`the warm-up boot (${verity === null ? 'private copy' : 'fs-verity'} path) failed (status ${status}): ${told.text()}`);
       // The snapshot must hold the code the boot runs: the mounts by descriptor.
       if (dry.descriptorMounts() === 0) throw new Error('the warm-up boot made no mount by descriptor');
     }
@@ -235,15 +241,14 @@ export async function warmUp(): Promise<void> {
       const dry = dryRunSys(dir, n.verity);
       const run = path.join(dir, `native-run${i}`);
       fs.mkdirSync(run);
-      const told: string[] = [];
-      const logger = createLogger({ stderr: (line) => void told.push(line), kmsgPath: null });
-      const status = await boot({ sysroot: nativeSysroot, cmdline: `root=LABEL=root rw ${n.karg}`, initramfsRoot: nativeInitramfs }, nullIo, logger, {
+      const told = toldLogger();
+      const status = await boot({ sysroot: nativeSysroot, cmdline: `root=LABEL=root rw ${n.karg}`, initramfsRoot: nativeInitramfs }, nullIo, told.logger, {
         sys: dry.sys,
         addon: dry.addon,
         runDir: run,
         stagingDir: path.join(dir, `native-staging${i}`),
       });
-      if (status !== 0) throw new Error(`the warm-up composefs-native boot ${n.karg} failed (status ${status}): ${told.join('').trim()}`);
+      if (status !== 0) throw new Error(`the warm-up composefs-native boot ${n.karg} failed (status ${status}): ${told.text()}`);
     }
     // The boot form through the command line, as the initramfs runs it
     // (argv -> parseBootForm -> boot), with `enabled = yes`: the unpinned
