@@ -166,10 +166,10 @@ function dryRunSys(dir: string, verity: string | null): { sys: Sys; addon: Nativ
   return { sys: nativeSysFrom(addon, files), addon, descriptorMounts: () => mounts };
 }
 
-/** A logger for a warm-up boot that keeps what the boot said, for the error when it fails. */
-function toldLogger() {
+/** A logger for a warm-up boot that keeps what the boot said, for the error when it fails; kmsgPath as createLogger's. */
+function toldLogger(kmsgPath: string | null = null) {
   const told: string[] = [];
-  return { logger: createLogger({ stderr: (line) => void told.push(line), kmsgPath: null }), text: () => told.join('').trim() };
+  return { logger: createLogger({ stderr: (line) => void told.push(line), kmsgPath }), text: () => told.join('').trim() };
 }
 
 /** Run decide -> plan -> execute (dry) -> the CLI's formatting once. Resolves when done. */
@@ -259,17 +259,16 @@ export async function warmUp(): Promise<void> {
     fs.writeFileSync(path.join(initramfsYes, 'etc/ostree/prepare-root.conf'), '[composefs]\nenabled = yes\n');
     const initrdRelease = path.join(initramfsYes, 'etc/initrd-release');
     fs.writeFileSync(initrdRelease, 'NAME=warm-up\n');
-    const said: string[] = [];
-    const kmsgLogger = createLogger({ stderr: (line) => void said.push(line), kmsgPath: path.join(dir, 'kmsg') });
+    const said = toldLogger(path.join(dir, 'kmsg'));
     const yes = dryRunSys(dir, null);
     fs.mkdirSync(path.join(dir, 'run-yes'));
     const cliStatus = await run([sysroot, cmdline], nullIo, {
       boot: { sys: yes.sys, runDir: path.join(dir, 'run-yes'), stagingDir: path.join(dir, 'staging-yes') },
-      logger: kmsgLogger,
+      logger: said.logger,
       initramfsRoot: initramfsYes,
       initrdRelease,
     });
-    if (cliStatus !== 0) throw new Error(`the warm-up boot form failed (status ${cliStatus}): ${said.join('').trim()}`);
+    if (cliStatus !== 0) throw new Error(`the warm-up boot form failed (status ${cliStatus}): ${said.text()}`);
     writeToFd(2, ''); // compiled, writes nothing
     // The command line's own writers, which the runs above replace (nothing written).
     defaultIo.out('');
