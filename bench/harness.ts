@@ -118,8 +118,9 @@ export interface BenchRoot {
  * (bench/ab.ts, 201 rounds, 2026-12-03); which copy was faster changed
  * from one root to the next. So a comparison of two binaries spreads its
  * rounds over several copies of each and both install orders (`reverse`,
- * interleaveOver), and an own-work figure subtracts the `--version` of the
- * same copy.
+ * interleaveOver), `make bench`'s own-work figures spread theirs over
+ * BENCH_COPIES copies, and an own-work figure subtracts the `--version` of
+ * the same copy.
  */
 export function buildBenchRoot(
   binaries: Record<string, string>,
@@ -276,19 +277,48 @@ export function interleave<K extends string>(rounds: number, variants: Record<K,
 
 /**
  * interleave split over several set-ups of the same variants (other copies
- * of the binaries, another install order: buildBenchRoot says why): the
- * rounds are shared out among the set-ups in turn, and each variant's
- * samples joined in round order, so that paired differences stay paired.
- * Also returns each set-up's own samples.
+ * of the binaries, another install order: buildBenchRoot says why): round r
+ * goes to set-up r mod N, so that a drift of the machine during the run
+ * falls on every set-up alike rather than on whichever ran last, and each
+ * set-up goes through the balanced orders of interleave in its own rounds.
+ * Each variant's samples are joined set-up by set-up, in the same order for
+ * every variant, so that paired differences stay paired. Also returns each
+ * set-up's own samples.
  */
 export function interleaveOver<K extends string>(
   rounds: number,
   setups: ReadonlyArray<Record<K, () => Sample>>,
 ): { all: Record<K, Sample[]>; each: Array<Record<K, Sample[]>> } {
-  const each = setups.map((variants, i) => interleave(Math.floor(rounds / setups.length) + (i < rounds % setups.length ? 1 : 0), variants));
   const names = Object.keys(setups[0]!) as K[];
+  // One unrecorded warm-up round per set-up, as interleave does.
+  for (const variants of setups) for (const n of names) variants[n]();
+  const each = setups.map(() => Object.fromEntries(names.map((n) => [n, [] as Sample[]])) as Record<K, Sample[]>);
+  const orders = balancedOrders(names.length);
+  for (let r = 0; r < rounds; r++) {
+    const i = r % setups.length;
+    const order = orders[Math.floor(r / setups.length) % orders.length]!;
+    for (const v of order) each[i]![names[v]!].push(setups[i]![names[v]!]());
+  }
   const all = Object.fromEntries(names.map((k) => [k, each.flatMap((s) => s[k])])) as Record<K, Sample[]>;
   return { all, each };
+}
+
+/**
+ * How many copies of the binary under test an own-work figure of `make
+ * bench` spreads its rounds over (BENCH_COPIES, default 8). Copies of one
+ * binary do not run equally fast (buildBenchRoot), so a figure taken on one
+ * copy carries that copy's offset; spread over eight, round-robin, the
+ * offsets average out and a drift of the machine falls on all of them.
+ * It does not make a short run precise: at 12 rounds a copy, single copies'
+ * own work for `yes` read -2.2 to 5.8 ms; at 120 rounds a copy, 2.35 to
+ * 2.89 ms (bench/RESULTS.md, 2026-12-03 21:35-22:00).
+ */
+export const BENCH_COPIES = Math.max(1, Number(process.env['BENCH_COPIES'] ?? 8) || 8);
+
+/** Each set-up's paired median of `x` minus `base` (one per copy): min, median and max. */
+export function spreadOverSetups<K extends string>(each: ReadonlyArray<Record<K, Sample[]>>, x: K, base: K): { min: number; median: number; max: number; each: number[] } {
+  const per = each.filter((s) => s[x].length > 0).map((s) => versus(s[x], s[base]).pairedDiff);
+  return { min: Math.min(...per), median: median(per), max: Math.max(...per), each: per };
 }
 
 /** Median of a variant's wall times, and of its per-round differences from a baseline. */

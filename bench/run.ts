@@ -6,7 +6,8 @@
  *       generated deployment: >= 10,000 files, >= 5 MB image) minus
  *       `cfsroot --version`, both whole processes run the same way (fresh
  *       private mount namespace, tmpfs /run, chroot), interleaved round by
- *       round. Also with the mount(8) backend (CFSROOT_SYS=spawn) for comparison.
+ *       round, the rounds shared out over BENCH_COPIES copies of the binary.
+ *       Also with the mount(8) backend (CFSROOT_SYS=spawn) for comparison.
  *   (b) `cfsroot verify` on the same deployment, same baseline.
  *   (c) `cfsroot digest` of a 256 MiB file against node:crypto one-shot
  *       SHA-256 of the same file, whole process against whole process.
@@ -17,7 +18,8 @@
  *   (g) the deployment the real ostree made: cfsroot's signed, `yes` and `no`
  *       boots beside Debian's C ostree-prepare-root (bench/real-ostree.ts).
  *
- * Environment: BENCH_ROUNDS (default 21), BENCH_DIGEST_ROUNDS (default 7),
+ * Environment: BENCH_ROUNDS (default 40), BENCH_COPIES (default 8: the copies of the
+ * binary the own-work figures of (a) and (g) spread their rounds over, harness.ts), BENCH_DIGEST_ROUNDS (default 7),
  * BENCH_ONLY=a,b,c,d,e,g (subset), BENCH_COMPARE=<another cfsroot binary> (its
  * boot and --version interleaved with ours, for before/after), BENCH_NO_SPAWN=1
  * (skip the mount(8) backend variant), BENCH_VARIANT_ENV='{"NAME":"value"}'
@@ -30,12 +32,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { BENCH_DIR, REPO, buildBenchRoot, fmt, interleave, interleaveOver, iqr, median, runInNamespace, runOnHost, versus, type BenchRoot, type Sample } from './harness.js';
+import { BENCH_COPIES, BENCH_DIR, REPO, buildBenchRoot, fmt, interleave, interleaveOver, iqr, median, runInNamespace, runOnHost, spreadOverSetups, versus, type BenchRoot, type Sample } from './harness.js';
 import { buildSea } from './sea.js';
 import { cryptoFigures } from './crypto.js';
 import { realOstreeFigures } from './real-ostree.js';
 
-const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 21);
+const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 40);
 const DIGEST_ROUNDS = Number(process.env['BENCH_DIGEST_ROUNDS'] ?? 7);
 const only = new Set((process.env['BENCH_ONLY'] ?? 'a,b,c,d,e,g').split(','));
 const results: Record<string, unknown> = {
@@ -94,48 +96,71 @@ function table(title: string, samples: Record<string, Sample[]>, base: string): 
   return out;
 }
 
+/**
+ * Own work copy by copy: each copy's paired median of a row minus `base`,
+ * printed as min / median / max over the copies. The table's figure pools
+ * every copy's rounds; this line shows how far a single copy could have
+ * put it.
+ */
+export function copySpread(each: ReadonlyArray<Record<string, Sample[]>>, rows: readonly string[], base: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const name of rows) {
+    const sp = spreadOverSetups(each, name, base);
+    console.log(`  ${name} - ${base}, copy by copy (paired median; min / median / max of ${sp.each.length}): ${fmt(sp.min, 2)} / ${fmt(sp.median, 2)} / ${fmt(sp.max, 2)}`);
+    out[name] = sp;
+  }
+  return out;
+}
+
 function figuresBoot(sys: SysrootJson): void {
   // BENCH_COMPARE=/path/to/another/cfsroot: the same boot by that binary too,
   // interleaved with this one, to measure a change before/after.
   const other = process.env['BENCH_COMPARE'];
   // BENCH_VARIANT_ENV='{"NAME":"value"}': the same boot with extra environment, interleaved too.
   const variantEnv = process.env['BENCH_VARIANT_ENV'] ? (JSON.parse(process.env['BENCH_VARIANT_ENV']) as Record<string, string>) : null;
-  const bins: Record<string, string> = other ? { cfsroot: DIST, 'cfsroot-b': other } : { cfsroot: DIST };
-  // With a compare binary, half the rounds run in a root that installs the two in the other order,
+  // BENCH_COPIES copies of each binary (cfsroot0, cfsroot-b0, cfsroot1, ...), each copy one set-up
+  // (harness.ts BENCH_COPIES says why); every boot is taken against the --version of its own copy.
+  const bins: Record<string, string> = {};
+  for (let c = 0; c < BENCH_COPIES; c++) Object.assign(bins, other ? { [`cfsroot${c}`]: DIST, [`cfsroot-b${c}`]: other } : { [`cfsroot${c}`]: DIST });
+  // With a compare binary, half the copies run in a root that installs the two in the other order,
   // with the compare binary's runs first in the schedule: neither place favours one binary (harness.ts buildBenchRoot).
   const roots = [
     buildBenchRoot(bins, sys.publicKeyBase64),
     ...(other ? [buildBenchRoot(bins, sys.publicKeyBase64, { name: 'root-reversed', reverse: true })] : []),
   ];
   const cmdline = sys.cmdline;
-  const variantsIn = (root: BenchRoot, compareFirst: boolean): Record<string, () => Sample> => {
+  const variantsIn = (root: BenchRoot, c: number, compareFirst: boolean): Record<string, () => Sample> => {
+    const ours = `/usr/bin/cfsroot${c}`;
+    const theirs = `/usr/bin/cfsroot-b${c}`;
     // `enabled = yes` (nothing pinned, the image mounted as it is: issue 15) in the same root, so that its
     // own work is taken against the --version of the same copy of the binary.
     const boot = (bin: string, env: Record<string, string> = {}, enabled?: string) => () =>
       runInNamespace(root, sys.sysroot, { argv: [bin, '/sysroot', cmdline], env: { CFSROOT_SYS: 'native', ...env }, ...(enabled ? { enabled } : {}) });
     const yes = (bin: string) => boot(bin, {}, 'yes');
     const own: Record<string, () => Sample> = {
-      '--version': () => runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot', '--version'] }),
-      'boot (native mount backend)': boot('/usr/bin/cfsroot'),
-      'boot enabled=yes (native)': yes('/usr/bin/cfsroot'),
-      ...(variantEnv ? { 'boot (BENCH_VARIANT_ENV)': boot('/usr/bin/cfsroot', variantEnv) } : {}),
-      ...(process.env['BENCH_NO_SPAWN'] ? {} : { 'boot (mount(8) backend)': boot('/usr/bin/cfsroot', { CFSROOT_SYS: 'spawn' }) }),
-      'verify': () => runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot', 'verify', '--sysroot', '/sysroot', '--cmdline', cmdline] }),
+      '--version': () => runInNamespace(root, sys.sysroot, { argv: [ours, '--version'] }),
+      'boot (native mount backend)': boot(ours),
+      'boot enabled=yes (native)': yes(ours),
+      ...(variantEnv ? { 'boot (BENCH_VARIANT_ENV)': boot(ours, variantEnv) } : {}),
+      ...(process.env['BENCH_NO_SPAWN'] ? {} : { 'boot (mount(8) backend)': boot(ours, { CFSROOT_SYS: 'spawn' }) }),
+      'verify': () => runInNamespace(root, sys.sysroot, { argv: [ours, 'verify', '--sysroot', '/sysroot', '--cmdline', cmdline] }),
     };
     const compare: Record<string, () => Sample> = other ? {
-      '--version (BENCH_COMPARE)': () => runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot-b', '--version'] }),
-      'boot (BENCH_COMPARE, native)': boot('/usr/bin/cfsroot-b'),
-      'boot enabled=yes (BENCH_COMPARE, native)': yes('/usr/bin/cfsroot-b'),
+      '--version (BENCH_COMPARE)': () => runInNamespace(root, sys.sysroot, { argv: [theirs, '--version'] }),
+      'boot (BENCH_COMPARE, native)': boot(theirs),
+      'boot enabled=yes (BENCH_COMPARE, native)': yes(theirs),
     } : {};
     return compareFirst ? { ...compare, ...own } : { ...own, ...compare };
   };
   // The rows print in the first set-up's order.
-  const s = interleaveOver(ROUNDS, roots.map((root, i) => variantsIn(root, i === 1))).all;
+  const setups = roots.flatMap((root, r) => Array.from({ length: BENCH_COPIES }, (_, c) => variantsIn(root, c, (r * BENCH_COPIES + c) % 2 === 1)));
+  const { all: s, each } = interleaveOver(ROUNDS, setups);
   results['boot'] = table(
-    `(a,b,f) signed composefs boot, ${sys.files} files, image ${(sys.imageSize / 1e6).toFixed(2)} MB; ${ROUNDS} interleaved rounds, fresh namespace each`,
+    `(a,b,f) signed composefs boot, ${sys.files} files, image ${(sys.imageSize / 1e6).toFixed(2)} MB; ${ROUNDS} interleaved rounds over ${setups.length} copies, fresh namespace each`,
     s,
     '--version',
   );
+  results['bootByCopy'] = copySpread(each, ['boot enabled=yes (native)', 'boot (native mount backend)'], '--version');
   results['phases'] = bootPhases(roots[0]!, sys, 'signed');
   results['phasesYes'] = bootPhases(roots[0]!, sys, 'enabled=yes', 'yes');
   for (const root of roots) root.remove();
@@ -149,7 +174,7 @@ function figuresBoot(sys: SysrootJson): void {
 function bootPhases(root: ReturnType<typeof buildBenchRoot>, sys: SysrootJson, what: string, enabled?: string): Record<string, number> {
   const seen = new Map<string, number[]>();
   for (let r = 0; r < ROUNDS; r++) {
-    runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot', '/sysroot', sys.cmdline], env: { CFSROOT_SYS: 'native', CFSROOT_TIMINGS: '1' }, ...(enabled ? { enabled } : {}) });
+    runInNamespace(root, sys.sysroot, { argv: ['/usr/bin/cfsroot0', '/sysroot', sys.cmdline], env: { CFSROOT_SYS: 'native', CFSROOT_TIMINGS: '1' }, ...(enabled ? { enabled } : {}) });
     const line = /timings \(ms\): (.*)/.exec(fs.readFileSync(path.join(BENCH_DIR, 'out/stderr'), 'utf8'))?.[1];
     if (!line) throw new Error('bench: the boot printed no timings line');
     // "phase ms, phase ms, ...; steps: kind ms, ..." (the steps are inside `execute`).
@@ -254,7 +279,7 @@ async function main(): Promise<void> {
   if (only.has('c')) figuresDigest();
   if (only.has('d')) figuresStartup();
   if (only.has('e')) results['crypto'] = await cryptoFigures(sys, ROUNDS);
-  if (only.has('g')) results['realOstree'] = realOstreeFigures(ROUNDS, table);
+  if (only.has('g')) results['realOstree'] = realOstreeFigures(ROUNDS, table, copySpread);
   fs.writeFileSync(path.join(BENCH_DIR, 'results.json'), JSON.stringify(results, null, 2) + '\n');
   console.log(`\nresults: ${path.relative(REPO, path.join(BENCH_DIR, 'results.json'))}`);
 }

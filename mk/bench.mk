@@ -1,7 +1,8 @@
 # `make bench`: the figures of issue 5 (bench/run.ts; results in
 # build/bench/results.json, summary in bench/RESULTS.md). Needs root:
 # every boot runs in a fresh private mount namespace under chroot.
-# BENCH_ROUNDS=N (default 21), BENCH_ONLY=a,b,c,d,e to pick figures.
+# BENCH_ROUNDS=N (default 40), BENCH_COPIES=N (default 8: copies of the binary the
+# own-work figures spread their rounds over), BENCH_ONLY=a,b,c,d,e,g to pick figures.
 
 build/bench/tcmd: bench/tcmd.c
 	@mkdir -p $(@D)
