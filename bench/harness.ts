@@ -261,18 +261,7 @@ export function balancedOrders(n: number): number[][] {
  * unrecorded warm-up round (page cache, loop/erofs module state).
  */
 export function interleave<K extends string>(rounds: number, variants: Record<K, () => Sample>): Record<K, Sample[]> {
-  const names = Object.keys(variants) as K[];
-  for (const n of names) variants[n]();
-  const out = Object.fromEntries(names.map((n) => [n, [] as Sample[]])) as Record<K, Sample[]>;
-  // Whatever a run leaves behind (its mounts torn down after it exits, the
-  // page cache, the CPU caches) falls on the run after it. A plain rotation
-  // keeps the cyclic order, so each variant would always follow the same
-  // other one; here each follows each other one equally often.
-  const orders = balancedOrders(names.length);
-  for (let r = 0; r < rounds; r++) {
-    for (const i of orders[r % orders.length]!) out[names[i]!].push(variants[names[i]!]());
-  }
-  return out;
+  return interleaveOver(rounds, [variants]).all;
 }
 
 /**
@@ -280,7 +269,8 @@ export function interleave<K extends string>(rounds: number, variants: Record<K,
  * of the binaries, another install order: buildBenchRoot says why): round r
  * goes to set-up r mod N, so that a drift of the machine during the run
  * falls on every set-up alike rather than on whichever ran last, and each
- * set-up goes through the balanced orders of interleave in its own rounds.
+ * set-up goes through the orders of balancedOrders in its own rounds, after
+ * one unrecorded warm-up round of its own.
  * Each variant's samples are joined set-up by set-up, in the same order for
  * every variant, so that paired differences stay paired. Also returns each
  * set-up's own samples.
@@ -290,9 +280,13 @@ export function interleaveOver<K extends string>(
   setups: ReadonlyArray<Record<K, () => Sample>>,
 ): { all: Record<K, Sample[]>; each: Array<Record<K, Sample[]>> } {
   const names = Object.keys(setups[0]!) as K[];
-  // One unrecorded warm-up round per set-up, as interleave does.
+  // One unrecorded warm-up round per set-up (page cache, loop/erofs module state).
   for (const variants of setups) for (const n of names) variants[n]();
   const each = setups.map(() => Object.fromEntries(names.map((n) => [n, [] as Sample[]])) as Record<K, Sample[]>);
+  // Whatever a run leaves behind (its mounts torn down after it exits, the
+  // page cache, the CPU caches) falls on the run after it. A plain rotation
+  // keeps the cyclic order, so each variant would always follow the same
+  // other one; in these orders each follows each other one equally often.
   const orders = balancedOrders(names.length);
   for (let r = 0; r < rounds; r++) {
     const i = r % setups.length;
@@ -319,6 +313,22 @@ export const BENCH_COPIES = Math.max(1, Number(process.env['BENCH_COPIES'] ?? 8)
 export function spreadOverSetups<K extends string>(each: ReadonlyArray<Record<K, Sample[]>>, x: K, base: K): { min: number; median: number; max: number; each: number[] } {
   const per = each.filter((s) => s[x].length > 0).map((s) => versus(s[x], s[base]).pairedDiff);
   return { min: Math.min(...per), median: median(per), max: Math.max(...per), each: per };
+}
+
+/**
+ * Own work copy by copy: each copy's paired median of a row minus `base`,
+ * printed as min / median / max over the copies. The table's figure pools
+ * every copy's rounds; this line shows how far a single copy could have
+ * put it.
+ */
+export function copySpread(each: ReadonlyArray<Record<string, Sample[]>>, rows: readonly string[], base: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const name of rows) {
+    const sp = spreadOverSetups(each, name, base);
+    console.log(`  ${name} - ${base}, copy by copy (paired median; min / median / max of ${sp.each.length}): ${fmt(sp.min, 2)} / ${fmt(sp.median, 2)} / ${fmt(sp.max, 2)}`);
+    out[name] = sp;
+  }
+  return out;
 }
 
 /** Median of a variant's wall times, and of its per-round differences from a baseline. */

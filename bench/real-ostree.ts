@@ -26,7 +26,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { makeRealOstreeSysroot } from '../test/helpers/real-ostree.js';
-import { BENCH_COPIES, BENCH_DIR, REPO, buildBenchRoot, interleave, interleaveOver, runInNamespace, type Sample } from './harness.js';
+import { BENCH_COPIES, BENCH_DIR, REPO, buildBenchRoot, copySpread, interleave, interleaveOver, runInNamespace, type Sample } from './harness.js';
 
 /** Debian's ostree-prepare-root, unpacked once; null (with the reason printed) when it cannot be had. */
 function cTool(): string | null {
@@ -51,7 +51,6 @@ function cTool(): string | null {
 export function realOstreeFigures(
   rounds: number,
   table: (title: string, samples: Record<string, Sample[]>, base: string) => Record<string, unknown>,
-  copySpread: (each: ReadonlyArray<Record<string, Sample[]>>, rows: readonly string[], base: string) => Record<string, unknown>,
 ): Record<string, unknown> {
   const real = makeRealOstreeSysroot();
   const c = cTool();

@@ -32,7 +32,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { BENCH_COPIES, BENCH_DIR, REPO, buildBenchRoot, fmt, interleave, interleaveOver, iqr, median, runInNamespace, runOnHost, spreadOverSetups, versus, type BenchRoot, type Sample } from './harness.js';
+import { BENCH_COPIES, BENCH_DIR, REPO, buildBenchRoot, copySpread, fmt, interleave, interleaveOver, iqr, median, runInNamespace, runOnHost, versus, type BenchRoot, type Sample } from './harness.js';
 import { buildSea } from './sea.js';
 import { cryptoFigures } from './crypto.js';
 import { realOstreeFigures } from './real-ostree.js';
@@ -92,22 +92,6 @@ function table(title: string, samples: Record<string, Sample[]>, base: string): 
     const cpuDiff = cpu - median(samples[base]!.map((x) => x.cpuMs));
     row(name, [fmt(v.median), fmt(iqr(s.map((x) => x.ms))), name === base ? '' : fmt(v.diff), name === base ? '' : fmt(v.pairedDiff), fmt(cpu), name === base ? '' : fmt(cpuDiff), `${rss.toFixed(1)} MiB`]);
     out[name] = { medianMs: v.median, iqrMs: iqr(s.map((x) => x.ms)), minusBaseMs: v.diff, pairedMinusBaseMs: v.pairedDiff, cpuMs: cpu, cpuMinusBaseMs: cpuDiff, peakRssMiB: rss, n: s.length };
-  }
-  return out;
-}
-
-/**
- * Own work copy by copy: each copy's paired median of a row minus `base`,
- * printed as min / median / max over the copies. The table's figure pools
- * every copy's rounds; this line shows how far a single copy could have
- * put it.
- */
-export function copySpread(each: ReadonlyArray<Record<string, Sample[]>>, rows: readonly string[], base: string): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const name of rows) {
-    const sp = spreadOverSetups(each, name, base);
-    console.log(`  ${name} - ${base}, copy by copy (paired median; min / median / max of ${sp.each.length}): ${fmt(sp.min, 2)} / ${fmt(sp.median, 2)} / ${fmt(sp.max, 2)}`);
-    out[name] = sp;
   }
   return out;
 }
@@ -279,7 +263,7 @@ async function main(): Promise<void> {
   if (only.has('c')) figuresDigest();
   if (only.has('d')) figuresStartup();
   if (only.has('e')) results['crypto'] = await cryptoFigures(sys, ROUNDS);
-  if (only.has('g')) results['realOstree'] = realOstreeFigures(ROUNDS, table, copySpread);
+  if (only.has('g')) results['realOstree'] = realOstreeFigures(ROUNDS, table);
   fs.writeFileSync(path.join(BENCH_DIR, 'results.json'), JSON.stringify(results, null, 2) + '\n');
   console.log(`\nresults: ${path.relative(REPO, path.join(BENCH_DIR, 'results.json'))}`);
 }

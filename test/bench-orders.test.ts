@@ -8,7 +8,7 @@
 import test from 'ava';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { balancedOrders, interleaveOver, spreadOverSetups, type Sample } from '../bench/harness.js';
+import { balancedOrders, interleave, interleaveOver, spreadOverSetups, type Sample } from '../bench/harness.js';
 
 test('balancedOrders is a balanced Latin square for 1 to 9 variants', (t) => {
   for (let n = 1; n <= 9; n++) {
@@ -83,4 +83,14 @@ test("spreadOverSetups gives each set-up's paired median, and their min, median 
   t.is(sp.min, -1);
   t.is(sp.median, 1);
   t.is(sp.max, 4);
+});
+
+test('interleave is one set-up: a warm-up round, then round r in the r-th balanced order', (t) => {
+  const log: string[] = [];
+  const names = ['x', 'y', 'z', 'w'];
+  const out = interleave(6, fakeSetups(1, names, log)[0]!);
+  t.deepEqual(log.slice(0, 4), ['0x', '0y', '0z', '0w']);
+  const orders = balancedOrders(4);
+  for (let r = 0; r < 6; r++) t.deepEqual(log.slice(4 + 4 * r, 8 + 4 * r).map((c) => c[1]), orders[r % orders.length]!.map((i) => names[i]));
+  for (const k of names) t.is(out[k]!.length, 6);
 });
