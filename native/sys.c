@@ -652,6 +652,40 @@ out:
     return result;
 }
 /* ------------------------------------------------------------------------
+ * Two helpers the verity part (verity.c) shares with this file, declared in
+ * sys.h: a write that finishes or fails (writeFile here, the image copy
+ * there), and a detached thread (the watchdog here, the crypto warm-up there).
+ * ------------------------------------------------------------------------ */
+int cfs_write_all(int fd, const void *data, size_t n) {
+    const unsigned char *p = data;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        if (w == 0) { /* no progress and no error: never loop on it */
+            errno = EIO;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int cfs_start_detached_thread(void *(*fn)(void *), void *arg) {
+    pthread_t t;
+    pthread_attr_t a;
+    int rc = pthread_attr_init(&a);
+    if (rc != 0) return rc;
+    rc = pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    if (rc == 0) rc = pthread_create(&t, &a, fn, arg);
+    pthread_attr_destroy(&a);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------
  * The boot's deadline (issue 13 item 11). A read from a disk that stopped
  * answering (a FUSE or network root, a dying device) blocks the main thread
  * in the kernel, where no JavaScript timer can run and nothing can cancel
@@ -726,35 +760,6 @@ static napi_value js_watchdog_start(napi_env env, napi_callback_info info) {
         if (rc != 0) return cfs_throw_errno(env, "pthread_create", "the boot's watchdog", rc);
     }
     return NULL;
-}
-
-int cfs_write_all(int fd, const void *data, size_t n) {
-    const unsigned char *p = data;
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        if (w == 0) { /* no progress and no error: never loop on it */
-            errno = EIO;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-int cfs_start_detached_thread(void *(*fn)(void *), void *arg) {
-    pthread_t t;
-    pthread_attr_t a;
-    int rc = pthread_attr_init(&a);
-    if (rc != 0) return rc;
-    rc = pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-    if (rc == 0) rc = pthread_create(&t, &a, fn, arg);
-    pthread_attr_destroy(&a);
-    return rc;
 }
 
 static napi_value js_watchdog_note(napi_env env, napi_callback_info info) {
