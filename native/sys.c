@@ -651,6 +651,7 @@ out:
     free(source);
     return result;
 }
+
 /* ------------------------------------------------------------------------
  * Two helpers the verity part (verity.c) shares with this file, declared in
  * sys.h: a write that finishes or fails (writeFile here, the image copy
