@@ -9,15 +9,27 @@
  * work (boot - its own --version) and B - A for the boot and for
  * --version, all as medians of per-round differences, and the figures of
  * each copy. For changes under a millisecond, where `make bench`'s 21
- * rounds are too few on this noisy machine.
+ * rounds are too few on this noisy machine. AB_DEPLOYMENT=real: on a
+ * deployment the real ostree makes instead (test/helpers/real-ostree.ts, the
+ * one `make bench`'s (g) and issue 15 measure on), made for this run and
+ * removed after it; it needs no earlier `make bench`.
  */
 import * as path from 'node:path';
-import { buildBenchRoot, interleaveOver, median, readBenchDeployment, runInNamespace, type BenchRoot, type Sample } from './harness.js';
+import { makeRealOstreeSysroot } from '../test/helpers/real-ostree.js';
+import { buildBenchRoot, interleaveOver, median, readBenchDeployment, runInNamespace, type BenchDeployment, type BenchRoot, type Sample } from './harness.js';
 
 const [A, B, enabled = 'yes', rounds = '61', copiesArg = '3'] = process.argv.slice(2);
 if (!A || !B) throw new Error('usage: bench/ab.ts BINARY_A BINARY_B [enabled] [rounds] [copies]');
 const copies = Number(copiesArg);
-const sys = readBenchDeployment('bench/ab.ts');
+const deploymentKind = process.env['AB_DEPLOYMENT'] ?? 'bench';
+if (deploymentKind !== 'bench' && deploymentKind !== 'real') {
+  process.stderr.write(`bench/ab.ts: AB_DEPLOYMENT=${deploymentKind}: expected bench (the default) or real\n`);
+  process.exit(1);
+}
+const real = deploymentKind === 'real' ? makeRealOstreeSysroot() : null;
+const sys: BenchDeployment = real
+  ? { sysroot: real.sysroot, cmdline: real.bootOptions, publicKeyBase64: real.publicKeyBase64 }
+  : readBenchDeployment('bench/ab.ts');
 // `copies` copies of each binary (a0, b0, a1, b1, ...) in two roots, installed in opposite orders.
 const bins: Record<string, string> = {};
 for (let c = 0; c < copies; c++) Object.assign(bins, { [`a${c}`]: path.resolve(A), [`b${c}`]: path.resolve(B) });
@@ -44,7 +56,7 @@ try {
     return median(ms(s, x).map((v, i) => v - base[i]!)).toFixed(2);
   };
   console.log(
-    `enabled = ${enabled}, ${rounds} rounds over ${setups.length} copies (paired medians, ms): own work A ${paired(all, 'bootA', 'versionA')}, ` +
+    `${deploymentKind} deployment, enabled = ${enabled}, ${rounds} rounds over ${setups.length} copies (paired medians, ms): own work A ${paired(all, 'bootA', 'versionA')}, ` +
       `own work B ${paired(all, 'bootB', 'versionB')}; boot B - A ${paired(all, 'bootB', 'bootA')}, ` +
       `--version B - A ${paired(all, 'versionB', 'versionA')}; medians: --version A ${median(ms(all, 'versionA')).toFixed(1)}, ` +
       `boot A ${median(ms(all, 'bootA')).toFixed(1)}, --version B ${median(ms(all, 'versionB')).toFixed(1)}, boot B ${median(ms(all, 'bootB')).toFixed(1)}`,
@@ -54,4 +66,5 @@ try {
   console.log(`  boot B - A by copy: ${each.map((e) => paired(e, 'bootB', 'bootA')).join(' ')}`);
 } finally {
   for (const r of roots) r.remove();
+  real?.remove();
 }
