@@ -5,7 +5,8 @@
  */
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
-import { encodeOstreeBooted } from '../src/ostree/booted.js';
+import { encodeBootedEntries, encodeOstreeBooted, ostreeBootedEntries } from '../src/ostree/booted.js';
+import { encodeVardict, type Variant } from '../src/ostree/gvariant.js';
 import { makeDecision, type DecisionOptions } from './integration/fixtures.js';
 
 const GLIB_DECODE = `
@@ -78,3 +79,45 @@ for (const [name, opts, transientEtc, expected] of cases) {
     t.deepEqual(got.keys, ORDER.filter((k) => k in expected));
   });
 }
+
+// The boot writes the record with its own fixed-shape writer (src/ostree/booted.ts);
+// the general GVariant writer is the reference: the same bytes for every shape.
+const MODES = ['off', 'yes', 'verity', 'signed', 'digest'] as const;
+test('the record writer gives the general writer\'s bytes for every decision shape', (t) => {
+  let n = 0;
+  for (const mode of MODES) {
+    for (const bits of [0, 1, 2, 3, 4, 5, 6, 7]) {
+      for (const transientEtc of [null, '/run/ostree/transient-etc.Ab3dE9']) {
+        const d = makeDecision({ mode, rootTransient: (bits & 1) !== 0, rootTransientRo: (bits & 2) !== 0, sysrootReadonly: (bits & 4) !== 0, dev: BigInt(bits) * 0x1_0000_0001n, ino: 18446744073709551615n - BigInt(bits) });
+        const entries = ostreeBootedEntries(d, { transientEtc });
+        t.is(Buffer.from(encodeOstreeBooted(d, { transientEtc })).toString('hex'), Buffer.from(encodeVardict(entries)).toString('hex'), `${mode} ${bits} ${transientEtc}`);
+        n++;
+      }
+    }
+  }
+  t.is(n, 80);
+});
+
+test('the record writer widens its framing offsets as the general writer does (long and non-ASCII strings)', (t) => {
+  // 1-byte offsets up to 255 bytes, then 2, then 4: an entry, and the array, across each bound.
+  for (const len of [0, 1, 200, 230, 240, 250, 260, 300, 65_000, 65_500, 65_600, 70_000]) {
+    for (const ch of ['a', 'é', '€', '😀']) {
+      const s = ch.repeat(Math.ceil(len / Buffer.byteLength(ch)));
+      const entries: Array<[string, Variant]> = [
+        ['backing-root-device-inode', { type: '(tt)', value: [1n, 2n] }],
+        ['composefs.signed', { type: 's', value: s }],
+        ['root.transient', { type: 'b', value: true }],
+        [`k${ch}`, { type: 's', value: '' }],
+      ];
+      t.is(Buffer.from(encodeBootedEntries(entries)).toString('hex'), Buffer.from(encodeVardict(entries)).toString('hex'), `${len} × ${ch}`);
+    }
+  }
+  t.is(encodeBootedEntries([]).length, 0);
+  t.is(Buffer.from(encodeBootedEntries([])).toString('hex'), Buffer.from(encodeVardict([])).toString('hex'));
+});
+
+test('the record writer refuses a value type the record never has', (t) => {
+  const e = t.throws(() => encodeBootedEntries([['x', { type: 'u', value: 1 }]]));
+  t.regex(e!.message, /entry x has a value of type 'u'/);
+  t.throws(() => encodeBootedEntries([['x', { type: 'b', value: 'yes' }]]), { message: /type 'b'/ });
+});

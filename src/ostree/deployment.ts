@@ -22,7 +22,7 @@
  */
 
 import { lstatSync, realpathSync, statSync, type BigIntStats, type Stats } from 'node:fs';
-import { isAbsolute, join, relative, sep } from 'node:path';
+import { join } from 'node:path';
 import { describeSystemError, fail } from '../errors.js';
 import type { Deployment } from './model.js';
 import { isDigits, isLowerHex } from '../text.js';
@@ -47,10 +47,16 @@ function errnoOf(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException | null)?.code;
 }
 
-/** True if `child` (absolute, normalised) is strictly below `parent`. */
-function strictlyInside(parent: string, child: string): boolean {
-  const rel = relative(parent, child);
-  return rel !== '' && rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
+/**
+ * `child` relative to `parent` when it lies strictly below it, else null.
+ * Both are absolute and normalised (realpath(3), path.join), so a prefix
+ * test is exact, and runs far less code at boot than path.relative, which
+ * resolves both against the working directory first.
+ */
+function pathBelow(parent: string, child: string): string | null {
+  const prefix = parent === '/' ? '/' : `${parent}/`;
+  if (!child.startsWith(prefix) || child.length === prefix.length) return null;
+  return child.slice(prefix.length);
 }
 
 function kindOf(st: Stats): string {
@@ -78,7 +84,7 @@ export function resolveDeployment(sysroot: string, ostreeTarget: string): Deploy
   // path.join normalises `..`, so `ostree=/../../etc` would already point
   // outside SYSROOT before any link is read.
   const link = join(root, ostreeTarget);
-  if (!strictlyInside(root, link)) {
+  if (pathBelow(root, link) === null) {
     fail('EDEPLOY', `ostree=${ostreeTarget}: ${link} escapes SYSROOT ${root}: expected a path inside it`);
   }
 
@@ -121,7 +127,8 @@ export function resolveDeployment(sysroot: string, ostreeTarget: string): Deploy
     fail('EIO', `ostree=${ostreeTarget}: resolving ${link}: ${describeSystemError(e)}`);
   }
 
-  if (!strictlyInside(root, dir)) {
+  const relDir = pathBelow(root, dir);
+  if (relDir === null) {
     fail('EDEPLOY', `ostree=${ostreeTarget}: ${link} resolves to ${dir}, which escapes SYSROOT ${root}: expected ${DEPLOY_DIR_SHAPE}`);
   }
 
@@ -135,8 +142,6 @@ export function resolveDeployment(sysroot: string, ostreeTarget: string): Deploy
     fail('EDEPLOY', `ostree=${ostreeTarget}: ${link} resolves to ${dir}, which is not a directory: expected ${DEPLOY_DIR_SHAPE}`);
   }
 
-  // Compare with `/` separators: the shape is ostree's on-disk layout.
-  const relDir = relative(root, dir).split(sep).join('/');
   const m = deployDirParts(relDir);
   if (!m) {
     fail('EDEPLOY', `ostree=${ostreeTarget}: ${link} resolves to ${dir}: expected ${DEPLOY_DIR_SHAPE}`);
