@@ -81,7 +81,17 @@ int cfs_get_u32(napi_env env, napi_value v, const char *name, uint32_t *out) {
         cfs_throw_type(env, msg);
         return -1;
     }
-    return napi_get_value_uint32(env, v, out) == napi_ok ? 0 : -1;
+    /* napi_get_value_uint32 would wrap -1 and truncate 1.5: only an exact integer in range is taken. */
+    double d;
+    if (napi_get_value_double(env, v, &d) != napi_ok) return -1;
+    if (!(d >= 0 && d <= 4294967295.0) || d != (double)(uint32_t)d) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "%s must be an integer from 0 to 4294967295", name);
+        cfs_throw_type(env, msg);
+        return -1;
+    }
+    *out = (uint32_t)d;
+    return 0;
 }
 
 int cfs_get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {

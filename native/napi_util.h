@@ -15,6 +15,7 @@ napi_value cfs_throw_errno(napi_env env, const char *what, const char *target, i
 napi_value cfs_throw_type(napi_env env, const char *msg);
 /* A string argument as a malloc'd C string (NULL for null/undefined when nullable); rejects embedded NULs. */
 int cfs_get_string(napi_env env, napi_value v, int nullable, const char *name, char **out);
+/* An integer from 0 to 2^32-1 (no wrap, no truncation). */
 int cfs_get_u32(napi_env env, napi_value v, const char *name, uint32_t *out);
 /* At least `want` arguments into argv. */
 int cfs_get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv);

@@ -27,6 +27,7 @@
  *       autoclear loop device on source first (LOOP_CONFIGURE on the
  *       descriptor when source is /proc/self/fd/N: no reopen by path).
  *   closeFd(fd)   A mountFd names its mount for as long as it is open.
+ *   randomBytes(n) -> Buffer   getrandom(2), n from 1 to 256.
  *   measureVerity(path), measureVerityFd(fd) -> "sha256:<hex>" | null | "unsupported"
  *       FS_IOC_MEASURE_VERITY: the kernel's digest of a file with fs-verity.
  *   watchdogStart/Note/Stop, testStall    the boot's deadline (below).
@@ -52,6 +53,7 @@
 #include <linux/loop.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -877,6 +879,24 @@ static napi_value js_is_readonly(napi_env env, napi_callback_info info) {
     return result;
 }
 
+/* randomBytes(n) -> Buffer: getrandom(2) with no flags (it waits for the kernel's generator to be
+ * seeded, as OpenSSL's does); up to 256 bytes one call always returns in full, so a short read is an error. */
+static napi_value js_random_bytes(napi_env env, napi_callback_info info) {
+    napi_value argv[1], result = NULL;
+    uint32_t n;
+    if (cfs_get_args(env, info, 1, argv) != 0 || cfs_get_u32(env, argv[0], "n", &n) != 0) return NULL;
+    if (n == 0 || n > 256) return cfs_throw_type(env, "randomBytes: n must be from 1 to 256");
+    unsigned char buf[256];
+    ssize_t got;
+    do got = getrandom(buf, n, 0);
+    while (got < 0 && errno == EINTR);
+    if (got < 0) return cfs_throw_errno(env, "getrandom(2)", "", errno);
+    if ((size_t)got != n) return cfs_throw_errno(env, "getrandom(2)", "(short read)", EIO);
+    void *data;
+    if (napi_create_buffer_copy(env, n, buf, &data, &result) != napi_ok) return NULL;
+    return result;
+}
+
 /* A permission-bits argument: an unsigned integer of at most 07777; 0, or -1 with a pending exception. */
 static int get_mode(napi_env env, napi_value v, const char *fn, mode_t *out) {
     uint32_t mode;
@@ -1047,6 +1067,7 @@ void cfs_sys_register(napi_env env, napi_value exports) {
         {"openDir", NULL, js_open_dir, NULL, NULL, NULL, napi_enumerable, NULL},
         {"openImage", NULL, js_open_image, NULL, NULL, NULL, napi_enumerable, NULL},
         {"closeFd", NULL, js_close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"randomBytes", NULL, js_random_bytes, NULL, NULL, NULL, napi_enumerable, NULL},
         {"bindAt", NULL, js_bind_at, NULL, NULL, NULL, napi_enumerable, NULL},
         {"mountAt", NULL, js_mount_at, NULL, NULL, NULL, napi_enumerable, NULL},
         {"watchdogStart", NULL, js_watchdog_start, NULL, NULL, NULL, napi_enumerable, NULL},

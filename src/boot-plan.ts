@@ -67,7 +67,7 @@ export async function planBoot(input: BootPlanInput, sys: Sys, addon: NativeAddo
     const decision = await decideBoot({ ...input, measure: false, runDir });
     mark('decide');
     input.onWarnings?.(decision.warnings);
-    const env = { ...detectPlanEnv(decision, runDir), ...(decision.composefs ? probeImage(sys, decision.composefs.image) : {}) };
+    const env = { ...detectPlanEnv(decision, runDir, sys.randomBytes), ...(decision.composefs ? probeImage(sys, decision.composefs.image) : {}) };
     const steps = planMounts(decision, where(env));
     const imagePath = imagePathOf(steps);
     if (decision.composefs && isCopy(imagePath)) checkCopySpace(decision.composefs.image, runDir);
@@ -91,7 +91,7 @@ export async function planBoot(input: BootPlanInput, sys: Sys, addon: NativeAddo
     decision.warnings.push('the kernel\'s fs-verity on the image was not checked (no mount addon: CFSROOT_SYS=spawn); its digest is still checked on the copy');
   }
   input.onWarnings?.(decision.warnings);
-  const env = { ...detectNativeEnv(decision, runDir), ...probeImage(sys, decision.image.file) };
+  const env = { ...detectNativeEnv(decision, runDir, undefined, sys.randomBytes), ...probeImage(sys, decision.image.file) };
   const steps = planNative(decision, where(env));
   const imagePath = imagePathOf(steps);
   if (isCopy(imagePath)) checkCopySpace(decision.image.file, runDir);

@@ -323,6 +323,21 @@ test('the real addon: an EROFS image on tmpfs is refused as a file (ENOTBLK) and
   t.is(o['notFd'].code, 'ENOENT');
 });
 
+test('the real addon: randomBytes gives n bytes from getrandom(2), 1 to 256, and refuses any other n; the native Sys passes it on', (t) => {
+  const addon = loadNativeAddon({ addonPath })!;
+  const one = addon.randomBytes!(6);
+  t.true(Buffer.isBuffer(one));
+  t.is(one.length, 6);
+  t.is(addon.randomBytes!(256).length, 256);
+  // 32 draws of 16 bytes: a generator that repeats itself (or a buffer never filled) shows here.
+  const draws = new Set(Array.from({ length: 32 }, () => addon.randomBytes!(16).toString('hex')));
+  t.is(draws.size, 32);
+  for (const bad of [0, 257, -1, 1.5, '6', null]) {
+    t.throws(() => addon.randomBytes!(bad as number), { instanceOf: TypeError }, String(bad));
+  }
+  t.is(nativeSysFrom(addon).randomBytes?.(6).length, 6);
+});
+
 test('loading from embedded bytes: written to the first usable directory, loaded, and removed', (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cfsroot-native-x-'));
   tmpDirs.push(dir);

@@ -5,9 +5,9 @@
  */
 import test from 'ava';
 import * as fs from 'node:fs';
-import { isCfsError } from '../src/errors.js';
+import { isCfsError, type CfsError } from '../src/errors.js';
 import { decodeVardict } from '../src/ostree/gvariant.js';
-import { describeStep, escapeOverlayPath, formatPlan, kernelFeatures, replaceOverlayPaths, runningKernelRelease, type MountStep, type PlanEnv } from '../src/plan/steps.js';
+import { describeStep, detectPlanEnv, escapeOverlayPath, randomSuffix, formatPlan, kernelFeatures, replaceOverlayPaths, runningKernelRelease, type MountStep, type PlanEnv } from '../src/plan/steps.js';
 import { planMounts, planPaths } from '../src/ostree/plan.js';
 import { executePlan } from '../src/plan/execute.js';
 import { DIGEST, makeDecision, type DecisionOptions } from './integration/fixtures.js';
@@ -362,4 +362,13 @@ test('the kernel release the plan uses is the running kernel\'s, read from /proc
   t.is(runningKernelRelease(), fs.readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim());
   const err = t.throws(() => runningKernelRelease('/nonexistent/osrelease'));
   t.true(isCfsError(err) && err.code === 'EIO' && /expected \/proc to be mounted/.test(err.message));
+});
+
+test('randomSuffix: six characters of [A-Za-z0-9] from the bytes of the source it is given (the boot gives the addon\'s getrandom)', (t) => {
+  t.is(randomSuffix(() => Uint8Array.from([0, 1, 61, 62, 255, 26])), 'AB9AHa');
+  t.regex(randomSuffix(), /^[A-Za-z0-9]{6}$/);
+  const e = t.throws(() => randomSuffix(() => new Uint8Array(5)));
+  t.is((e as CfsError).code, 'EINTERNAL');
+  const env = detectPlanEnv({ sysroot: '/' }, '/run', () => Uint8Array.from([10, 11, 12, 13, 14, 15]));
+  t.is(env.randomSuffix, 'KLMNOP');
 });

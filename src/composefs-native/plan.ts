@@ -19,7 +19,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fail } from '../errors.js';
-import { detachedLower, detectPlanEnv, devMajor, devMinor, escapeOverlayPath, kernelFeatures, type MountStep, type PlanEnv } from '../plan/steps.js';
+import { detachedLower, detectPlanEnv, devMajor, devMinor, escapeOverlayPath, kernelFeatures, type MountStep, type PlanEnv, type RandomBytes } from '../plan/steps.js';
 import { imagePathOf, planImageSteps } from '../image/plan.js';
 import type { NativeDecision, NativeSubdir } from './model.js';
 
@@ -239,8 +239,8 @@ function subdirSteps(name: 'etc' | 'var', s: NativeSubdir, S: string, T: string,
  * device, a random suffix), with the device volatile-root names taken from
  * /dev/gpt-auto-root when systemd made it.
  */
-export function detectNativeEnv(d: Pick<NativeDecision, 'sysroot'>, runDir = '/run', gptAutoRoot = GPT_AUTO_ROOT): PlanEnv {
-  const env = detectPlanEnv(d, runDir);
+export function detectNativeEnv(d: Pick<NativeDecision, 'sysroot'>, runDir = '/run', gptAutoRoot = GPT_AUTO_ROOT, random?: RandomBytes): PlanEnv {
+  const env = detectPlanEnv(d, runDir, random);
   try {
     const st = fs.statSync(gptAutoRoot, { bigint: true });
     if (st.isBlockDevice()) env.rootDevice = { major: devMajor(st.rdev), minor: devMinor(st.rdev) };

@@ -287,15 +287,22 @@ export function runningKernelRelease(file = '/proc/sys/kernel/osrelease'): strin
  * The facts about this machine the plan needs, read from the system (not
  * pure: uname, stat of SYSROOT, random bytes).
  */
-export function detectPlanEnv(d: Pick<BootDecision, 'sysroot'>, runDir = '/run'): PlanEnv {
+export function detectPlanEnv(d: Pick<BootDecision, 'sysroot'>, runDir = '/run', random: RandomBytes = randomBytes): PlanEnv {
   const st = fs.statSync(d.sysroot, { bigint: true });
   return {
     kernel: runningKernelRelease(),
     rootDevice: { major: devMajor(st.dev), minor: devMinor(st.dev) },
     runDir,
-    randomSuffix: randomSuffix(),
+    randomSuffix: randomSuffix(random),
   };
 }
+
+/**
+ * n random bytes: node:crypto's by default; at boot the addon's getrandom(2)
+ * (Sys.randomBytes), one system call where node:crypto's first use sets up
+ * OpenSSL's generator.
+ */
+export type RandomBytes = (n: number) => Uint8Array;
 
 // glibc's encoding of dev_t (sys/sysmacros.h): major in bits 8-19 and 32-43, minor in 0-7 and 20-31.
 export function devMajor(dev: bigint): number {
@@ -306,9 +313,13 @@ export function devMinor(dev: bigint): number {
 }
 
 /** Six characters like mkdtemp's XXXXXX. */
-export function randomSuffix(): string {
+export function randomSuffix(random: RandomBytes = randomBytes): string {
   const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-  return Array.from(randomBytes(6), (b) => alphabet[b % alphabet.length]).join('');
+  const bytes = random(6);
+  if (bytes.length !== 6) fail('EINTERNAL', `the random source gave ${bytes.length} bytes for 6`);
+  let s = '';
+  for (const b of bytes) s += alphabet[b % alphabet.length];
+  return s;
 }
 
 const octal = (mode: number) => mode.toString(8).padStart(4, '0');

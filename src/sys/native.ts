@@ -92,6 +92,8 @@ export interface NativeAddon extends WatchdogAddon {
    * openImage: the same for the image file, O_RDONLY; bindAt/mountAt: a
    * mount attached on targetFd, returned as a descriptor of the new mount's root.
    */
+  /** getrandom(2): n bytes, 1 to 256 (what one call gives in full). Optional: test fakes. */
+  randomBytes?(n: number): Buffer;
   openDir?(root: string, rel: string): number;
   openImage?(root: string, rel: string): number;
   closeFd?(fd: number): void;
@@ -425,6 +427,7 @@ export function nativeSysFrom(addon: NativeAddon, fallback: Sys = spawnSys()): S
     ...(addon.isReadonly ? { mountReadonly: (target: string) => addon.isReadonly!(target) } : {}),
     ...(addon.makeDir ? { mkdir: addon.makeDir.bind(addon) } : {}),
     ...(addon.writeFile ? { writeFile: addon.writeFile.bind(addon) } : {}),
+    ...(addon.randomBytes ? { randomBytes: addon.randomBytes.bind(addon) } : {}),
     move(source, target) {
       addon.mount(source, target, null, MS_MOVE, null);
     },

@@ -139,4 +139,6 @@ export interface Sys {
   readFileOrNull(path: string): Uint8Array | null;
   writeFile(path: string, data: Uint8Array, mode: number): void;
   unlink(path: string): void;
+  /** n (1-256) random bytes from getrandom(2) (the addon); absent: the plan uses node:crypto's. */
+  randomBytes?(n: number): Uint8Array;
 }
