@@ -30,7 +30,7 @@
  *   randomBytes(n) -> Buffer   getrandom(2), n from 1 to 256.
  *   measureVerity(path), measureVerityFd(fd) -> "sha256:<hex>" | null | "unsupported"
  *       FS_IOC_MEASURE_VERITY: the kernel's digest of a file with fs-verity.
- *   watchdogStart/Note/Stop, testStall    the boot's deadline (below).
+ *   watchdogStart/Note/Steps/Step/Stop, testStall    the boot's deadline (below).
  *   exitNow(code)    _exit(2) without Node's teardown (1-2.6 ms per boot).
  *   execve(path, argv, envp)    execve(2) alone (src/startup/environment.ts).
  *
@@ -697,7 +697,13 @@ int cfs_start_detached_thread(void *(*fn)(void *), void *arg) {
  * watchdogNote) to stderr and /dev/kmsg, and ends the process with _exit(1),
  * which takes the blocked thread with it.
  *   watchdogStart(ms)   arm (once; a second call moves the deadline)
- *   watchdogNote(text)  what the boot is doing now (a step, with its file)
+ *   watchdogNote(text)  what the boot is doing now (a check, with its file)
+ *   watchdogSteps(text) the plan's steps, one line each, told once before
+ *                       they run (newlines separate them; other control
+ *                       characters print as '?')
+ *   watchdogStep(i)     step i (from 0) of those runs now: one integer per
+ *                       step, no string to copy (issue 15); the line then
+ *                       reads "at step i+1/n: <its line>"
  *   watchdogStop()      disarm: the boot finished, it prints its own line
  *   testStall()         test only: block this thread in a read that never
  *                       returns (src/boot.ts, $CFSROOT_TEST_STALL)
@@ -705,6 +711,9 @@ int cfs_start_detached_thread(void *(*fn)(void *), void *arg) {
 static pthread_mutex_t wd_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wd_cond = PTHREAD_COND_INITIALIZER;
 static char wd_note[1024] = "starting";
+static char *wd_steps;       /* watchdogSteps' lines, sanitised; NULL before */
+static uint32_t wd_steps_n;  /* how many lines */
+static int64_t wd_step = -1; /* the step running now; -1: wd_note says what the boot is doing */
 static int wd_armed, wd_started;
 static struct timespec wd_deadline;
 static uint32_t wd_ms;
@@ -720,11 +729,26 @@ static void *watchdog_thread(void *arg) {
         int rc = pthread_cond_timedwait(&wd_cond, &wd_lock, &wd_deadline);
         if (rc == ETIMEDOUT && wd_armed) break;
     }
+    char what[1100];
+    if (wd_step >= 0 && wd_steps != NULL) {
+        /* Line wd_step of the table (watchdogStep checked it is there). */
+        const char *l = wd_steps;
+        for (int64_t k = 0; k < wd_step && l != NULL; k++) {
+            l = strchr(l, '\n');
+            if (l != NULL) l++;
+        }
+        const char *e = l != NULL ? strchr(l, '\n') : NULL;
+        int len = l == NULL ? 0 : e != NULL ? (int)(e - l) : (int)strlen(l);
+        if (len > 1000) len = 1000;
+        snprintf(what, sizeof what, "at step %lld/%u: %.*s", (long long)wd_step + 1, wd_steps_n, len, l != NULL ? l : "");
+    } else {
+        snprintf(what, sizeof what, "%s", wd_note);
+    }
     char line[1400];
     int n = snprintf(line, sizeof line,
                      "cfsroot: the boot did not finish within %u.%03u s, blocked while %s (a disk or file server that stopped "
                      "answering?): giving up, without undoing what was already mounted [ETIMEOUT]\n",
-                     wd_ms / 1000, wd_ms % 1000, wd_note);
+                     wd_ms / 1000, wd_ms % 1000, what);
     if (n < 0) n = 0;
     if ((size_t)n >= sizeof line) n = sizeof line - 1;
     ssize_t ignored = write(2, line, (size_t)n);
@@ -774,8 +798,42 @@ static napi_value js_watchdog_note(napi_env env, napi_callback_info info) {
     /* Control characters would let a name from the disk start a line of its own. */
     for (; text[i] != '\0' && i < sizeof wd_note - 1; i++) wd_note[i] = (unsigned char)text[i] < 0x20 || text[i] == 0x7f ? '?' : text[i];
     wd_note[i] = '\0';
+    wd_step = -1;
     pthread_mutex_unlock(&wd_lock);
     free(text);
+    return NULL;
+}
+
+/* watchdogSteps(text): the table watchdogStep indexes; replaces an earlier one. */
+static napi_value js_watchdog_steps(napi_env env, napi_callback_info info) {
+    napi_value argv[1];
+    char *text = NULL;
+    if (cfs_get_args(env, info, 1, argv) != 0 || cfs_get_string(env, argv[0], 0, "text", &text) != 0) return NULL;
+    uint32_t n = 1;
+    for (char *c = text; *c != '\0'; c++) {
+        if (*c == '\n') n++;
+        else if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
+    }
+    pthread_mutex_lock(&wd_lock);
+    char *old = wd_steps;
+    wd_steps = text;
+    wd_steps_n = n;
+    wd_step = -1;
+    pthread_mutex_unlock(&wd_lock);
+    free(old);
+    return NULL;
+}
+
+/* watchdogStep(i): step i of the table runs now. */
+static napi_value js_watchdog_step(napi_env env, napi_callback_info info) {
+    napi_value argv[1];
+    uint32_t i;
+    if (cfs_get_args(env, info, 1, argv) != 0 || cfs_get_u32(env, argv[0], "step", &i) != 0) return NULL;
+    pthread_mutex_lock(&wd_lock);
+    int ok = wd_steps != NULL && i < wd_steps_n;
+    if (ok) wd_step = i;
+    pthread_mutex_unlock(&wd_lock);
+    if (!ok) return cfs_throw_type(env, "watchdogStep: no such step in the table watchdogSteps gave");
     return NULL;
 }
 
@@ -1072,6 +1130,8 @@ void cfs_sys_register(napi_env env, napi_value exports) {
         {"mountAt", NULL, js_mount_at, NULL, NULL, NULL, napi_enumerable, NULL},
         {"watchdogStart", NULL, js_watchdog_start, NULL, NULL, NULL, napi_enumerable, NULL},
         {"watchdogNote", NULL, js_watchdog_note, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"watchdogSteps", NULL, js_watchdog_steps, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"watchdogStep", NULL, js_watchdog_step, NULL, NULL, NULL, napi_enumerable, NULL},
         {"watchdogStop", NULL, js_watchdog_stop, NULL, NULL, NULL, napi_enumerable, NULL},
         {"testStall", NULL, js_test_stall, NULL, NULL, NULL, napi_enumerable, NULL},
         {"measureVerity", NULL, js_measure_verity, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -16,7 +16,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bootSys, loadNativeAddon, nativeSysFrom, type NativeAddon } from '../src/sys/native.js';
+import { armBootDeadline, bootSys, loadNativeAddon, nativeSysFrom, type NativeAddon } from '../src/sys/native.js';
+import { noteActivity, notePlanSteps, noteStep } from '../src/activity.js';
 import type { MountCall, Sys } from '../src/sys/types.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -513,6 +514,51 @@ test('the deadline: one line naming the last note, control characters as ?, exit
   t.is(moved.status, 1, moved.stderr);
   t.regex(moved.stderr, /^cfsroot: the boot did not finish within 0\.900 s, blocked while late /);
   t.is(moved.stderr.trim().split('\n').length, 1, moved.stderr);
+});
+
+test('the deadline during the plan: the step table is told once, then a number per step; the line names that step, control characters as ?', (t) => {
+  const r = stalled(`a.watchdogNote('checking the image'); a.watchdogSteps('mkdir /x\\nbind /b\\x1b[31m\\x7f\\nmove /c'); a.watchdogStep(0); a.watchdogStep(1)`);
+  t.is(r.status, 1, r.stderr);
+  t.is(r.stderr.trim().split('\n').length, 1, r.stderr);
+  t.is(blockedWhile(r.stderr), 'at step 2/3: bind /b?[31m?');
+  t.is(blockedWhile(stalled(`a.watchdogSteps('mkdir /x\\nbind /b\\nmove /c'); a.watchdogStep(2)`).stderr), 'at step 3/3: move /c');
+  // A note after the steps (or before any step) is what the line names.
+  t.is(blockedWhile(stalled(`a.watchdogSteps('mkdir /x'); a.watchdogStep(0); a.watchdogNote('after')`).stderr), 'after');
+  t.is(blockedWhile(stalled(`a.watchdogNote('before'); a.watchdogSteps('mkdir /x')`).stderr), 'before');
+  // A step the table does not have, or no table: refused, and the note stays.
+  const bad = withAddon(`a.watchdogSteps('a\\nb'); for (const i of [2, -1, 0.5]) { try { a.watchdogStep(i); console.log('taken', i); } catch (e) { console.log(e.name); } }`);
+  t.is(bad.stdout.trim(), 'TypeError\nTypeError\nTypeError', bad.stderr);
+  t.is(withAddon(`try { a.watchdogStep(0); console.log('taken'); } catch (e) { console.log(e.name); }`).stdout.trim(), 'TypeError');
+});
+
+test('armBootDeadline: the executor\'s steps reach the addon as one table and a number each; a line with a newline, or an addon without the table, gets the whole line per step', (t) => {
+  const told: unknown[][] = [];
+  const fake = (table: boolean): NativeAddon =>
+    ({
+      watchdogStart: (ms: number) => told.push(['start', ms]),
+      watchdogNote: (text: string) => told.push(['note', text]),
+      watchdogStop: () => told.push(['stop']),
+      ...(table ? { watchdogSteps: (text: string) => told.push(['steps', text]), watchdogStep: (i: number) => told.push(['step', i]) } : {}),
+    }) as unknown as NativeAddon;
+  const run = (addon: NativeAddon, lines: string[]) => {
+    told.length = 0;
+    const disarm = armBootDeadline(addon);
+    noteActivity(() => 'checking');
+    notePlanSteps(() => lines);
+    noteStep(0);
+    noteStep(1);
+    disarm();
+    noteStep(1); // after disarm: nobody listens
+    return told.slice(1); // without the start (its deadline is the environment's)
+  };
+  t.deepEqual(run(fake(true), ['mkdir /a', 'bind /b']), [['note', 'checking'], ['steps', 'mkdir /a\nbind /b'], ['step', 0], ['step', 1], ['stop']]);
+  t.deepEqual(run(fake(true), ['mkdir /a\nx', 'bind /b']), [
+    ['note', 'checking'],
+    ['note', 'at step 1/2: mkdir /a\nx'],
+    ['note', 'at step 2/2: bind /b'],
+    ['stop'],
+  ]);
+  t.deepEqual(run(fake(false), ['mkdir /a', 'bind /b']), [['note', 'checking'], ['note', 'at step 1/2: mkdir /a'], ['note', 'at step 2/2: bind /b'], ['stop']]);
 });
 
 test('the deadline, disarmed: the process goes on past it and exits as it chooses', (t) => {

@@ -22,7 +22,7 @@
  */
 
 import { CfsError, describeSystemError } from '../errors.js';
-import { noteActivity } from '../activity.js';
+import { notePlanSteps, noteStep } from '../activity.js';
 import { COMPOSEFS_PREFIX_SIZE, composefsHeaderOf } from '../image/header.js';
 import { describeStep, escapeOverlayPath, replaceOverlayPaths, stepSubject, type MountStep } from './steps.js';
 import type { Beneath, ImageCopy, ImageFile, MountHandle, Sys } from '../sys/types.js';
@@ -112,6 +112,8 @@ export async function executePlan(steps: readonly MountStep[], sys: Sys, opts: {
     copies.clear();
   };
 
+  // The deadline's watcher is told every step's line once, then only which one starts.
+  notePlanSteps(() => steps.map((s) => `${s.kind} ${stepSubject(s)}`));
   for (let index = 0; index < steps.length; index++) {
     const step = steps[index]!;
     // Only an error needs the whole text (about 0.3 ms for a whole plan at boot);
@@ -119,7 +121,7 @@ export async function executePlan(steps: readonly MountStep[], sys: Sys, opts: {
     const describe = () => describeStep(step);
     const t0 = timed ? process.hrtime.bigint() : 0n;
     try {
-      noteActivity(() => `at step ${index + 1}/${steps.length}: ${step.kind} ${stepSubject(step)}`);
+      noteStep(index);
       switch (step.kind) {
         case 'mkdir':
           if (step.beneath !== undefined) {

@@ -30,7 +30,7 @@ import { fsverityDigest, fsverityDigestFile } from '../image/fsverity.js';
 import { encodeVardict } from '../ostree/gvariant.js';
 import { COMPOSEFS_MAGIC, COMPOSEFS_VERSION, EROFS_SUPER_MAGIC, EROFS_SUPER_OFFSET } from '../image/header.js';
 import { allOutputWritten, createLogger, writeToFd } from '../log.js';
-import { noteActivity, onActivity } from '../activity.js';
+import { noteActivity, notePlanSteps, noteStep, onActivity } from '../activity.js';
 import { ignoreNodeEnvironment, nodeVariables } from './environment.js';
 import { detectPlanEnv, formatPlan } from '../plan/steps.js';
 import { planMounts } from '../ostree/plan.js';
@@ -209,7 +209,7 @@ export async function warmUp(): Promise<void> {
     // otherwise the notes' closures (each check's, each step's, with
     // stepSubject) are never called here and a boot compiles them itself
     // (V8's function events: about 0.15 ms). Nothing is kept of what is said.
-    onActivity(() => {});
+    onActivity({ note: () => {}, steps: () => {}, step: () => {} });
     for (const [i, verity] of [null, digest].entries()) {
       const dry = dryRunSys(dir, verity);
       const run = path.join(dir, `run${i}`);
@@ -287,10 +287,12 @@ export async function warmUp(): Promise<void> {
     warmCryptoIfLoaded(); // no addon is loaded here: compiled, does nothing
     // The native boot's own load of the addon (none here: it returns null).
     if (loadNativeAddonQuietly({ asset: new ArrayBuffer(64), extractDirs: [dir] }) !== null) throw new Error('the warm-up loaded an addon from 64 zero bytes');
-    const watchdog = { ...yes.addon, watchdogStart: () => {}, watchdogNote: () => {}, watchdogStop: () => {} };
+    const watchdog = { ...yes.addon, watchdogStart: () => {}, watchdogNote: () => {}, watchdogSteps: () => {}, watchdogStep: () => {}, watchdogStop: () => {} };
     bootSys({ addon: watchdog, fallback: spawnSys() });
     const disarm = armBootDeadline(watchdog);
     noteActivity(() => 'warm-up');
+    notePlanSteps(() => ['warm-up /']);
+    noteStep(0);
     disarm();
     nodeVariables({ PATH: '/bin', NODE_WARM_UP: '1' });
     // What every run calls first and last, compiled here so that no run

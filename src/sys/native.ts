@@ -105,6 +105,9 @@ export interface NativeAddon extends WatchdogAddon {
 export interface WatchdogAddon {
   watchdogStart?(ms: number): void;
   watchdogNote?(text: string): void;
+  /** The plan's step lines, newline-separated; then watchdogStep(i) names line i. */
+  watchdogSteps?(text: string): void;
+  watchdogStep?(index: number): void;
   watchdogStop?(): void;
   /** Test only: block the calling thread in a read that never returns. */
   testStall?(): void;
@@ -201,7 +204,7 @@ export const BOOT_DEADLINE_MS = 60_000;
  * and exits 1, even if the main thread is stuck in a read that never
  * returns. Returns the disarm function (a no-op without the addon: mount(8)
  * boots have no deadline). $CFSROOT_TEST_STALL=<text>, for tests only, makes
- * the boot block for good in a step whose activity note (src/plan/execute.ts) contains <text>.
+ * the boot block for good in a check or step whose line (src/activity.ts) contains <text>.
  */
 export function armBootDeadline(a: NativeAddon | null = loadedAddon): () => void {
   if (!a?.watchdogStart || !a.watchdogNote || !a.watchdogStop) return () => {};
@@ -209,9 +212,31 @@ export function armBootDeadline(a: NativeAddon | null = loadedAddon): () => void
   a.watchdogStart(Number.isSafeInteger(env) && env > 0 ? env : BOOT_DEADLINE_MS);
   const stallAt = process.env['CFSROOT_TEST_STALL'];
   const note = a.watchdogNote.bind(a);
-  onActivity((what) => {
-    note(what);
+  const stallIf = (what: string) => {
     if (stallAt && what.includes(stallAt)) a.testStall?.();
+  };
+  // The plan's lines, once; then a number per step. Without the table (an
+  // addon that predates it, or a line holding a newline, which would shift
+  // every line after it): the whole line per step, as a note.
+  let lines: readonly string[] = [];
+  let table = false;
+  const stepText = (i: number) => `at step ${i + 1}/${lines.length}: ${lines[i]}`;
+  onActivity({
+    note(what) {
+      note(what);
+      stallIf(what);
+    },
+    steps(given) {
+      lines = given;
+      const text = given.join('\n');
+      table = a.watchdogSteps !== undefined && a.watchdogStep !== undefined && text.split('\n').length === given.length;
+      if (table) a.watchdogSteps!(text);
+    },
+    step(i) {
+      if (table) a.watchdogStep!(i);
+      else note(stepText(i));
+      if (stallAt) stallIf(stepText(i));
+    },
   });
   return () => {
     onActivity(null);
