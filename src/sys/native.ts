@@ -69,6 +69,8 @@ export interface NativeAddon extends WatchdogAddon {
    */
   makeDir?(path: string, mode: number): boolean;
   writeFile?(path: string, data: Uint8Array, mode: number): void;
+  /** getrandom(2): n bytes, 1 to 256 (what one call gives in full). Optional: test fakes. */
+  randomBytes?(n: number): Buffer;
   /** FS_IOC_MEASURE_VERITY: "sha256:<hex>", null (no fs-verity on the file), "unsupported" (none on the filesystem). */
   measureVerity?(path: string): string | null;
   /** The same on a descriptor (openImage's). */
@@ -92,8 +94,6 @@ export interface NativeAddon extends WatchdogAddon {
    * openImage: the same for the image file, O_RDONLY; bindAt/mountAt: a
    * mount attached on targetFd, returned as a descriptor of the new mount's root.
    */
-  /** getrandom(2): n bytes, 1 to 256 (what one call gives in full). Optional: test fakes. */
-  randomBytes?(n: number): Buffer;
   openDir?(root: string, rel: string): number;
   openImage?(root: string, rel: string): number;
   closeFd?(fd: number): void;
