@@ -789,14 +789,18 @@ static napi_value js_watchdog_start(napi_env env, napi_callback_info info) {
     return NULL;
 }
 
+/* Control characters would let a name from the disk start a line of its own: the deadline's line prints them as '?'. */
+static char wd_printable(char c) {
+    return (unsigned char)c < 0x20 || c == 0x7f ? '?' : c;
+}
+
 static napi_value js_watchdog_note(napi_env env, napi_callback_info info) {
     napi_value argv[1];
     char *text = NULL;
     if (cfs_get_args(env, info, 1, argv) != 0 || cfs_get_string(env, argv[0], 0, "text", &text) != 0) return NULL;
     pthread_mutex_lock(&wd_lock);
     size_t i = 0;
-    /* Control characters would let a name from the disk start a line of its own. */
-    for (; text[i] != '\0' && i < sizeof wd_note - 1; i++) wd_note[i] = (unsigned char)text[i] < 0x20 || text[i] == 0x7f ? '?' : text[i];
+    for (; text[i] != '\0' && i < sizeof wd_note - 1; i++) wd_note[i] = wd_printable(text[i]);
     wd_note[i] = '\0';
     wd_step = -1;
     pthread_mutex_unlock(&wd_lock);
@@ -812,7 +816,7 @@ static napi_value js_watchdog_steps(napi_env env, napi_callback_info info) {
     uint32_t n = 1;
     for (char *c = text; *c != '\0'; c++) {
         if (*c == '\n') n++;
-        else if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
+        else *c = wd_printable(*c);
     }
     pthread_mutex_lock(&wd_lock);
     char *old = wd_steps;
