@@ -19,7 +19,7 @@
 
 import { CfsError } from '../errors.js';
 import type { BootDecision } from './model.js';
-import type { Variant } from './gvariant.js';
+import { offsetSizeForBody, type Variant } from './gvariant.js';
 
 export interface OstreeBootedExtra {
   /** The /run/ostree/transient-etc.XXXXXX directory, when /etc is a transient overlay. */
@@ -99,8 +99,8 @@ export function encodeBootedEntries(entries: ReadonlyArray<readonly [string, Var
 function putOffsets(view: DataView, pos: number, start: number, ends: readonly number[]): number {
   const body = pos - start;
   const n = ends.length;
-  const width = body + n <= 0xff ? 1 : body + 2 * n <= 0xffff ? 2 : 4;
-  if (body + width * n > 0xffffffff) throw new CfsError('EINTERNAL', '/run/ostree-booted would be larger than 4 GiB');
+  const width = offsetSizeForBody(body, n);
+  if (width > 4) throw new CfsError('EINTERNAL', '/run/ostree-booted would be larger than 4 GiB');
   for (const end of ends) {
     if (width === 1) view.setUint8(pos, end);
     else if (width === 2) view.setUint16(pos, end, true);

@@ -211,8 +211,8 @@ function offsetSizeForTotal(total: number): number {
   return 8;
 }
 
-/** Smallest offset size whose range covers the body plus `n` offsets of that size. */
-function offsetSizeForBody(body: number, n: number): number {
+/** Smallest offset size whose range covers the body plus `n` offsets of that size (also src/ostree/booted.ts's writer). */
+export function offsetSizeForBody(body: number, n: number): number {
   if (body + n <= 0xff) return 1;
   if (body + 2 * n <= 0xffff) return 2;
   if (body + 4 * n <= 0xffffffff) return 4;
