@@ -400,7 +400,7 @@ static napi_value js_copy_image(napi_env env, napi_callback_info info) {
         napi_throw_error(env, "EINVAL", "the image: not a regular file");
         return NULL;
     }
-    int out = cfs_private_tmpfs_file();
+    int out = cfs_private_tmpfs_file((uint64_t)st.st_size);
     if (out < 0) return cfs_throw_errno(env, "a private tmpfs for the image copy (fsopen(2), Linux >= 5.2, CAP_SYS_ADMIN)", "", errno);
     unsigned char digest[64];
     struct verity_error e = {0};

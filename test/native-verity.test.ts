@@ -173,6 +173,24 @@ test('random sizes and contents (fast-check), sha256', (t) => {
   t.pass();
 });
 
+test('the private copy holds its size in 4 KiB pages, no more: no 2 MiB page for a small image or a tail (huge=within_size)', (t) => {
+  if (!PRIVATE_COPIES) return t.pass('no private tmpfs without CAP_SYS_ADMIN (checked in the test above)');
+  for (const size of [28 * 1024, 2 * 1024 * 1024 + 1, 5 * 1024 * 1024 + 123]) {
+    const data = pseudoRandom(size, size);
+    const src = writeTemp(data);
+    const r = copyOf(src, 'sha256', 1);
+    try {
+      const st = fs.fstatSync(r.fd);
+      t.is(st.size, size, `${size}: the copy's size`);
+      t.true(st.blocks * 512 <= Math.ceil(size / B) * B, `${size}: ${st.blocks * 512} bytes held, at most ${Math.ceil(size / B) * B}`);
+      t.is(hex(r.digest), hex(fsverityDigest(data, 'sha256')), `${size}: digest`);
+    } finally {
+      fs.closeSync(r.fd);
+      fs.rmSync(src);
+    }
+  }
+});
+
 test('errors carry the errno code and name the file; no symlink is followed, no FIFO blocks', (t) => {
   const src = writeTemp(pseudoRandom(10000, 3));
   const fifo = path.join(tmp, 'fifo');
