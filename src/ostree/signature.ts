@@ -11,7 +11,7 @@
  * signatures, counted from the framing before any is read or verified.
  */
 
-import { createHash, verify } from 'node:crypto';
+import { hash, verify } from 'node:crypto';
 import { CfsError, describeSystemError } from '../errors.js';
 import * as fs from 'node:fs';
 import { checksumToHex, objectPath, openCommit, readObject, readObjectIfExists, type CommitView } from './commit.js';
@@ -52,7 +52,7 @@ function repoDevice(repoDir: string): number {
 function loadCommit(repoDir: string, checksum: string, device: number): LoadedCommit {
   const file = objectPath(repoDir, checksum, 'commit');
   const bytes = readObject(file, `commit ${checksum}`, device);
-  const actual = createHash('sha256').update(bytes).digest('hex');
+  const actual = hash('sha256', bytes, 'hex');
   if (actual !== checksum) {
     throw new CfsError('EOBJECT', `${file}: content hashes to ${actual}, not to its name ${checksum} (corrupt or tampered commit object)`);
   }
