@@ -8,7 +8,8 @@
  * measure on; made for the run and removed after it). It prints, per
  * binary, the median of each phase the boot's timings line names (backend,
  * decide, plan, execute), of their sum ("in process") and of each step kind
- * in execute, then each binary's in-process sum against the first's, as the
+ * in execute (a scratch build's extra marks too, each by its name, counted
+ * in the sum), then each binary's in-process sum against the first's, as the
  * median of per-round differences.
  *
  * In-process figures leave out Node's start and exit, which are the same
@@ -109,6 +110,13 @@ try {
         add(k, v);
         sum += v;
       }
+      // A scratch build's own marks (mark('name') in src/startup/timings.ts) split a
+      // phase: shown by name, and counted in the sum with the phase they came out of.
+      for (const [k, v] of t.phases) {
+        if (k === 'start' || IN_PROCESS.includes(k)) continue;
+        add(`mark ${k}`, v);
+        sum += v;
+      }
       add('in process', sum);
       for (const [k, v] of t.steps) add(`step ${k}`, v);
       roundSums[b]!.push(sum);
@@ -124,7 +132,9 @@ console.log(`real-ostree deployment, enabled = ${enabled}, ${rounds} rounds, ${C
 binaries.forEach((bin, b) => {
   const f = figures[b]!;
   const show = (keys: string[]) => keys.map((k) => `${k} ${median(f.get(k)!).toFixed(2)}`).join(', ');
+  const marks = [...f.keys()].filter((k) => k.startsWith('mark '));
   console.log(`${bin}\n  ${show([...IN_PROCESS, 'in process'])}\n  ${show([...f.keys()].filter((k) => k.startsWith('step ')))}`);
+  if (marks.length > 0) console.log(`  ${show(marks)}`);
 });
 for (let b = 1; b < binaries.length; b++) {
   const d = sumsByRound[b]!.map((x, i) => x - sumsByRound[0]![i]!);
