@@ -204,12 +204,12 @@ test('detectNativeEnv: volatile-root names /dev/gpt-auto-root when it is a block
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cfsroot-gpt-'));
   try {
     const st = fs.statSync(dir, { bigint: true });
-    const plain = detectNativeEnv({ sysroot: dir }, '/run', path.join(dir, 'no-such-device'));
+    const plain = detectNativeEnv({ sysroot: dir }, '/run', { gptAutoRoot: path.join(dir, 'no-such-device') });
     t.deepEqual(plain.rootDevice, { major: Number((st.dev >> 8n) & 0xfffn), minor: Number((st.dev & 0xffn) | ((st.dev >> 12n) & ~0xffn)) });
     // /dev/loop0 (7:0) stands in for systemd's link.
-    if (fs.existsSync('/dev/loop0')) t.deepEqual(detectNativeEnv({ sysroot: dir }, '/run', '/dev/loop0').rootDevice, { major: 7, minor: 0 });
+    if (fs.existsSync('/dev/loop0')) t.deepEqual(detectNativeEnv({ sysroot: dir }, '/run', { gptAutoRoot: '/dev/loop0' }).rootDevice, { major: 7, minor: 0 });
     // Not a block device: ignored.
-    t.deepEqual(detectNativeEnv({ sysroot: dir }, '/run', dir).rootDevice, plain.rootDevice);
+    t.deepEqual(detectNativeEnv({ sysroot: dir }, '/run', { gptAutoRoot: dir }).rootDevice, plain.rootDevice);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

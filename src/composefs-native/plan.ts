@@ -239,10 +239,14 @@ function subdirSteps(name: 'etc' | 'var', s: NativeSubdir, S: string, T: string,
  * device, a random suffix), with the device volatile-root names taken from
  * /dev/gpt-auto-root when systemd made it.
  */
-export function detectNativeEnv(d: Pick<NativeDecision, 'sysroot'>, runDir = '/run', gptAutoRoot = GPT_AUTO_ROOT, random?: RandomBytes): PlanEnv {
-  const env = detectPlanEnv(d, runDir, random);
+export function detectNativeEnv(
+  d: Pick<NativeDecision, 'sysroot'>,
+  runDir = '/run',
+  opts: { gptAutoRoot?: string; random?: RandomBytes } = {},
+): PlanEnv {
+  const env = detectPlanEnv(d, runDir, opts.random);
   try {
-    const st = fs.statSync(gptAutoRoot, { bigint: true });
+    const st = fs.statSync(opts.gptAutoRoot ?? GPT_AUTO_ROOT, { bigint: true });
     if (st.isBlockDevice()) env.rootDevice = { major: devMajor(st.rdev), minor: devMinor(st.rdev) };
   } catch {
     // Absent (no systemd-gpt-auto-generator root): SYSROOT's device, as ostree does.
