@@ -425,7 +425,7 @@ int cfs_private_tmpfs_file(uint64_t size) {
     }
     close(fs);
     if (fd >= 0 && ftruncate(fd, (off_t)size) != 0) {
-        int err = errno; /* a size over the tmpfs's limit: ENOSPC/EFBIG, before any byte is copied */
+        int err = errno; /* EFBIG: over the largest file size (the space itself is taken, and can run out, in the writes) */
         close(fd);
         errno = err;
         return -1;
