@@ -91,7 +91,7 @@ export async function planBoot(input: BootPlanInput, sys: Sys, addon: NativeAddo
     decision.warnings.push('the kernel\'s fs-verity on the image was not checked (no mount addon: CFSROOT_SYS=spawn); its digest is still checked on the copy');
   }
   input.onWarnings?.(decision.warnings);
-  const env = { ...detectNativeEnv(decision, runDir, sys.randomBytes ? { random: sys.randomBytes } : {}), ...probeImage(sys, decision.image.file) };
+  const env = { ...detectNativeEnv(decision, runDir, { random: sys.randomBytes }), ...probeImage(sys, decision.image.file) };
   const steps = planNative(decision, where(env));
   const imagePath = imagePathOf(steps);
   if (isCopy(imagePath)) checkCopySpace(decision.image.file, runDir);

@@ -242,7 +242,7 @@ function subdirSteps(name: 'etc' | 'var', s: NativeSubdir, S: string, T: string,
 export function detectNativeEnv(
   d: Pick<NativeDecision, 'sysroot'>,
   runDir = '/run',
-  opts: { gptAutoRoot?: string; random?: RandomBytes } = {},
+  opts: { gptAutoRoot?: string; random?: RandomBytes | undefined } = {},
 ): PlanEnv {
   const env = detectPlanEnv(d, runDir, opts.random);
   try {
