@@ -378,13 +378,15 @@ static napi_value js_digest_file(napi_env env, napi_callback_info info) {
 /*
  * copyImage(fd, alg, threads) -> { digest: Buffer, fd }: copy the regular
  * file open at `fd` (openImage's descriptor; read with pread from offset 0,
- * st_size bytes as fstat says now) into a new unnamed file on a private
- * tmpfs mounted nowhere (sys.c cfs_private_tmpfs_file), and return the
- * fs-verity digest of exactly the copy's bytes with the copy's descriptor
- * (close-on-exec; the caller mounts it through a loop device and closes
- * it). Each segment is read once into private memory, then written to the
- * copy and hashed from that same memory, so the copy holds what was hashed
- * whatever the disk does meanwhile. On failure nothing is left.
+ * st_size bytes as fstat says now) into a new unnamed in-memory file
+ * (sys.c cfs_image_copy_file: a memfd under 2 MiB, else a file on a private
+ * tmpfs mounted nowhere), and return the fs-verity digest of exactly the
+ * copy's bytes with the copy's descriptor (close-on-exec; the caller mounts
+ * it through a loop device and closes it). Each segment is read once into
+ * private memory, then written to the copy and hashed from that same
+ * memory, so the copy holds what was hashed whatever the disk does
+ * meanwhile; a memfd copy is then sealed against any further change. On
+ * failure nothing is left.
  */
 static napi_value js_copy_image(napi_env env, napi_callback_info info) {
     napi_value argv[3], result = NULL;
@@ -400,14 +402,19 @@ static napi_value js_copy_image(napi_env env, napi_callback_info info) {
         napi_throw_error(env, "EINVAL", "the image: not a regular file");
         return NULL;
     }
-    int out = cfs_private_tmpfs_file((uint64_t)st.st_size);
-    if (out < 0) return cfs_throw_errno(env, "a private tmpfs for the image copy (fsopen(2), Linux >= 5.2, CAP_SYS_ADMIN)", "", errno);
+    int out = cfs_image_copy_file((uint64_t)st.st_size);
+    if (out < 0) return cfs_throw_errno(env, cfs_image_copy_kind((uint64_t)st.st_size), "", errno);
     unsigned char digest[64];
     struct verity_error e = {0};
     if (verity_stream(in, (uint64_t)st.st_size, out, fn, hash_size, alg_id, threads, digest, &e) != 0) {
         close(out); /* unnamed: the partial copy goes with it */
         throw_stream_error(env, &e, "the image", (uint64_t)st.st_size);
         return NULL;
+    }
+    if (cfs_seal_image_copy(out, (uint64_t)st.st_size) != 0) {
+        int err = errno;
+        close(out);
+        return cfs_throw_errno(env, "sealing the image copy (fcntl F_ADD_SEALS)", "", err);
     }
     napi_value obj, d, f;
     if (napi_create_object(env, &obj) != napi_ok || (d = digest_buffer(env, digest, hash_size)) == NULL ||

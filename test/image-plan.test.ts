@@ -102,7 +102,7 @@ test('planMounts: the image path is in the plan, its text and the run-state file
   const cases: Array<[DecisionOptions, Partial<PlanEnv>, ImagePath, string]> = [
     [{ mode: 'signed' }, { imageVerity: 'sha256', privateCopies: true }, 'fs-verity', `measure ${IMAGE}: the kernel's fs-verity sha256 digest must be ${DIGEST} (signed commit ${COMMIT})`],
     [{ mode: 'digest' }, { imageVerity: 'sha256' }, 'fs-verity', `measure ${IMAGE}: the kernel's fs-verity sha256 digest must be ${DIGEST} (karg ot-composefs=digest=)`],
-    [{ mode: 'signed' }, { privateCopies: true }, 'private-copy', `copy ${IMAGE} -> a private tmpfs (no name), then fs-verity sha256 of the copy must be ${DIGEST} (signed commit ${COMMIT})`],
+    [{ mode: 'signed' }, { privateCopies: true }, 'private-copy', `copy ${IMAGE} -> a private in-memory file (no name), then fs-verity sha256 of the copy must be ${DIGEST} (signed commit ${COMMIT})`],
     [{ mode: 'signed' }, {}, 'named-copy', `copy ${IMAGE} -> /run/ostree/.private/cfsroot.cfs.Ab12Cd, then fs-verity sha256 of the copy must be ${DIGEST} (signed commit ${COMMIT})`],
     [{ mode: 'yes' }, { imageVerity: 'sha256', privateCopies: true }, 'unverified', `mount -t erofs -o ro,noacl <the open ${IMAGE}> ${LOWER}`],
     [{ mode: 'verity' }, {}, 'unverified', `mount -t erofs -o ro,noacl <the open ${IMAGE}> ${LOWER}`],

@@ -5,10 +5,11 @@
  * independent @noble/hashes reference and `fsverity digest`, on every
  * boundary of its work units (64-block hashing groups, 1 MiB segments, a
  * Merkle level), with one thread or two; copyImage's copy must hold exactly
- * the source's bytes, on a tmpfs of its own reached only through the
- * descriptor it returns; every failure is an errno-coded error.
- * copyImage's private tmpfs needs CAP_SYS_ADMIN: as root it is checked,
- * otherwise its refusal is.
+ * the source's bytes, in an unnamed in-memory file reached only through the
+ * descriptor it returns (a sealed memfd under 2 MiB, a tmpfs of its own
+ * from 2 MiB); every failure is an errno-coded error.
+ * The private tmpfs needs CAP_SYS_ADMIN: as root it is checked, otherwise
+ * its refusal is.
  */
 import test from 'ava';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -29,6 +30,9 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cfsroot-native-verity-'));
 let addon: Required<NativeAddon>;
 /** copyImage's private tmpfs (fsopen needs CAP_SYS_ADMIN; make check runs as root). */
 const PRIVATE_COPIES = process.getuid?.() === 0;
+/** Below this, copyImage's copy is a memfd (native/sys.c cfs_image_copy_file): no privilege needed. */
+const MEMFD_BELOW = 2 * 1024 * 1024;
+const copyNeedsPrivilege = (size: number): boolean => size >= MEMFD_BELOW && !PRIVATE_COPIES;
 const TMPFS_MAGIC = 0x01021994;
 
 test.before(() => {
@@ -73,7 +77,7 @@ function checkAllWays(t: import('ava').ExecutionContext, data: Uint8Array, alg: 
   const src = writeTemp(data, 0o640);
   for (const threads of [0, 1, 2]) t.is(hex(addon.digestFile(src, alg, threads)), want, `${label}: digestFile, threads ${threads}`);
   for (const threads of [1, 2]) {
-    if (!PRIVATE_COPIES) {
+    if (copyNeedsPrivilege(data.length)) {
       t.throws(() => copyOf(src, alg, threads), { code: 'EPERM' }, `${label}: no private tmpfs without CAP_SYS_ADMIN`);
       continue;
     }
@@ -81,7 +85,8 @@ function checkAllWays(t: import('ava').ExecutionContext, data: Uint8Array, alg: 
     t.is(hex(r.digest), want, `${label}: copyImage, threads ${threads}`);
     const fdPath = `/proc/self/fd/${r.fd}`;
     t.true(Buffer.from(data).equals(fs.readFileSync(fdPath)), `${label}: the copy holds the source bytes`);
-    t.is(fs.statfsSync(fdPath).type, TMPFS_MAGIC, `${label}: the copy is on a tmpfs`);
+    t.is(fs.statfsSync(fdPath).type, TMPFS_MAGIC, `${label}: the copy is on a tmpfs (shmem)`);
+    t.is(fs.readlinkSync(fdPath).startsWith('/memfd:cfsroot-image'), data.length < MEMFD_BELOW, `${label}: a memfd exactly below 2 MiB`);
     t.not(fs.fstatSync(r.fd).dev, fs.statSync(tmp).dev, `${label}: ... of its own`);
     t.is(fs.fstatSync(r.fd).nlink, 0, `${label}: ... with no name`);
     fs.closeSync(r.fd);
@@ -145,7 +150,7 @@ test('agrees with `fsverity digest` at 3 MiB + 5 bytes', (t) => {
   for (const alg of ALGS) {
     const tool = execFileSync('fsverity', ['digest', `--hash-alg=${alg}`, '--compact', file], { encoding: 'utf8' }).trim();
     t.is(hex(addon.digestFile(file, alg, 0)), tool);
-    if (PRIVATE_COPIES) {
+    if (!copyNeedsPrivilege((3 << 20) + 5)) {
       const r = copyOf(file, alg, 0);
       t.is(hex(r.digest), tool);
       fs.closeSync(r.fd);
@@ -160,7 +165,7 @@ test('random sizes and contents (fast-check), sha256', (t) => {
       const want = hex(referenceDigest(data, 'sha256'));
       const src = writeTemp(data);
       let ok = hex(addon.digestFile(src, 'sha256', 0)) === want;
-      if (PRIVATE_COPIES) {
+      if (!copyNeedsPrivilege(size)) {
         const r = copyOf(src, 'sha256', 0);
         ok &&= hex(r.digest) === want && Buffer.from(data).equals(fs.readFileSync(`/proc/self/fd/${r.fd}`));
         fs.closeSync(r.fd);
@@ -177,7 +182,7 @@ test('the private copy holds its size in 4 KiB pages, no more: no 2 MiB page for
   for (const size of [28 * 1024, 2 * 1024 * 1024 + 1, 5 * 1024 * 1024 + 123]) {
     const data = pseudoRandom(size, size);
     const src = writeTemp(data);
-    if (!PRIVATE_COPIES) {
+    if (copyNeedsPrivilege(size)) {
       t.throws(() => copyOf(src, 'sha256', 1), { code: 'EPERM' }, `${size}: no private tmpfs without CAP_SYS_ADMIN`);
       fs.rmSync(src);
       continue;
@@ -188,6 +193,43 @@ test('the private copy holds its size in 4 KiB pages, no more: no 2 MiB page for
       t.is(st.size, size, `${size}: the copy's size`);
       t.true(st.blocks * 512 <= Math.ceil(size / B) * B, `${size}: ${st.blocks * 512} bytes held, at most ${Math.ceil(size / B) * B}`);
       t.is(hex(r.digest), hex(fsverityDigest(data, 'sha256')), `${size}: digest`);
+    } finally {
+      fs.closeSync(r.fd);
+      fs.rmSync(src);
+    }
+  }
+});
+
+test('a copy under 2 MiB is a sealed memfd: no write, truncation or growth through its own descriptor; from 2 MiB a tmpfs file', (t) => {
+  for (const size of [28 * 1024, MEMFD_BELOW - 1, MEMFD_BELOW]) {
+    const data = pseudoRandom(size, size + 1);
+    const src = writeTemp(data);
+    if (copyNeedsPrivilege(size)) {
+      fs.rmSync(src);
+      continue;
+    }
+    const r = copyOf(src, 'sha256', 1);
+    try {
+      const refused = (f: () => unknown): string | undefined => {
+        try {
+          f();
+        } catch (e) {
+          return (e as NodeJS.ErrnoException).code;
+        }
+        return undefined;
+      };
+      const write = refused(() => fs.writeSync(r.fd, Buffer.from('x'), 0, 1, 0));
+      const shrink = refused(() => fs.ftruncateSync(r.fd, 0));
+      const grow = refused(() => fs.ftruncateSync(r.fd, size + 4096));
+      if (size < MEMFD_BELOW) {
+        t.deepEqual([write, shrink, grow], ['EPERM', 'EPERM', 'EPERM'], `${size}: sealed`);
+      } else {
+        // A tmpfs file cannot be sealed; nothing but this process ever holds its descriptor.
+        t.deepEqual([write, shrink, grow], [undefined, undefined, undefined], `${size}: not a memfd`);
+        continue;
+      }
+      t.is(hex(r.digest), hex(fsverityDigest(data, 'sha256')), `${size}: digest`);
+      t.true(Buffer.from(data).equals(fs.readFileSync(`/proc/self/fd/${r.fd}`)), `${size}: the copy holds the source bytes`);
     } finally {
       fs.closeSync(r.fd);
       fs.rmSync(src);
@@ -244,7 +286,7 @@ test('Sys glue: copyImage to "private" is the addon\'s, to a path the JavaScript
   const src = writeTemp(a);
   const fd = fs.openSync(src, 'r');
   try {
-    if (PRIVATE_COPIES) {
+    if (!copyNeedsPrivilege(a.length)) {
       const p = await sys.copyImage(fd, 'private', 'sha256');
       t.is(hex(p.digest), hex(fsverityDigest(a, 'sha256')));
       t.is(p.path, undefined);

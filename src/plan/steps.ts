@@ -346,7 +346,7 @@ export function describeStep(s: MountStep): string {
       );
     case 'copy-image':
       return (
-        `copy ${s.image} -> ${s.to === 'private' ? 'a private tmpfs (no name)' : s.to}, then fs-verity ${s.alg} of the copy ` +
+        `copy ${s.image} -> ${s.to === 'private' ? 'a private in-memory file (no name)' : s.to}, then fs-verity ${s.alg} of the copy ` +
         `must be ${s.expectedDigest} (${s.expectedDigestSource ?? 'pinned'})`
       );
     case 'mount-erofs':

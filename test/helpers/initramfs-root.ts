@@ -213,7 +213,7 @@ export function bootInNamespace(o: BootOptions): BootRun & { probe2: string; bet
   // Device of the namespace's /run: field 3 of its (last) line in mountinfo.
   const runDev = read('before').split('\n').map((l) => l.split(' ')).filter((f) => f[4] === '/run').map((f) => f[2]).pop() ?? '?';
   // Ours: backed by a file on /run, on the sysroot, or on a filesystem that
-  // is mounted nowhere (the private tmpfs of the image copy, native/sys.c cfs_private_tmpfs_file).
+  // is mounted nowhere (the image copy: a memfd, or a private tmpfs; native/sys.c cfs_image_copy_file).
   const mountedDevs = new Set(read('before').split('\n').map((l) => l.split(' ')[2]));
   const ours = (text: string) =>
     text

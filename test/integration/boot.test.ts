@@ -91,7 +91,7 @@ test.serial('signed: composefs root with verity=require; backing files without f
   t.false(r.after.some((m) => m.target.startsWith('/sysroot.tmp') || m.fstype === 'erofs'));
   const loops = r.loopsAfter.map((l) => l.replace(/^\/dev\/loop\d+ /, ''));
   t.is(loops.length, 1, loops.join('\n'));
-  // The copy on its private tmpfs (native/verity.c copyImage), mounted nowhere: no name under /run.
+  // The copy in memory (native/verity.c copyImage: a memfd at this size), mounted nowhere: no name under /run.
   t.regex(loops[0] ?? '', /^\(private\) \S/, loops[0]);
   t.regex(r.probe, /Input\/output error\nrc=1\n/);
   t.regex(r.probe, /default motd\n\/dev\/block\/\d+:\d+\ncfsroot-state\nmarker\n/);

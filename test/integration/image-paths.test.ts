@@ -113,7 +113,7 @@ test.serial('a wrong digest on the copy path: EDIGEST, the image-path file and e
   const info = sysroot(false);
   const r = boot(info, `ot-composefs=digest=${'0'.repeat(64)}`);
   t.is(r.rc, 1);
-  t.regex(r.stderr, /^cfsroot: copy .* a private tmpfs .*: composefs image .* has fs-verity sha256 digest [0-9a-f]{64}, but the karg ot-composefs=digest= requires 0{64}.*\[EDIGEST\]\n$/);
+  t.regex(r.stderr, /^cfsroot: copy .* a private in-memory file .*: composefs image .* has fs-verity sha256 digest [0-9a-f]{64}, but the karg ot-composefs=digest= requires 0{64}.*\[EDIGEST\]\n$/);
   t.deepEqual(r.runAfter, r.runBefore);
   t.deepEqual(r.loopsAfter, []);
 });
